@@ -1,0 +1,34 @@
+/* One Redis connection: connect (TCP or unix socket), authenticate, select
+ * the database, and run commands with errors turned into ripc_error. */
+#ifndef RIPC_CONN_H
+#define RIPC_CONN_H
+
+#include <hiredis/hiredis.h>
+#include "redis_ipc.h"
+
+/* Opens a connection whose reads may wait timeout + extra_read_timeout seconds
+ * (dispatchers add their BLOCK time so a quiet stream is not a failure). */
+redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_timeout, ripc_error *err);
+/* Closes without sending anything (also right after fork: never QUIT a parent's socket). */
+void ripc_conn_close(redisContext *c);
+/* Makes a thread blocked on c return at once; c must then be closed by its owner. */
+void ripc_conn_interrupt(redisContext *c);
+
+/* "redis://host:port/db" or "unix:///path": what error messages name. */
+void ripc_conn_describe(const ripc_redis_config *cfg, char *buf, size_t len);
+
+/* Runs one command. Returns the reply, or NULL with err set (RIPC_CONNECTION,
+ * after which c is unusable). An error reply is returned as is. */
+redisReply *ripc_conn_run(redisContext *c, int argc, const char **argv, const size_t *lens, ripc_error *err);
+/* Runs n pipelined commands in one round trip; replies[i] are set (or NULL on
+ * a connection failure, when -1 is returned). */
+int ripc_conn_pipeline(redisContext *c, int n, const int *argcs, const char ***argvs, const size_t **lens,
+                       redisReply **replies, ripc_error *err);
+
+/* Sets err from an error reply; returns 1 when reply is an error. */
+int ripc_reply_is_error(const redisReply *reply, ripc_error *err);
+int ripc_reply_error_starts(const redisReply *reply, const char *prefix);
+
+void ripc_error_set(ripc_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,140 @@
+/* Dispatchers: native threads that block in XREADGROUP ... > on their own
+ * connection (never polling) and route what they read. On a lost connection
+ * they reconnect with capped backoff and re-join the group. */
+#include "ipc_stream_internal.h"
+#include "ipc_conn.h"
+#include "ipc_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { READ_COUNT = 128 };
+static const double BACKOFF_FIRST = 0.01, BACKOFF_MAX = 0.25;
+
+static void set_conn(ripc_dispatcher *d, redisContext *c)
+{
+    pthread_mutex_lock(&d->mutex);
+    redisContext *old = d->conn;
+    d->conn = c;
+    pthread_mutex_unlock(&d->mutex);
+    ripc_conn_close(old);
+}
+
+/* Opens a connection and (re)joins the group; NULL while Redis is away. */
+static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
+{
+    ripc_stream *s = d->stream;
+    redisContext *c = ripc_conn_open(&s->options.redis, s->options.block_timeout, err);
+    if (!c) return NULL;
+    if (ripc_membership_join(s, c, err) != RIPC_OK) {
+        ripc_conn_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void *dispatcher_main(void *arg)
+{
+    ripc_dispatcher *d = arg;
+    ripc_stream *s = d->stream;
+    char block_ms[32], count[16];
+    snprintf(block_ms, sizeof(block_ms), "%lld", (long long)(s->options.block_timeout * 1000));
+    snprintf(count, sizeof(count), "%d", READ_COUNT);
+    const char *argv[] = { "XREADGROUP", "GROUP", s->group, d->name, "COUNT", count, "BLOCK", block_ms, "STREAMS", s->stream, ">" };
+    size_t lens[11];
+    for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
+    double backoff = BACKOFF_FIRST;
+    ripc_error err;
+
+    while (!atomic_load(&s->stopping)) {
+        if (!d->conn) {
+            redisContext *c = reconnect(d, &err);
+            if (!c) {
+                ripc_stream_outage(s, &err);
+                if (ripc_stream_sleep(s, backoff, 0)) break;
+                backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
+                continue;
+            }
+            set_conn(d, c);
+            /* ripc_stream_stop may have run before the connection was visible to it. */
+            if (atomic_load(&s->stopping)) break;
+        }
+        redisReply *reply = ripc_conn_run(d->conn, 11, argv, lens, &err);
+        if (!reply) {
+            if (atomic_load(&s->stopping)) break;
+            ripc_stream_outage(s, &err);
+            set_conn(d, NULL);
+            continue;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+            /* NOGROUP: the stream or group was deleted (FLUSHALL, DEL): re-join. */
+            int nogroup = ripc_reply_error_starts(reply, "NOGROUP");
+            if (!nogroup) ripc_stream_emit(s, RIPC_EVENT_ERROR, "XREADGROUP failed on stream %s: %s", s->stream, reply->str);
+            freeReplyObject(reply);
+            if (ripc_membership_join(s, d->conn, &err) != RIPC_OK) set_conn(d, NULL);
+            if (!nogroup && ripc_stream_sleep(s, BACKOFF_MAX, 0)) break;
+            continue;
+        }
+        backoff = BACKOFF_FIRST;
+        ripc_stream_outage_over(s);
+        if (reply->type == REDIS_REPLY_ARRAY) {
+            ripc_batch batch;
+            ripc_batch_init(&batch);
+            for (size_t i = 0; i < reply->elements; i++) {
+                const redisReply *stream = reply->element[i];
+                if (stream->type == REDIS_REPLY_ARRAY && stream->elements == 2)
+                    ripc_route_entries(s, d->conn, stream->element[1], &batch);
+            }
+            if (ripc_batch_flush(s, d->conn, &batch, &err) != RIPC_OK && !atomic_load(&s->stopping)) {
+                ripc_stream_outage(s, &err);
+                set_conn(d, NULL);
+            }
+        }
+        freeReplyObject(reply);
+    }
+    set_conn(d, NULL);
+    return NULL;
+}
+
+int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
+{
+    int n = s->options.dispatcher_count;
+    free(s->dispatchers);
+    s->dispatchers = ripc_xcalloc((size_t)n, sizeof(*s->dispatchers));
+    for (int i = 0; i < n; i++) {
+        ripc_dispatcher *d = &s->dispatchers[i];
+        d->stream = s;
+        snprintf(d->name, sizeof(d->name), "dispatcher_%s_%d", s->instance_id, i + 1);
+        pthread_mutex_init(&d->mutex, NULL);
+        /* Connect here so connect() fails fast, with the address, when Redis is away. */
+        d->conn = ripc_conn_open(&s->options.redis, s->options.block_timeout, err);
+        if (!d->conn) return RIPC_CONNECTION;
+        if (pthread_create(&d->thread, NULL, dispatcher_main, d) != 0) {
+            ripc_error_set(err, RIPC_STATE, "could not start a dispatcher thread");
+            return RIPC_STATE;
+        }
+        d->started = 1;
+    }
+    return RIPC_OK;
+}
+
+void ripc_dispatchers_interrupt(ripc_stream *s)
+{
+    for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) {
+        ripc_dispatcher *d = &s->dispatchers[i];
+        pthread_mutex_lock(&d->mutex);
+        ripc_conn_interrupt(d->conn);
+        pthread_mutex_unlock(&d->mutex);
+    }
+}
+
+void ripc_dispatchers_join(ripc_stream *s)
+{
+    for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) {
+        ripc_dispatcher *d = &s->dispatchers[i];
+        if (d->started) pthread_join(d->thread, NULL);
+        d->started = 0;
+        set_conn(d, NULL);
+    }
+}

@@ -1,0 +1,28 @@
+/* The entry codec: stream entries to ripc_entry and back (WIRE.md "Entries"). */
+#ifndef RIPC_ENTRY_H
+#define RIPC_ENTRY_H
+
+#include <hiredis/hiredis.h>
+#include "redis_ipc.h"
+
+/* Builds an entry from one element of an XREADGROUP/XCLAIM reply: [id, [field, value, ...]].
+ * Returns NULL when the element has no id (not an entry at all); an entry that
+ * was deleted or breaks the contract comes back with `problem` set. */
+ripc_entry *ripc_entry_from_reply(const redisReply *element);
+
+/* An entry with the given fields (copied); used for the replies we build. */
+ripc_entry *ripc_entry_new(const char *const values[RIPC_FIELD_COUNT], const size_t lens[RIPC_FIELD_COUNT]);
+
+/* Field accessors: "" when absent. */
+static inline const char *ripc_entry_field(const ripc_entry *e, int field)
+{
+    return e->fields[field].ptr ? e->fields[field].ptr : "";
+}
+int ripc_entry_field_is(const ripc_entry *e, int field, const char *value);
+
+/* Fills argv/lens (2 + 2*RIPC_FIELD_COUNT + 2 slots) with XADD <stream> * field value ... */
+enum { RIPC_XADD_ARGC = 3 + 2 * RIPC_FIELD_COUNT };
+void ripc_entry_xadd_argv(const char *stream, const char *const values[RIPC_FIELD_COUNT],
+                          const size_t lens[RIPC_FIELD_COUNT], const char **argv, size_t *argvlen);
+
+#endif

@@ -1,0 +1,135 @@
+/* The housekeeper thread: wakes expired ledger slots, reads the inbox (the
+ * consumer that other instances of our group, 1.x ones included, hand our
+ * replies to) and reclaims entries left pending too long by dead consumers. */
+#include "ipc_stream_internal.h"
+#include "ipc_conn.h"
+#include "ipc_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* While a sender waits, replies handed to our inbox must be seen quickly;
+ * when nobody waits, a rare sweep only tidies up. */
+static const double INBOX_BUSY = 0.02, INBOX_IDLE = 2.0;
+
+/* Reads every entry pending on our inbox consumer (XREADGROUP ... 0 pages
+ * through history) and routes it. Returns how many entries it saw. */
+static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
+{
+    char from[64] = "0";
+    size_t seen = 0;
+    for (int page = 0; page < 64; page++) {
+        redisReply *r = redisCommand(c, "XREADGROUP GROUP %s %s COUNT 128 STREAMS %s %s",
+                                     s->group, s->inbox, s->stream, from);
+        if (!r) {
+            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
+            return seen;
+        }
+        const redisReply *entries = NULL;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+            r->element[0]->elements == 2)
+            entries = r->element[0]->element[1];
+        if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) {
+            freeReplyObject(r);
+            return seen;
+        }
+        const redisReply *last = entries->element[entries->elements - 1];
+        if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING)
+            snprintf(from, sizeof(from), "%s", last->element[0]->str);
+        seen += entries->elements;
+        ripc_batch batch;
+        ripc_batch_init(&batch);
+        ripc_route_entries(s, c, entries, &batch);
+        ripc_batch_flush(s, c, &batch, err);
+        freeReplyObject(r);
+        if (c->err) return seen;
+    }
+    return seen;
+}
+
+/* XAUTOCLAIM (Redis 6.2+) moves entries idle longer than reclaim_idle to our
+ * inbox and routes them again, as 1.x dispatchers do after 10 s. */
+static void reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
+{
+    char idle_ms[32], cursor[64] = "0-0";
+    snprintf(idle_ms, sizeof(idle_ms), "%lld", (long long)(s->options.reclaim_idle * 1000));
+    for (int round = 0; round < 16; round++) {
+        redisReply *r = redisCommand(c, "XAUTOCLAIM %s %s %s %s %s COUNT 128",
+                                     s->stream, s->group, s->inbox, idle_ms, cursor);
+        if (!r) {
+            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
+            return;
+        }
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+            freeReplyObject(r);
+            return;
+        }
+        ripc_batch batch;
+        ripc_batch_init(&batch);
+        ripc_route_entries(s, c, r->element[1], &batch);
+        ripc_batch_flush(s, c, &batch, err);
+        int done = r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "0-0") == 0;
+        if (!done) snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        freeReplyObject(r);
+        if (done || c->err) return;
+    }
+}
+
+static void *housekeeper_main(void *arg)
+{
+    ripc_stream *s = arg;
+    double now = ripc_now();
+    double next_ledger = now + s->options.cleanup_interval;
+    double next_inbox = now;
+    double next_reclaim = now + s->options.reclaim_idle / 2;
+    ripc_error err;
+
+    while (!atomic_load(&s->stopping)) {
+        atomic_store(&s->housekeeper_nudged, 0);
+        now = ripc_now();
+        if (now >= next_ledger) {
+            ripc_ledger_sweep(&s->ledger, now);
+            next_ledger = now + s->options.cleanup_interval;
+        }
+        int waiting = ripc_ledger_size(&s->ledger) > 0;
+        if (now >= next_inbox || now >= next_reclaim) {
+            redisContext *c;
+            if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
+                if (now >= next_reclaim) {
+                    reclaim(s, c, &err);
+                    next_reclaim = now + s->options.reclaim_idle / 2;
+                }
+                size_t seen = c->err ? 0 : sweep_inbox(s, c, &err);
+                next_inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
+                ripc_pool_checkin(&s->pool, c, c->err != 0);
+            } else {
+                next_inbox = now + INBOX_IDLE / 4;
+                next_reclaim = next_inbox;
+            }
+        } else if (waiting && next_inbox > now + INBOX_BUSY) {
+            next_inbox = now + INBOX_BUSY; /* a sender started waiting since the last sweep */
+            continue;
+        }
+        double next = next_ledger < next_inbox ? next_ledger : next_inbox;
+        if (next_reclaim < next) next = next_reclaim;
+        double wait = next - ripc_now();
+        if (wait > 0 && ripc_stream_sleep(s, wait, 1)) break;
+    }
+    return NULL;
+}
+
+int ripc_housekeeper_start(ripc_stream *s, ripc_error *err)
+{
+    if (pthread_create(&s->housekeeper, NULL, housekeeper_main, s) != 0) {
+        ripc_error_set(err, RIPC_STATE, "could not start the housekeeper thread");
+        return RIPC_STATE;
+    }
+    s->housekeeper_started = 1;
+    return RIPC_OK;
+}
+
+void ripc_housekeeper_join(ripc_stream *s)
+{
+    if (s->housekeeper_started) pthread_join(s->housekeeper, NULL);
+    s->housekeeper_started = 0;
+}

@@ -1,0 +1,58 @@
+/* The ledger: requests this instance sent and still waits on, by request id.
+ * Dispatchers deliver replies into it; senders wait on their own slot. */
+#ifndef RIPC_LEDGER_H
+#define RIPC_LEDGER_H
+
+#include <pthread.h>
+#include "ipc_map.h"
+#include "redis_ipc.h"
+
+enum { RIPC_REQUEST_ID_LEN = 21 };
+enum { RIPC_RECENT_IDS = 1024 };
+
+typedef struct ripc_ledger {
+    pthread_mutex_t mutex;
+    ripc_map slots;        /* id -> ripc_request */
+    int closed;
+    /* Ids answered lately, so a second reply (at-least-once delivery) is
+     * ignored quietly instead of reported as unknown. */
+    ripc_map recent;
+    char recent_ring[RIPC_RECENT_IDS][RIPC_REQUEST_ID_LEN + 1];
+    int recent_next;
+} ripc_ledger;
+
+struct ripc_request {
+    ripc_ledger *ledger;
+    char id[RIPC_REQUEST_ID_LEN + 1];
+    double deadline;
+    int state;              /* see ipc_ledger.c */
+    int woken;
+    int error_code;         /* why the slot failed, for RIPC_SLOT_FAILED */
+    ripc_entry *reply;
+    pthread_cond_t cond;
+};
+
+void ripc_ledger_init(ripc_ledger *l);
+void ripc_ledger_destroy(ripc_ledger *l);
+
+/* A new slot with a fresh id, registered, waiting until deadline. NULL when closed. */
+ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline);
+/* Marks a slot failed (its request could not be written). */
+void ripc_ledger_fail(ripc_request *r, int code);
+
+enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN };
+/* Hands a reply to its waiting slot; on RIPC_DELIVERED the ledger owns reply. */
+int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply);
+
+int ripc_ledger_wait(ripc_request *r, ripc_entry **reply);
+void ripc_ledger_wake(ripc_request *r);
+void ripc_ledger_release(ripc_request *r);
+
+/* Wakes slots whose deadline passed (their waiters return RIPC_TIMEOUT). */
+void ripc_ledger_sweep(ripc_ledger *l, double now);
+/* Fails every waiting slot with RIPC_CLOSED and refuses new ones until reopened. */
+void ripc_ledger_close(ripc_ledger *l);
+void ripc_ledger_reopen(ripc_ledger *l);
+size_t ripc_ledger_size(ripc_ledger *l);
+
+#endif

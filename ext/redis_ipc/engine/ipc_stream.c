@@ -1,0 +1,461 @@
+/* The endpoint: lifecycle (connect, stop, close), sending and answering. */
+#include "ipc_stream_internal.h"
+#include "ipc_conn.h"
+#include "ipc_entry.h"
+#include "ipc_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void ripc_options_init(ripc_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->redis.host = "127.0.0.1";
+    o->redis.port = 6379;
+    o->redis.timeout = 1.0;
+    o->redis.connect_timeout = 1.0;
+    o->pool_size = 10;
+    o->dispatcher_count = 2;
+    o->entry_timeout = 5.0;
+    o->cleanup_interval = 1.0;
+    o->block_timeout = 5.0;
+    o->reclaim_idle = 10.0;
+}
+
+double ripc_monotonic_now(void) { return ripc_now(); }
+
+const char *ripc_strerror(int code)
+{
+    switch (code) {
+    case RIPC_OK: return "ok";
+    case RIPC_TIMEOUT: return "timed out";
+    case RIPC_CONNECTION: return "connection error";
+    case RIPC_CLOSED: return "not connected";
+    case RIPC_WOKEN: return "woken";
+    case RIPC_ARGUMENT: return "invalid argument";
+    case RIPC_PROTOCOL: return "unexpected reply from Redis";
+    case RIPC_STATE: return "invalid state";
+    default: return "unknown error";
+    }
+}
+
+static void free_entry_node(ripc_qnode *n) { ripc_entry_free((ripc_entry *)n); }
+static void free_event_node(ripc_qnode *n) { ripc_event_free((ripc_event *)n); }
+
+void ripc_event_free(ripc_event *event)
+{
+    if (!event) return;
+    free(event->message);
+    free(event);
+}
+
+ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_options *options, ripc_error *err)
+{
+    if (!stream || !*stream || !group || !*group) {
+        ripc_error_set(err, RIPC_ARGUMENT, "stream and group names must not be empty");
+        return NULL;
+    }
+    ripc_stream *s = ripc_xcalloc(1, sizeof(*s));
+    s->stream = ripc_strdup(stream);
+    s->group = ripc_strdup(group);
+    if (options) s->options = *options;
+    else ripc_options_init(&s->options);
+    ripc_options *o = &s->options;
+    /* Own copies of every string so the caller's may go away. */
+    s->host = ripc_strdup(o->redis.host ? o->redis.host : "127.0.0.1");
+    s->path = ripc_strdup(o->redis.path);
+    s->username = ripc_strdup(o->redis.username);
+    s->password = ripc_strdup(o->redis.password);
+    o->redis.host = s->host;
+    o->redis.path = s->path;
+    o->redis.username = s->username;
+    o->redis.password = s->password;
+    if (o->pool_size < 1) o->pool_size = 1;
+    if (o->dispatcher_count < 1) o->dispatcher_count = 1;
+    if (o->entry_timeout <= 0) o->entry_timeout = 5.0;
+    if (o->cleanup_interval <= 0) o->cleanup_interval = 1.0;
+    if (o->block_timeout <= 0) o->block_timeout = 5.0;
+    if (o->reclaim_idle <= 0) o->reclaim_idle = 10.0;
+
+    ripc_pool_init(&s->pool, &o->redis, o->pool_size);
+    ripc_ledger_init(&s->ledger);
+    ripc_queue_init(&s->requests);
+    ripc_queue_init(&s->events);
+    pthread_mutex_init(&s->inflight_mutex, NULL);
+    ripc_map_init(&s->inflight);
+    pthread_mutex_init(&s->lifecycle_mutex, NULL);
+    pthread_mutex_init(&s->stop_mutex, NULL);
+    ripc_cond_init(&s->stop_cond);
+    s->pid = getpid();
+    return s;
+}
+
+static void build_names(ripc_stream *s)
+{
+    free(s->inbox);
+    free(s->consumers_key);
+    ripc_random_hex(s->instance_id, RIPC_INSTANCE_ID_LEN);
+    size_t n = strlen(s->instance_id) + 32;
+    s->inbox = ripc_xmalloc(n);
+    snprintf(s->inbox, n, "consumer_%s_1", s->instance_id);
+    n = strlen(s->stream) + strlen(s->group) + strlen(s->instance_id) + 16;
+    s->consumers_key = ripc_xmalloc(n);
+    snprintf(s->consumers_key, n, "%s:%s:%s:consumers", s->stream, s->group, s->instance_id);
+}
+
+int ripc_stream_connect(ripc_stream *s, ripc_error *err)
+{
+    pthread_mutex_lock(&s->lifecycle_mutex);
+    if (atomic_load(&s->connected)) {
+        pthread_mutex_unlock(&s->lifecycle_mutex);
+        ripc_error_set(err, RIPC_STATE, "already connected to stream %s as group %s", s->stream, s->group);
+        return RIPC_STATE;
+    }
+    if (s->pid != getpid()) {
+        pthread_mutex_unlock(&s->lifecycle_mutex);
+        ripc_error_set(err, RIPC_STATE, "this stream object belongs to process %d; create a new one after fork", (int)s->pid);
+        return RIPC_STATE;
+    }
+    build_names(s); /* each connect is a new instance, as in 1.x */
+    atomic_store(&s->stopping, 0);
+    atomic_store(&s->outage, 0);
+    ripc_ledger_reopen(&s->ledger);
+    ripc_queue_reopen(&s->requests);
+    ripc_queue_reopen(&s->events);
+
+    redisContext *c;
+    int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
+    if (rc == RIPC_OK) {
+        rc = ripc_membership_join(s, c, err);
+        ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
+    }
+    if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
+    if (rc == RIPC_OK) rc = ripc_housekeeper_start(s, err);
+    if (rc != RIPC_OK) {
+        atomic_store(&s->stopping, 1);
+        ripc_dispatchers_interrupt(s);
+        pthread_mutex_lock(&s->stop_mutex);
+        pthread_cond_broadcast(&s->stop_cond);
+        pthread_mutex_unlock(&s->stop_mutex);
+        ripc_dispatchers_join(s);
+        ripc_housekeeper_join(s);
+        ripc_pool_close_idle(&s->pool);
+        pthread_mutex_unlock(&s->lifecycle_mutex);
+        return rc;
+    }
+    atomic_store(&s->connected, 1);
+    pthread_mutex_unlock(&s->lifecycle_mutex);
+    return RIPC_OK;
+}
+
+int ripc_stream_connected(ripc_stream *s)
+{
+    return atomic_load(&s->connected) && !atomic_load(&s->stopping);
+}
+
+void ripc_stream_stop(ripc_stream *s)
+{
+    if (s->pid != getpid()) return; /* after fork the threads are not ours to join */
+    pthread_mutex_lock(&s->lifecycle_mutex);
+    if (!atomic_load(&s->connected) || atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&s->lifecycle_mutex);
+        return;
+    }
+    atomic_store(&s->stopping, 1);
+    pthread_mutex_lock(&s->stop_mutex);
+    pthread_cond_broadcast(&s->stop_cond);
+    pthread_mutex_unlock(&s->stop_mutex);
+    ripc_dispatchers_interrupt(s);
+    ripc_dispatchers_join(s);
+    ripc_housekeeper_join(s);
+    ripc_ledger_close(&s->ledger);
+    ripc_queue_close(&s->requests);
+    ripc_queue_close(&s->events);
+    pthread_mutex_unlock(&s->lifecycle_mutex);
+}
+
+static void forget_inflight(const char *key, void *value, void *arg) { (void)key; (void)value; (void)arg; }
+
+void ripc_stream_close(ripc_stream *s)
+{
+    if (s->pid != getpid()) return;
+    ripc_stream_stop(s);
+    pthread_mutex_lock(&s->lifecycle_mutex);
+    if (atomic_load(&s->connected)) {
+        redisContext *c;
+        ripc_error err;
+        if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
+            ripc_membership_leave(s, c);
+            ripc_pool_checkin(&s->pool, c, c->err != 0);
+        }
+        /* Requests read but never taken stay pending in Redis, where the
+         * group reclaims them: dropping our copies loses nothing. */
+        ripc_qnode *n = ripc_queue_drain(&s->requests);
+        while (n) { ripc_qnode *next = n->next; free_entry_node(n); n = next; }
+        n = ripc_queue_drain(&s->events);
+        while (n) { ripc_qnode *next = n->next; free_event_node(n); n = next; }
+        pthread_mutex_lock(&s->inflight_mutex);
+        ripc_map_each(&s->inflight, forget_inflight, NULL);
+        ripc_map_destroy(&s->inflight);
+        ripc_map_init(&s->inflight);
+        pthread_mutex_unlock(&s->inflight_mutex);
+        ripc_pool_close_idle(&s->pool);
+        atomic_store(&s->connected, 0);
+    }
+    pthread_mutex_unlock(&s->lifecycle_mutex);
+}
+
+void ripc_stream_free(ripc_stream *s)
+{
+    if (!s) return;
+    if (s->pid != getpid()) {
+        /* A forked child must not join the parent's threads nor write to its
+         * sockets: close the inherited descriptors and leave the rest. */
+        for (int i = 0; i < s->pool.idle_count; i++) close(s->pool.idle[i]->fd);
+        return;
+    }
+    ripc_stream_close(s);
+    ripc_queue_destroy(&s->requests, free_entry_node);
+    ripc_queue_destroy(&s->events, free_event_node);
+    ripc_ledger_destroy(&s->ledger);
+    ripc_pool_destroy(&s->pool);
+    ripc_map_destroy(&s->inflight);
+    pthread_mutex_destroy(&s->inflight_mutex);
+    pthread_mutex_destroy(&s->lifecycle_mutex);
+    pthread_mutex_destroy(&s->stop_mutex);
+    pthread_cond_destroy(&s->stop_cond);
+    free(s->dispatchers);
+    free(s->stream); free(s->group); free(s->inbox); free(s->consumers_key);
+    free(s->host); free(s->path); free(s->username); free(s->password);
+    free(s);
+}
+
+const char *ripc_stream_instance_id(ripc_stream *s) { return s->instance_id; }
+const char *ripc_stream_name(ripc_stream *s) { return s->stream; }
+const char *ripc_stream_group(ripc_stream *s) { return s->group; }
+
+/* --- background helpers ---------------------------------------------------- */
+
+void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...)
+{
+    if (ripc_queue_length(&s->events) >= RIPC_MAX_EVENTS) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    ripc_event *e = ripc_xcalloc(1, sizeof(*e));
+    e->kind = kind;
+    e->message = ripc_strdup(buf);
+    if (ripc_queue_push(&s->events, (ripc_qnode *)e) != 0) ripc_event_free(e);
+}
+
+void ripc_stream_outage(ripc_stream *s, const ripc_error *err)
+{
+    if (atomic_load(&s->stopping)) return;
+    if (atomic_exchange(&s->outage, 1) == 0) ripc_stream_emit(s, RIPC_EVENT_CONNECTION, "%s", err->message);
+}
+
+void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
+
+int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable)
+{
+    double deadline = ripc_now() + seconds;
+    pthread_mutex_lock(&s->stop_mutex);
+    while (!atomic_load(&s->stopping) && !(nudgeable && atomic_load(&s->housekeeper_nudged)) && ripc_now() < deadline)
+        ripc_cond_wait_until(&s->stop_cond, &s->stop_mutex, deadline);
+    pthread_mutex_unlock(&s->stop_mutex);
+    return atomic_load(&s->stopping);
+}
+
+void ripc_stream_nudge_housekeeper(ripc_stream *s)
+{
+    atomic_store(&s->housekeeper_nudged, 1);
+    pthread_mutex_lock(&s->stop_mutex);
+    pthread_cond_broadcast(&s->stop_cond);
+    pthread_mutex_unlock(&s->stop_mutex);
+}
+
+int ripc_inflight_add(ripc_stream *s, const char *redis_id)
+{
+    pthread_mutex_lock(&s->inflight_mutex);
+    int rc = ripc_map_put(&s->inflight, redis_id, NULL);
+    pthread_mutex_unlock(&s->inflight_mutex);
+    return rc;
+}
+
+int ripc_inflight_remove(ripc_stream *s, const char *redis_id)
+{
+    int found;
+    pthread_mutex_lock(&s->inflight_mutex);
+    ripc_map_remove(&s->inflight, redis_id, &found);
+    pthread_mutex_unlock(&s->inflight_mutex);
+    return found;
+}
+
+int ripc_inflight_has(ripc_stream *s, const char *redis_id)
+{
+    int found;
+    pthread_mutex_lock(&s->inflight_mutex);
+    ripc_map_get(&s->inflight, redis_id, &found);
+    pthread_mutex_unlock(&s->inflight_mutex);
+    return found;
+}
+
+/* --- sending ---------------------------------------------------------------- */
+
+static int check_usable(ripc_stream *s, ripc_error *err)
+{
+    if (s->pid != getpid()) {
+        ripc_error_set(err, RIPC_STATE, "this stream was connected in process %d; create and connect a new one after fork", (int)s->pid);
+        return RIPC_STATE;
+    }
+    if (!ripc_stream_connected(s)) {
+        ripc_error_set(err, RIPC_CLOSED, "stream %s is not connected", s->stream);
+        return RIPC_CLOSED;
+    }
+    return RIPC_OK;
+}
+
+int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
+                      double timeout, ripc_request **out, ripc_error *err)
+{
+    *out = NULL;
+    int rc = check_usable(s, err);
+    if (rc != RIPC_OK) return rc;
+    if (!to || !*to) {
+        ripc_error_set(err, RIPC_ARGUMENT, "the destination group must not be empty");
+        return RIPC_ARGUMENT;
+    }
+    if (!content) { content = ""; len = 0; }
+    double now = ripc_now();
+    ripc_request *r = ripc_ledger_open(&s->ledger, now + (timeout > 0 ? timeout : s->options.entry_timeout));
+    if (!r) {
+        ripc_error_set(err, RIPC_CLOSED, "stream %s is disconnecting", s->stream);
+        return RIPC_CLOSED;
+    }
+    if (ripc_ledger_size(&s->ledger) == 1) ripc_stream_nudge_housekeeper(s); /* inbox sweeps speed up while we wait */
+
+    const char *values[RIPC_FIELD_COUNT] = { r->id, s->instance_id, "pending", content, s->group, to };
+    size_t lens[RIPC_FIELD_COUNT] = { strlen(r->id), strlen(s->instance_id), 7, len, strlen(s->group), strlen(to) };
+    const char *argv[RIPC_XADD_ARGC];
+    size_t argvlen[RIPC_XADD_ARGC];
+    ripc_entry_xadd_argv(s->stream, values, lens, argv, argvlen);
+
+    redisContext *c;
+    rc = ripc_pool_checkout(&s->pool, 0, &c, err);
+    if (rc == RIPC_OK) {
+        redisReply *reply = ripc_conn_run(c, RIPC_XADD_ARGC, argv, argvlen, err);
+        if (!reply) rc = RIPC_CONNECTION;
+        else if (ripc_reply_is_error(reply, err)) rc = RIPC_PROTOCOL;
+        if (reply) freeReplyObject(reply);
+        ripc_pool_checkin(&s->pool, c, rc == RIPC_CONNECTION);
+    }
+    if (rc != RIPC_OK) {
+        ripc_ledger_release(r);
+        return rc;
+    }
+    *out = r;
+    return RIPC_OK;
+}
+
+int ripc_request_wait(ripc_request *r, ripc_entry **reply) { return ripc_ledger_wait(r, reply); }
+void ripc_request_wake(ripc_request *r) { ripc_ledger_wake(r); }
+void ripc_request_release(ripc_request *r) { ripc_ledger_release(r); }
+const char *ripc_request_id(ripc_request *r) { return r->id; }
+
+int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
+              double timeout, ripc_entry **reply, ripc_error *err)
+{
+    ripc_request *r;
+    *reply = NULL;
+    int rc = ripc_request_send(s, to, content, len, timeout, &r, err);
+    if (rc != RIPC_OK) return rc;
+    do rc = ripc_request_wait(r, reply);
+    while (rc == RIPC_WOKEN);
+    if (rc == RIPC_TIMEOUT) ripc_error_set(err, rc, "no reply from group %s within the timeout", to);
+    else if (rc != RIPC_OK) ripc_error_set(err, rc, "%s while waiting for group %s", ripc_strerror(rc), to);
+    ripc_request_release(r);
+    return rc;
+}
+
+/* --- serving ---------------------------------------------------------------- */
+
+int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_entry **out)
+{
+    return ripc_queue_pop(&s->requests, deadline, waiter, (ripc_qnode **)out);
+}
+
+void ripc_stream_wake_requests(ripc_stream *s, ripc_waiter *waiter) { ripc_queue_wake(&s->requests, waiter); }
+
+int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_event **out)
+{
+    return ripc_queue_pop(&s->events, deadline, waiter, (ripc_qnode **)out);
+}
+
+void ripc_stream_wake_events(ripc_stream *s, ripc_waiter *waiter) { ripc_queue_wake(&s->events, waiter); }
+
+int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
+                 const char *content, size_t len, ripc_error *err)
+{
+    if (s->pid != getpid()) return check_usable(s, err);
+    if (!request || !request->redis_id) {
+        ripc_error_set(err, RIPC_ARGUMENT, "not a request read from this stream");
+        return RIPC_ARGUMENT;
+    }
+    if (!ripc_inflight_remove(s, request->redis_id)) {
+        ripc_error_set(err, RIPC_STATE, "request %s was already answered", ripc_entry_field(request, RIPC_FIELD_ID));
+        return RIPC_STATE;
+    }
+    if (!content) { content = ""; len = 0; }
+    const ripc_bytes *f = request->fields;
+    const char *status = fulfilled ? "fulfilled" : "rejected";
+    /* A reply keeps id and instance_id and swaps the groups (WIRE.md). */
+    const char *values[RIPC_FIELD_COUNT] = {
+        f[RIPC_FIELD_ID].ptr, f[RIPC_FIELD_INSTANCE_ID].ptr, status, content,
+        f[RIPC_FIELD_DESTINATION_GROUP].ptr, f[RIPC_FIELD_SOURCE_GROUP].ptr,
+    };
+    size_t lens[RIPC_FIELD_COUNT] = {
+        f[RIPC_FIELD_ID].len, f[RIPC_FIELD_INSTANCE_ID].len, strlen(status), len,
+        f[RIPC_FIELD_DESTINATION_GROUP].len, f[RIPC_FIELD_SOURCE_GROUP].len,
+    };
+    const char *xadd[RIPC_XADD_ARGC];
+    size_t xadd_len[RIPC_XADD_ARGC];
+    ripc_entry_xadd_argv(s->stream, values, lens, xadd, xadd_len);
+    const char *xack[] = { "XACK", s->stream, s->group, request->redis_id };
+    size_t xack_len[] = { 4, strlen(s->stream), strlen(s->group), strlen(request->redis_id) };
+    const char *xdel[] = { "XDEL", s->stream, request->redis_id };
+    size_t xdel_len[] = { 4, strlen(s->stream), strlen(request->redis_id) };
+
+    int argcs[] = { RIPC_XADD_ARGC, 4, 3 };
+    const char **argvs[] = { xadd, xack, xdel };
+    const size_t *lensv[] = { xadd_len, xack_len, xdel_len };
+    redisReply *replies[3];
+    redisContext *c;
+    int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
+    if (rc == RIPC_OK) {
+        /* One round trip: the reply, then the request's ack and delete. */
+        if (ripc_conn_pipeline(c, 3, argcs, argvs, lensv, replies, err) != 0) rc = RIPC_CONNECTION;
+        else {
+            if (ripc_reply_is_error(replies[0], err)) rc = RIPC_PROTOCOL;
+            for (int i = 0; i < 3; i++) freeReplyObject(replies[i]);
+        }
+        ripc_pool_checkin(&s->pool, c, rc == RIPC_CONNECTION);
+    }
+    /* Not written: the request stays ours to answer again. */
+    if (rc != RIPC_OK) ripc_inflight_add(s, request->redis_id);
+    return rc;
+}
+
+void ripc_stream_stats(ripc_stream *s, ripc_stats *out)
+{
+    out->ledger_size = ripc_ledger_size(&s->ledger);
+    out->queued_requests = ripc_queue_length(&s->requests);
+    pthread_mutex_lock(&s->inflight_mutex);
+    out->inflight_requests = s->inflight.size;
+    pthread_mutex_unlock(&s->inflight_mutex);
+    out->pool_connections = (size_t)ripc_pool_open_count(&s->pool);
+}

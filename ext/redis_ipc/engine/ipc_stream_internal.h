@@ -1,0 +1,105 @@
+/* The endpoint's state, shared by the engine's files (not part of the public API). */
+#ifndef RIPC_STREAM_INTERNAL_H
+#define RIPC_STREAM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+#include <hiredis/hiredis.h>
+
+#include "redis_ipc.h"
+#include "ipc_ledger.h"
+#include "ipc_map.h"
+#include "ipc_pool.h"
+#include "ipc_queue.h"
+
+enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000 };
+
+typedef struct ripc_dispatcher {
+    struct ripc_stream *stream;
+    char name[64];          /* dispatcher_<instance_id>_<n>, as 1.x names them */
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mutex;  /* guards conn against ripc_stream_stop interrupting it */
+    redisContext *conn;
+} ripc_dispatcher;
+
+struct ripc_stream {
+    char *stream;
+    char *group;
+    char instance_id[RIPC_INSTANCE_ID_LEN + 1];
+    char *inbox;            /* consumer_<instance_id>_1: the one name this instance lists */
+    char *consumers_key;    /* <stream>:<group>:<instance_id>:consumers */
+
+    ripc_options options;   /* its strings point at the copies below */
+    char *host, *path, *username, *password;
+
+    ripc_pool pool;
+    ripc_ledger ledger;
+    ripc_queue requests;    /* requests read, waiting for a consumer */
+    ripc_queue events;      /* background errors, waiting for a reporter */
+
+    /* Requests handed to consumers and not answered yet, by Redis entry id:
+     * keeps a re-read (inbox sweep, reclaim) from handing one out twice. */
+    pthread_mutex_t inflight_mutex;
+    ripc_map inflight;
+
+    pthread_mutex_t lifecycle_mutex; /* connect/stop/close */
+    pthread_cond_t stop_cond;        /* wakes sleeping background threads on stop */
+    pthread_mutex_t stop_mutex;
+    atomic_int connected;
+    atomic_int stopping;
+    atomic_int outage;               /* an outage was reported and has not ended */
+    atomic_int housekeeper_nudged;
+    pid_t pid;                       /* the process that connected */
+
+    ripc_dispatcher *dispatchers;
+    pthread_t housekeeper;
+    int housekeeper_started;
+};
+
+/* Pushes a background error for the reporter (dropped past RIPC_MAX_EVENTS). */
+void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Connection trouble in a background thread: reported once per outage. */
+void ripc_stream_outage(ripc_stream *s, const ripc_error *err);
+void ripc_stream_outage_over(ripc_stream *s);
+/* Sleeps for seconds or until the stream stops (or, when nudgeable, until
+ * ripc_stream_nudge_housekeeper); returns 1 when stopping. */
+int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable);
+void ripc_stream_nudge_housekeeper(ripc_stream *s);
+
+/* ipc_membership.c: creates the group and registers this instance (idempotent,
+ * so it runs again after Redis lost its data). */
+int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err);
+void ripc_membership_leave(ripc_stream *s, redisContext *c);
+
+/* ipc_router.c: what a group does with each entry it reads (WIRE.md "Flow"). */
+typedef struct ripc_batch {
+    const char **ack_ids;
+    const char **del_ids;
+    size_t ack_count, del_count, capacity;
+    char **owned;           /* ids copied for the batch */
+    size_t owned_count;
+} ripc_batch;
+void ripc_batch_init(ripc_batch *b);
+void ripc_batch_free(ripc_batch *b);
+/* Routes every entry of an entries array ([[id, fields], ...]). */
+void ripc_route_entries(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_batch *b);
+/* Sends the batched XACK and XDEL in one round trip. */
+int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, ripc_error *err);
+
+/* ipc_dispatcher.c */
+int ripc_dispatchers_start(ripc_stream *s, ripc_error *err);
+void ripc_dispatchers_interrupt(ripc_stream *s);
+void ripc_dispatchers_join(ripc_stream *s);
+
+/* ipc_housekeeper.c: ledger sweeps, the inbox sweep and reclaiming stale entries. */
+int ripc_housekeeper_start(ripc_stream *s, ripc_error *err);
+void ripc_housekeeper_join(ripc_stream *s);
+
+/* In-flight set helpers (ipc_stream.c). */
+int ripc_inflight_add(ripc_stream *s, const char *redis_id);
+int ripc_inflight_remove(ripc_stream *s, const char *redis_id);
+int ripc_inflight_has(ripc_stream *s, const char *redis_id);
+
+#endif

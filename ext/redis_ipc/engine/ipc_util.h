@@ -1,0 +1,32 @@
+/* Small helpers shared by every engine file: clocks, random ids, error text. */
+#ifndef RIPC_UTIL_H
+#define RIPC_UTIL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <time.h>
+
+/* Seconds on the monotonic clock; deadlines everywhere are expressed in it. */
+double ripc_now(void);
+
+/* Condition variables wait against CLOCK_MONOTONIC so wall-clock jumps
+ * never stretch or cut a timeout. */
+void ripc_cond_init(pthread_cond_t *cond);
+/* Waits until signalled or the monotonic deadline passes (deadline <= 0: no deadline).
+ * Returns 0 when signalled (or spuriously woken), ETIMEDOUT after the deadline. */
+int ripc_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, double deadline);
+
+/* Fills out with n random lowercase hex characters and a terminating NUL. */
+void ripc_random_hex(char *out, size_t n);
+
+/* strdup/memdup that abort on out-of-memory: the engine has no sane way to
+ * continue without memory, and a NULL check at every site hides real logic. */
+void *ripc_xmalloc(size_t size);
+void *ripc_xcalloc(size_t count, size_t size);
+char *ripc_strdup(const char *s);
+char *ripc_memdup(const char *s, size_t len); /* NUL-terminated copy */
+
+/* True when the len bytes at s are valid UTF-8. */
+int ripc_utf8_valid(const char *s, size_t len);
+
+#endif

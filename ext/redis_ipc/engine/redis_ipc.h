@@ -1,0 +1,190 @@
+/*
+ * redis_ipc: request/reply between processes over one Redis stream.
+ *
+ * This is the engine's public API. It has no Ruby in it: the Ruby gem is a
+ * thin binding over these functions, and a C program can link the engine
+ * directly. The wire format is the one of the pure-Ruby redis_ipc 1.x gem,
+ * so processes of both kinds can share a stream.
+ *
+ * Threads: every function is safe to call from any thread, except
+ * ripc_stream_free, which must be the last call on a stream.
+ */
+#ifndef REDIS_IPC_H
+#define REDIS_IPC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Return codes. Negative values are errors; a message goes into ripc_error. */
+enum {
+    RIPC_OK = 0,
+    RIPC_TIMEOUT = -1,    /* no reply (or no item) before the deadline */
+    RIPC_CONNECTION = -2, /* Redis could not be reached or failed mid-command */
+    RIPC_CLOSED = -3,     /* the stream is not connected, or was disconnected while waiting */
+    RIPC_WOKEN = -4,      /* a wait was interrupted by a *_wake call: re-check and wait again */
+    RIPC_ARGUMENT = -5,   /* a bad argument: nothing was written */
+    RIPC_PROTOCOL = -6,   /* Redis answered something the engine did not expect */
+    RIPC_STATE = -7       /* the call does not fit the object's state (already connected, already answered) */
+};
+
+typedef struct ripc_error {
+    int code;
+    char message[256];
+} ripc_error;
+
+/* The six fields of a stream entry (WIRE.md), in the order they are written. */
+enum {
+    RIPC_FIELD_ID,
+    RIPC_FIELD_INSTANCE_ID,
+    RIPC_FIELD_STATUS,
+    RIPC_FIELD_CONTENT,
+    RIPC_FIELD_SOURCE_GROUP,
+    RIPC_FIELD_DESTINATION_GROUP,
+    RIPC_FIELD_COUNT
+};
+extern const char *const ripc_field_names[RIPC_FIELD_COUNT];
+
+typedef struct ripc_bytes {
+    char *ptr; /* NUL-terminated copy, NULL when the field was absent */
+    size_t len;
+} ripc_bytes;
+
+/* A request or a reply read from the stream. The engine owns the ones it hands
+ * out until they are given back with ripc_entry_free. */
+typedef struct ripc_entry {
+    struct ripc_entry *next; /* queue link: keep first */
+    char *redis_id;          /* the stream entry id, e.g. "1700000000000-0" */
+    ripc_bytes fields[RIPC_FIELD_COUNT];
+    const char *problem;     /* static text when the entry breaks the wire contract, else NULL */
+} ripc_entry;
+
+void ripc_entry_free(ripc_entry *entry);
+
+typedef struct ripc_redis_config {
+    const char *host;     /* default "127.0.0.1" */
+    int port;             /* default 6379 */
+    const char *path;     /* unix socket; when set, host and port are ignored */
+    const char *username; /* AUTH username (Redis 6 ACL), optional */
+    const char *password; /* AUTH password, optional */
+    int db;               /* SELECT db when non-zero */
+    double timeout;         /* seconds for each command's read/write; default 1.0 */
+    double connect_timeout; /* seconds to connect; default 1.0 */
+} ripc_redis_config;
+
+typedef struct ripc_options {
+    ripc_redis_config redis;
+    int pool_size;          /* connections for commands (sends, replies, acks); default 10 */
+    int dispatcher_count;   /* reader threads, each with its own connection; default 2 */
+    double entry_timeout;   /* default wait for a reply, seconds; default 5 */
+    double cleanup_interval;/* how often expired ledger slots are swept, seconds; default 1 */
+    double block_timeout;   /* how long one blocking read may wait before it is reissued; default 5 */
+    double reclaim_idle;    /* entries pending this long on any consumer are reclaimed; default 10 (as 1.x) */
+} ripc_options;
+
+/* Fills o with the defaults above. */
+void ripc_options_init(ripc_options *o);
+
+typedef struct ripc_stream ripc_stream;
+
+/* Errors seen by background threads (a malformed entry, a lost connection),
+ * delivered by ripc_stream_next_event. */
+enum {
+    RIPC_EVENT_MALFORMED_ENTRY = 1,
+    RIPC_EVENT_CONNECTION = 2,
+    RIPC_EVENT_ERROR = 3
+};
+typedef struct ripc_event {
+    struct ripc_event *next; /* queue link: keep first */
+    int kind;
+    char *message;
+} ripc_event;
+void ripc_event_free(ripc_event *event);
+
+/* Names are copied. Returns NULL (with err) for an empty stream or group name. */
+ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_options *options, ripc_error *err);
+/* Disconnects if needed and frees everything. */
+void ripc_stream_free(ripc_stream *s);
+
+/* Joins the stream: creates the group, registers this instance and starts the
+ * dispatcher and housekeeping threads. */
+int ripc_stream_connect(ripc_stream *s, ripc_error *err);
+int ripc_stream_connected(ripc_stream *s);
+/* First half of a disconnect: stops the background threads, fails waiting
+ * senders with RIPC_CLOSED and wakes request waiters. Replies can still be sent
+ * (handlers that are running may finish) until ripc_stream_close. */
+void ripc_stream_stop(ripc_stream *s);
+/* Second half: unregisters the instance and closes every connection. */
+void ripc_stream_close(ripc_stream *s);
+
+const char *ripc_stream_instance_id(ripc_stream *s);
+const char *ripc_stream_name(ripc_stream *s);
+const char *ripc_stream_group(ripc_stream *s);
+
+/* --- Sending ------------------------------------------------------------- */
+
+typedef struct ripc_request ripc_request;
+
+/* Writes a request to group `to` and registers it in the ledger. timeout <= 0
+ * uses the entry_timeout option. The request must be released with
+ * ripc_request_release whatever happens next. */
+int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
+                      double timeout, ripc_request **out, ripc_error *err);
+/* Waits for the reply: RIPC_OK (*reply is yours to free), RIPC_TIMEOUT,
+ * RIPC_CLOSED, RIPC_CONNECTION or RIPC_WOKEN. */
+int ripc_request_wait(ripc_request *r, ripc_entry **reply);
+/* Makes a ripc_request_wait in another thread return RIPC_WOKEN. */
+void ripc_request_wake(ripc_request *r);
+/* Removes the request from the ledger and frees it; a reply arriving later is ignored. */
+void ripc_request_release(ripc_request *r);
+const char *ripc_request_id(ripc_request *r);
+
+/* Convenience for C callers: send, wait, release. */
+int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
+              double timeout, ripc_entry **reply, ripc_error *err);
+
+/* --- Serving ------------------------------------------------------------- */
+
+/* A thread's handle for being woken out of a wait by another thread (an
+ * unblocking function): the wake is remembered until the wait sees it. */
+typedef struct ripc_waiter {
+    int woken;
+} ripc_waiter;
+
+/* Takes the next request addressed to this group: RIPC_OK (*out is yours;
+ * answer it with ripc_respond, then free it), RIPC_TIMEOUT, RIPC_WOKEN or
+ * RIPC_CLOSED once the stream stops. deadline is on ripc_monotonic_now(), 0
+ * for none. waiter may be NULL. */
+int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_entry **out);
+/* Wakes that waiter's ripc_stream_next_request (NULL: every current one). */
+void ripc_stream_wake_requests(ripc_stream *s, ripc_waiter *waiter);
+
+/* Answers a request: writes the reply, acknowledges and deletes the request.
+ * RIPC_STATE when the request was already answered. */
+int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
+                 const char *content, size_t len, ripc_error *err);
+
+/* Takes the next background error, like ripc_stream_next_request. */
+int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_event **out);
+void ripc_stream_wake_events(ripc_stream *s, ripc_waiter *waiter);
+
+/* --- Introspection ------------------------------------------------------- */
+
+typedef struct ripc_stats {
+    size_t ledger_size;      /* requests waiting for a reply */
+    size_t queued_requests;  /* requests read but not yet taken by a consumer */
+    size_t inflight_requests;/* requests taken but not yet answered */
+    size_t pool_connections; /* command connections open */
+} ripc_stats;
+void ripc_stream_stats(ripc_stream *s, ripc_stats *out);
+
+double ripc_monotonic_now(void);
+const char *ripc_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

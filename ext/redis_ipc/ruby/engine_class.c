@@ -1,0 +1,485 @@
+/* RedisIPC::Engine: the Ruby face of one ripc_stream. Its methods are the
+ * private plumbing of RedisIPC::Stream (lib/redis_ipc/stream.rb), which
+ * checks arguments and builds entry objects; this file only moves bytes
+ * between Ruby and the engine and waits with the GVL released. */
+#include "redis_ipc_ext.h"
+
+#include <ruby/thread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/ipc_util.h"
+
+typedef struct engine {
+    ripc_stream *stream;
+} engine;
+
+static void engine_free(void *ptr)
+{
+    engine *e = ptr;
+    /* Joins native threads: they never need the GVL, so this cannot deadlock. */
+    ripc_stream_free(e->stream);
+    xfree(e);
+}
+
+static size_t engine_memsize(const void *ptr)
+{
+    (void)ptr;
+    return sizeof(engine);
+}
+
+/* The engine holds no Ruby objects: nothing to mark or move. */
+static const rb_data_type_t engine_type = {
+    .wrap_struct_name = "RedisIPC::Engine",
+    .function = { .dmark = NULL, .dfree = engine_free, .dsize = engine_memsize, .dcompact = NULL },
+    .flags = 0, /* not FREE_IMMEDIATELY: freeing may join threads */
+};
+
+static VALUE engine_alloc(VALUE klass)
+{
+    engine *e;
+    return TypedData_Make_Struct(klass, engine, &engine_type, e);
+}
+
+static ripc_stream *get_stream(VALUE self)
+{
+    engine *e;
+    TypedData_Get_Struct(self, engine, &engine_type, e);
+    if (!e->stream) rb_raise(rb_eRedisIPCError, "engine is not initialized");
+    return e->stream;
+}
+
+NORETURN(static void raise_error(const ripc_error *err));
+static void raise_error(const ripc_error *err)
+{
+    VALUE klass;
+    switch (err->code) {
+    case RIPC_TIMEOUT: klass = rb_eRedisIPCTimeoutError; break;
+    case RIPC_CONNECTION: case RIPC_CLOSED: klass = rb_eRedisIPCConnectionError; break;
+    case RIPC_ARGUMENT: klass = rb_eArgError; break;
+    default: klass = rb_eRedisIPCError; break;
+    }
+    rb_raise(klass, "%s", err->message);
+}
+
+/* --- options ---------------------------------------------------------------- */
+
+static VALUE opt(VALUE hash, const char *key)
+{
+    return rb_hash_aref(hash, ID2SYM(rb_intern(key)));
+}
+
+static char *opt_string(VALUE hash, const char *key)
+{
+    VALUE v = opt(hash, key);
+    if (NIL_P(v)) return NULL;
+    StringValue(v);
+    return ripc_memdup(RSTRING_PTR(v), (size_t)RSTRING_LEN(v));
+}
+
+static double opt_double(VALUE hash, const char *key, double fallback)
+{
+    VALUE v = opt(hash, key);
+    return NIL_P(v) ? fallback : NUM2DBL(v);
+}
+
+static int opt_int(VALUE hash, const char *key, int fallback)
+{
+    VALUE v = opt(hash, key);
+    return NIL_P(v) ? fallback : NUM2INT(v);
+}
+
+typedef struct init_args {
+    VALUE self, stream, group, options;
+    char *strings[4];
+} init_args;
+
+static VALUE init_body(VALUE arg)
+{
+    init_args *a = (init_args *)arg;
+    ripc_options o;
+    ripc_options_init(&o);
+    VALUE h = a->options;
+    Check_Type(h, T_HASH);
+    /* Copies of the strings: ripc_stream_new copies them again into C memory it owns. */
+    o.redis.host = a->strings[0] = opt_string(h, "host");
+    o.redis.path = a->strings[1] = opt_string(h, "path");
+    o.redis.username = a->strings[2] = opt_string(h, "username");
+    o.redis.password = a->strings[3] = opt_string(h, "password");
+    if (!o.redis.host) o.redis.host = "127.0.0.1";
+    o.redis.port = opt_int(h, "port", 6379);
+    o.redis.db = opt_int(h, "db", 0);
+    o.redis.timeout = opt_double(h, "timeout", 1.0);
+    o.redis.connect_timeout = opt_double(h, "connect_timeout", 1.0);
+    o.pool_size = opt_int(h, "pool_size", 10);
+    o.dispatcher_count = opt_int(h, "dispatcher_count", 2);
+    o.entry_timeout = opt_double(h, "entry_timeout", 5.0);
+    o.cleanup_interval = opt_double(h, "cleanup_interval", 1.0);
+    o.block_timeout = opt_double(h, "block_timeout", 5.0);
+    o.reclaim_idle = opt_double(h, "reclaim_idle", 10.0);
+
+    StringValueCStr(a->stream);
+    StringValueCStr(a->group);
+    ripc_error err;
+    ripc_stream *s = ripc_stream_new(RSTRING_PTR(a->stream), RSTRING_PTR(a->group), &o, &err);
+    if (!s) raise_error(&err);
+    engine *e;
+    TypedData_Get_Struct(a->self, engine, &engine_type, e);
+    ripc_stream_free(e->stream);
+    e->stream = s;
+    return a->self;
+}
+
+static VALUE init_cleanup(VALUE arg)
+{
+    init_args *a = (init_args *)arg;
+    for (int i = 0; i < 4; i++) free(a->strings[i]);
+    return Qnil;
+}
+
+/* Engine.new(stream, group, options) */
+static VALUE engine_initialize(VALUE self, VALUE stream, VALUE group, VALUE options)
+{
+    init_args a = { self, stream, group, options, { NULL, NULL, NULL, NULL } };
+    return rb_ensure(init_body, (VALUE)&a, init_cleanup, (VALUE)&a);
+}
+
+/* --- lifecycle -------------------------------------------------------------- */
+
+typedef struct call_args {
+    ripc_stream *stream;
+    ripc_error err;
+    int rc;
+} call_args;
+
+/* Connecting, stopping and closing take at most the configured connect and
+ * command timeouts and join threads that never take the GVL; they run
+ * without it so other Ruby threads go on meanwhile. Nothing useful can be
+ * done to cut them short, so the unblocking function does nothing. */
+static void ubf_nothing(void *arg) { (void)arg; }
+
+static void *connect_nogvl(void *arg)
+{
+    call_args *a = arg;
+    a->rc = ripc_stream_connect(a->stream, &a->err);
+    return NULL;
+}
+
+static VALUE engine_connect(VALUE self)
+{
+    call_args a = { get_stream(self), { 0, "" }, 0 };
+    rb_thread_call_without_gvl(connect_nogvl, &a, ubf_nothing, NULL);
+    if (a.rc != RIPC_OK) raise_error(&a.err);
+    return self;
+}
+
+static void *stop_nogvl(void *arg)
+{
+    ripc_stream_stop(((call_args *)arg)->stream);
+    return NULL;
+}
+
+static void *close_nogvl(void *arg)
+{
+    ripc_stream_close(((call_args *)arg)->stream);
+    return NULL;
+}
+
+static VALUE engine_stop(VALUE self)
+{
+    call_args a = { get_stream(self), { 0, "" }, 0 };
+    rb_thread_call_without_gvl(stop_nogvl, &a, ubf_nothing, NULL);
+    return self;
+}
+
+static VALUE engine_close(VALUE self)
+{
+    call_args a = { get_stream(self), { 0, "" }, 0 };
+    rb_thread_call_without_gvl(close_nogvl, &a, ubf_nothing, NULL);
+    return self;
+}
+
+static VALUE engine_connected_p(VALUE self)
+{
+    return ripc_stream_connected(get_stream(self)) ? Qtrue : Qfalse;
+}
+
+static VALUE engine_instance_id(VALUE self)
+{
+    return rb_utf8_str_new_cstr(ripc_stream_instance_id(get_stream(self)));
+}
+
+static VALUE engine_stats(VALUE self)
+{
+    ripc_stats st;
+    ripc_stream_stats(get_stream(self), &st);
+    VALUE h = rb_hash_new();
+    rb_hash_aset(h, ID2SYM(rb_intern("ledger_size")), SIZET2NUM(st.ledger_size));
+    rb_hash_aset(h, ID2SYM(rb_intern("queued_requests")), SIZET2NUM(st.queued_requests));
+    rb_hash_aset(h, ID2SYM(rb_intern("inflight_requests")), SIZET2NUM(st.inflight_requests));
+    rb_hash_aset(h, ID2SYM(rb_intern("pool_connections")), SIZET2NUM(st.pool_connections));
+    return h;
+}
+
+/* --- entries ---------------------------------------------------------------- */
+
+/* [redis_id, id, instance_id, status, content, source_group, destination_group] */
+static VALUE entry_to_array(const ripc_entry *e)
+{
+    VALUE a = rb_ary_new_capa(1 + RIPC_FIELD_COUNT);
+    rb_ary_push(a, e->redis_id ? rb_utf8_str_new_cstr(e->redis_id) : Qnil);
+    for (int i = 0; i < RIPC_FIELD_COUNT; i++) {
+        const ripc_bytes *f = &e->fields[i];
+        rb_ary_push(a, f->ptr ? rb_utf8_str_new(f->ptr, (long)f->len) : Qnil);
+    }
+    return a;
+}
+
+/* --- sending ---------------------------------------------------------------- */
+
+typedef struct send_args {
+    ripc_stream *stream;
+    char *to, *content;
+    size_t content_len;
+    double timeout;
+    ripc_request *request;
+    ripc_entry *reply;
+    ripc_error err;
+    int rc;
+} send_args;
+
+static void *send_nogvl(void *arg)
+{
+    send_args *a = arg;
+    a->rc = ripc_request_send(a->stream, a->to, a->content, a->content_len, a->timeout, &a->request, &a->err);
+    return NULL;
+}
+
+static void *wait_nogvl(void *arg)
+{
+    send_args *a = arg;
+    a->rc = ripc_request_wait(a->request, &a->reply);
+    return NULL;
+}
+
+static void ubf_wake_request(void *arg)
+{
+    ripc_request_wake(arg);
+}
+
+static VALUE send_body(VALUE arg)
+{
+    send_args *a = (send_args *)arg;
+    /* Writing the request takes one bounded command (the redis timeout). */
+    rb_thread_call_without_gvl(send_nogvl, a, ubf_nothing, NULL);
+    if (a->rc != RIPC_OK) raise_error(&a->err);
+    for (;;) {
+        rb_thread_call_without_gvl(wait_nogvl, a, ubf_wake_request, a->request);
+        if (a->rc != RIPC_WOKEN) break;
+        /* Any interrupt wakes us, a SIGCHLD too: let Ruby raise if it is
+         * Thread#kill, Thread#raise or a signal, else wait again. The
+         * ensure below frees the ledger slot either way. */
+        rb_thread_check_ints();
+    }
+    switch (a->rc) {
+    case RIPC_OK: return entry_to_array(a->reply);
+    case RIPC_TIMEOUT:
+        rb_raise(rb_eRedisIPCTimeoutError, "no reply from group %s within %.3gs", a->to,
+                 a->timeout > 0 ? a->timeout : 0.0);
+    case RIPC_CLOSED:
+        rb_raise(rb_eRedisIPCConnectionError, "stream disconnected while waiting for a reply from group %s", a->to);
+    default:
+        rb_raise(rb_eRedisIPCConnectionError, "%s while waiting for a reply from group %s", ripc_strerror(a->rc), a->to);
+    }
+    return Qnil;
+}
+
+static VALUE send_cleanup(VALUE arg)
+{
+    send_args *a = (send_args *)arg;
+    if (a->request) ripc_request_release(a->request);
+    ripc_entry_free(a->reply);
+    free(a->to);
+    free(a->content);
+    return Qnil;
+}
+
+/* engine.send_request(to, content_json, timeout_seconds) -> reply array */
+static VALUE engine_send_request(VALUE self, VALUE to, VALUE content, VALUE timeout)
+{
+    ripc_stream *s = get_stream(self);
+    StringValueCStr(to);
+    StringValue(content);
+    double t = NUM2DBL(timeout);
+    send_args a;
+    memset(&a, 0, sizeof(a));
+    a.stream = s;
+    a.timeout = t;
+    /* The engine works without the GVL, so it gets C copies: a Ruby string's
+     * bytes may move (compaction) or change while it runs. */
+    a.to = ripc_memdup(RSTRING_PTR(to), (size_t)RSTRING_LEN(to));
+    a.content = ripc_memdup(RSTRING_PTR(content), (size_t)RSTRING_LEN(content));
+    a.content_len = (size_t)RSTRING_LEN(content);
+    return rb_ensure(send_body, (VALUE)&a, send_cleanup, (VALUE)&a);
+}
+
+/* --- serving ---------------------------------------------------------------- */
+
+typedef struct pop_args {
+    ripc_stream *stream;
+    ripc_waiter waiter;
+    double deadline;
+    void *item;
+    int rc;
+    int events; /* 1: pop the event queue instead of requests */
+} pop_args;
+
+static void *pop_nogvl(void *arg)
+{
+    pop_args *a = arg;
+    if (a->events) a->rc = ripc_stream_next_event(a->stream, a->deadline, &a->waiter, (ripc_event **)&a->item);
+    else a->rc = ripc_stream_next_request(a->stream, a->deadline, &a->waiter, (ripc_entry **)&a->item);
+    return NULL;
+}
+
+static void ubf_wake_pop(void *arg)
+{
+    pop_args *a = arg;
+    if (a->events) ripc_stream_wake_events(a->stream, &a->waiter);
+    else ripc_stream_wake_requests(a->stream, &a->waiter);
+}
+
+static VALUE pop_body(VALUE arg)
+{
+    pop_args *a = (pop_args *)arg;
+    for (;;) {
+        rb_thread_call_without_gvl(pop_nogvl, a, ubf_wake_pop, a);
+        if (a->rc != RIPC_WOKEN) break;
+        rb_thread_check_ints();
+    }
+    if (a->rc != RIPC_OK) return Qnil;
+    if (a->events) {
+        ripc_event *ev = a->item;
+        return rb_ary_new_from_args(2, INT2NUM(ev->kind), rb_utf8_str_new_cstr(ev->message));
+    }
+    return entry_to_array(a->item);
+}
+
+static VALUE pop_cleanup(VALUE arg)
+{
+    pop_args *a = (pop_args *)arg;
+    if (a->events) ripc_event_free(a->item);
+    else ripc_entry_free(a->item);
+    a->item = NULL;
+    return Qnil;
+}
+
+static VALUE pop(VALUE self, VALUE timeout, int events)
+{
+    pop_args a;
+    memset(&a, 0, sizeof(a));
+    a.stream = get_stream(self);
+    a.events = events;
+    a.deadline = NIL_P(timeout) ? 0 : ripc_monotonic_now() + NUM2DBL(timeout);
+    return rb_ensure(pop_body, (VALUE)&a, pop_cleanup, (VALUE)&a);
+}
+
+/* engine.next_request(timeout = nil) -> entry array, or nil once stopped or timed out */
+static VALUE engine_next_request(int argc, VALUE *argv, VALUE self)
+{
+    VALUE timeout = argc > 0 ? argv[0] : Qnil;
+    rb_check_arity(argc, 0, 1);
+    return pop(self, timeout, 0);
+}
+
+/* engine.next_event(timeout = nil) -> [kind, message], or nil once stopped */
+static VALUE engine_next_event(int argc, VALUE *argv, VALUE self)
+{
+    VALUE timeout = argc > 0 ? argv[0] : Qnil;
+    rb_check_arity(argc, 0, 1);
+    return pop(self, timeout, 1);
+}
+
+typedef struct respond_args {
+    ripc_stream *stream;
+    ripc_entry request;
+    int fulfilled;
+    char *content;
+    size_t content_len;
+    ripc_error err;
+    int rc;
+} respond_args;
+
+static void *respond_nogvl(void *arg)
+{
+    respond_args *a = arg;
+    a->rc = ripc_respond(a->stream, &a->request, a->fulfilled, a->content, a->content_len, &a->err);
+    return NULL;
+}
+
+static VALUE respond_body(VALUE arg)
+{
+    respond_args *a = (respond_args *)arg;
+    rb_thread_call_without_gvl(respond_nogvl, a, ubf_nothing, NULL);
+    if (a->rc != RIPC_OK) raise_error(&a->err);
+    return Qtrue;
+}
+
+static VALUE respond_cleanup(VALUE arg)
+{
+    respond_args *a = (respond_args *)arg;
+    free(a->request.redis_id);
+    for (int i = 0; i < RIPC_FIELD_COUNT; i++) free(a->request.fields[i].ptr);
+    free(a->content);
+    return Qnil;
+}
+
+static void copy_field(ripc_bytes *f, VALUE v)
+{
+    f->ptr = ripc_memdup(RSTRING_PTR(v), (size_t)RSTRING_LEN(v));
+    f->len = (size_t)RSTRING_LEN(v);
+}
+
+/* engine.respond(request_array, fulfilled, content_json) */
+static VALUE engine_respond(VALUE self, VALUE request, VALUE fulfilled, VALUE content)
+{
+    ripc_stream *s = get_stream(self);
+    Check_Type(request, T_ARRAY);
+    if (RARRAY_LEN(request) != 1 + RIPC_FIELD_COUNT) rb_raise(rb_eArgError, "not a request of this stream");
+    StringValue(content);
+    for (long i = 0; i < RARRAY_LEN(request); i++) Check_Type(RARRAY_AREF(request, i), T_STRING);
+    respond_args a;
+    memset(&a, 0, sizeof(a));
+    a.stream = s;
+    a.fulfilled = RTEST(fulfilled);
+    /* All conversions that can raise ran above; from here the copies are freed by the ensure. */
+    VALUE rid = RARRAY_AREF(request, 0);
+    a.request.redis_id = ripc_memdup(RSTRING_PTR(rid), (size_t)RSTRING_LEN(rid));
+    for (int i = 0; i < RIPC_FIELD_COUNT; i++) copy_field(&a.request.fields[i], RARRAY_AREF(request, i + 1));
+    a.content = ripc_memdup(RSTRING_PTR(content), (size_t)RSTRING_LEN(content));
+    a.content_len = (size_t)RSTRING_LEN(content);
+    return rb_ensure(respond_body, (VALUE)&a, respond_cleanup, (VALUE)&a);
+}
+
+void Init_redis_ipc_engine(VALUE mRedisIPC)
+{
+    VALUE cEngine = rb_define_class_under(mRedisIPC, "Engine", rb_cObject);
+    rb_define_alloc_func(cEngine, engine_alloc);
+    /* Copies would share the C stream: one owner only. */
+    rb_undef_method(cEngine, "dup");
+    rb_undef_method(cEngine, "clone");
+    rb_define_method(cEngine, "initialize", engine_initialize, 3);
+    rb_define_method(cEngine, "connect", engine_connect, 0);
+    rb_define_method(cEngine, "stop", engine_stop, 0);
+    rb_define_method(cEngine, "close", engine_close, 0);
+    rb_define_method(cEngine, "connected?", engine_connected_p, 0);
+    rb_define_method(cEngine, "instance_id", engine_instance_id, 0);
+    rb_define_method(cEngine, "stats", engine_stats, 0);
+    rb_define_method(cEngine, "send_request", engine_send_request, 3);
+    rb_define_method(cEngine, "next_request", engine_next_request, -1);
+    rb_define_method(cEngine, "next_event", engine_next_event, -1);
+    rb_define_method(cEngine, "respond", engine_respond, 3);
+    rb_define_const(cEngine, "EVENT_MALFORMED_ENTRY", INT2NUM(RIPC_EVENT_MALFORMED_ENTRY));
+    rb_define_const(cEngine, "EVENT_CONNECTION", INT2NUM(RIPC_EVENT_CONNECTION));
+    rb_define_const(cEngine, "EVENT_ERROR", INT2NUM(RIPC_EVENT_ERROR));
+}

@@ -1,0 +1,17 @@
+# frozen_string_literal: true
+
+require "json"
+
+require_relative "redis_ipc/version"
+require_relative "redis_ipc/errors"
+# The extension looks up the error classes above when it loads.
+require "redis_ipc/redis_ipc"
+require_relative "redis_ipc/content"
+require_relative "redis_ipc/redis_options"
+require_relative "redis_ipc/connect_options"
+require_relative "redis_ipc/stream/entry"
+require_relative "redis_ipc/stream"
+
+# Request/reply between processes over a Redis stream. See RedisIPC::Stream.
+module RedisIPC
+end

@@ -1,0 +1,88 @@
+# frozen_string_literal: true
+
+module RedisIPC
+  # The options of Stream#connect: defaults, merging of partial nested
+  # hashes, and validation (ArgumentError for unknown keys or bad values).
+  class ConnectOptions
+    DEFAULTS = {
+      redis_options: {},
+      logger: nil,
+      pool_size: 10,
+      max_pool_size: nil,
+      ledger: { entry_timeout: 5, cleanup_interval: 1 },
+      consumer: { pool_size: 3, execution_interval: 0.01 },
+      dispatcher: { pool_size: 2, execution_interval: 0.01 }
+    }.freeze
+
+    attr_reader :redis, :logger, :pool_size, :max_pool_size, :entry_timeout, :cleanup_interval,
+                :consumer_pool_size, :dispatcher_pool_size, :consumer_interval, :dispatcher_interval
+
+    def initialize(options)
+      unknown = options.keys - DEFAULTS.keys
+      raise ArgumentError, "unknown connect options: #{unknown.map(&:inspect).join(", ")}" if unknown.any?
+
+      @redis = RedisOptions.normalize(options.fetch(:redis_options, {}))
+      @logger = options[:logger]
+      if @logger && !%i[debug info warn error].all? { |m| @logger.respond_to?(m) }
+        raise ArgumentError, "logger must respond to debug, info, warn and error"
+      end
+
+      @pool_size = positive_integer(options.fetch(:pool_size, 10), "pool_size")
+      @max_pool_size = options[:max_pool_size] && positive_integer(options[:max_pool_size], "max_pool_size")
+      ledger = section(options, :ledger)
+      @entry_timeout = positive_number(ledger[:entry_timeout], "ledger.entry_timeout")
+      @cleanup_interval = positive_number(ledger[:cleanup_interval], "ledger.cleanup_interval")
+      consumer = section(options, :consumer)
+      @consumer_pool_size = positive_integer(consumer[:pool_size], "consumer.pool_size")
+      @consumer_interval = positive_number(consumer[:execution_interval], "consumer.execution_interval")
+      dispatcher = section(options, :dispatcher)
+      @dispatcher_pool_size = positive_integer(dispatcher[:pool_size], "dispatcher.pool_size")
+      @dispatcher_interval = positive_number(dispatcher[:execution_interval], "dispatcher.execution_interval")
+      if @max_pool_size && @max_pool_size <= @dispatcher_pool_size
+        raise ArgumentError, "max_pool_size must be greater than dispatcher.pool_size (#{@dispatcher_pool_size}): " \
+                             "each dispatcher holds a connection and commands need at least one more"
+      end
+    end
+
+    # Connections for commands: as 1.x, pool_size plus one per consumer; or
+    # what max_pool_size leaves after the dispatchers' own connections.
+    def command_pool_size
+      @max_pool_size ? @max_pool_size - @dispatcher_pool_size : @pool_size + @consumer_pool_size
+    end
+
+    def engine_options
+      @redis.merge(
+        pool_size: command_pool_size,
+        dispatcher_count: @dispatcher_pool_size,
+        entry_timeout: @entry_timeout.to_f,
+        cleanup_interval: @cleanup_interval.to_f
+      )
+    end
+
+    private
+
+    def section(options, key)
+      given = options.fetch(key, {})
+      raise ArgumentError, "#{key} must be a Hash, got #{given.class}" unless given.is_a?(Hash)
+
+      unknown = given.keys - DEFAULTS[key].keys
+      raise ArgumentError, "unknown #{key} options: #{unknown.map(&:inspect).join(", ")}" if unknown.any?
+
+      DEFAULTS[key].merge(given)
+    end
+
+    def positive_integer(value, name)
+      raise ArgumentError, "#{name} must be a positive Integer, got #{value.inspect}" unless value.is_a?(Integer) && value.positive? && value <= 10_000
+
+      value
+    end
+
+    def positive_number(value, name)
+      unless value.is_a?(Numeric) && value.positive? && (!value.is_a?(Float) || value.finite?)
+        raise ArgumentError, "#{name} must be a positive number, got #{value.inspect}"
+      end
+
+      value
+    end
+  end
+end

@@ -1,0 +1,20 @@
+# frozen_string_literal: true
+
+module RedisIPC
+  # Every error this gem raises on purpose.
+  class Error < StandardError; end
+
+  # No reply arrived within the timeout.
+  class TimeoutError < Error; end
+
+  # Redis could not be reached, the connection broke, or the stream is not
+  # (or no longer) connected.
+  class ConnectionError < Error; end
+
+  # The stream was set up wrongly, e.g. connected without an on_request block.
+  class ConfigurationError < Error; end
+
+  # An entry on the stream breaks the wire contract (missing or extra fields,
+  # bad status, invalid UTF-8) or answers a request nobody waits for.
+  class MalformedEntryError < Error; end
+end

@@ -1,0 +1,214 @@
+# frozen_string_literal: true
+
+module RedisIPC
+  # An endpoint on a shared Redis stream, named by its group. It answers
+  # requests sent to its group (on_request) and sends requests to other
+  # groups (send_to_group). The work happens in the C engine: dispatcher
+  # threads read the stream without the GVL, and `consumer.pool_size` Ruby
+  # threads run on_request for the requests they hand over.
+  class Stream
+    attr_reader :stream_name, :group_name
+
+    def initialize(stream, group)
+      @stream_name = self.class.send(:check_name, stream, "stream")
+      @group_name = self.class.send(:check_name, group, "group")
+      @on_request = nil
+      @on_error = nil
+      @engine = nil
+      @threads = []
+      @lifecycle = Mutex.new
+    end
+
+    # The block runs for each request addressed to this group, with the
+    # stream as self, so fulfill_request/reject_request can be called bare.
+    def on_request(&block)
+      raise ArgumentError, "on_request needs a block" unless block
+
+      @on_request = block
+      self
+    end
+
+    # The block receives every exception raised by a request handler and
+    # every error seen in the background (bad entries, lost connections).
+    def on_error(&block)
+      raise ArgumentError, "on_error needs a block" unless block
+
+      @on_error = block
+      self
+    end
+
+    def connect(**options)
+      raise ConfigurationError, "Stream#on_request must be a lambda or proc" unless @on_request.is_a?(Proc)
+
+      config = ConnectOptions.new(options)
+      @lifecycle.synchronize do
+        raise ConnectionError, "#{inspect} is already connected" if @engine&.connected?
+
+        engine = Engine.new(@stream_name, @group_name, config.engine_options)
+        engine.connect
+        @config = config
+        @engine = engine
+        @threads = Array.new(config.consumer_pool_size) { |i| spawn("consumer #{i + 1}") { serve(engine) } }
+        @threads << spawn("error reporter") { report_events(engine) }
+        log(:info) { "connected to #{@stream_name} as #{@group_name} (instance #{engine.instance_id})" }
+      end
+      self
+    end
+
+    def connected?
+      !!@engine&.connected?
+    end
+
+    # The instance id this process carries on the wire (new at each connect).
+    def instance_id
+      @engine&.instance_id
+    end
+
+    # Sends content to group `to` and blocks until its reply arrives; returns
+    # the reply as an Entry. Raises TimeoutError when none comes within
+    # `timeout` seconds (default: ledger.entry_timeout).
+    def send_to_group(content:, to:, timeout: nil)
+      to = self.class.send(:check_name, to, "to:")
+      timeout = check_timeout(timeout)
+      payload = Content.encode(content)
+      engine = connected_engine
+      Entry.from_native(engine.send_request(to, payload, timeout || @config.entry_timeout.to_f))
+    end
+
+    def fulfill_request(entry, content:)
+      answer(entry, true, content)
+    end
+
+    def reject_request(entry, content:)
+      answer(entry, false, content)
+    end
+
+    # Stops every thread this stream started, waits a bounded time (the
+    # entry timeout) for running handlers, fails waiting senders with
+    # ConnectionError and frees everything. Safe to call twice.
+    def disconnect
+      @lifecycle.synchronize do
+        engine = @engine
+        return self unless engine
+
+        engine.stop
+        deadline = monotonic + @config.entry_timeout.to_f
+        @threads.each do |thread|
+          next if thread == Thread.current # disconnect called from a handler
+
+          thread.kill unless thread.join([deadline - monotonic, 0].max)
+        end
+        engine.close
+        @engine = nil
+        @threads = []
+        log(:info) { "disconnected from #{@stream_name}" }
+      end
+      self
+    end
+
+    # Counters of the engine, for tests and metrics.
+    def stats
+      @engine ? @engine.stats : { ledger_size: 0, queued_requests: 0, inflight_requests: 0, pool_connections: 0 }
+    end
+
+    def inspect
+      "#<#{self.class.name} stream=#{@stream_name.inspect} group=#{@group_name.inspect} connected=#{connected?}>"
+    end
+
+    def self.check_name(name, what)
+      name = name.to_s if name.is_a?(Symbol)
+      raise ArgumentError, "#{what} must be a String, got #{name.class}" unless name.is_a?(String)
+      raise ArgumentError, "#{what} must not be blank" if name.strip.empty?
+      raise ArgumentError, "#{what} must not contain NUL bytes" if name.include?("\0")
+      raise ArgumentError, "#{what} must be valid UTF-8" unless name.dup.force_encoding(Encoding::UTF_8).valid_encoding?
+
+      name.dup.force_encoding(Encoding::UTF_8).freeze
+    end
+    private_class_method :check_name
+
+    private
+
+    def connected_engine
+      engine = @engine
+      raise ConnectionError, "#{inspect} is not connected; call #connect first" unless engine&.connected?
+
+      engine
+    end
+
+    def check_timeout(timeout)
+      return nil if timeout.nil?
+      raise ArgumentError, "timeout must be a positive number of seconds, got #{timeout.inspect}" unless timeout.is_a?(Numeric) && timeout.positive? && timeout.to_f.finite?
+
+      timeout.to_f
+    end
+
+    def answer(entry, fulfilled, content)
+      raise ArgumentError, "expected a RedisIPC::Stream::Entry, got #{entry.class}" unless entry.is_a?(Entry)
+      raise ArgumentError, "only a pending request can be answered (this entry is #{entry.status})" unless entry.pending? && entry.native_fields
+
+      payload = Content.encode(content)
+      engine = @engine
+      raise ConnectionError, "#{inspect} is not connected" unless engine
+
+      engine.respond(entry.native_fields, fulfilled, payload)
+      nil
+    end
+
+    def spawn(name, &block)
+      Thread.new do
+        Thread.current.name = "redis_ipc #{@group_name} #{name}"
+        Thread.current.report_on_exception = false
+        block.call
+      end
+    end
+
+    # A consumer: takes requests from the engine (waiting with the GVL
+    # released) until the stream stops.
+    def serve(engine)
+      while (fields = engine.next_request)
+        handle(Entry.from_native(fields))
+      end
+    end
+
+    def handle(entry)
+      instance_exec(entry, &@on_request)
+    rescue StandardError, ScriptError => e
+      report(e)
+      begin
+        # Reject at once so the sender does not wait out its timeout.
+        reject_request(entry, content: "#{e.class}: #{e.message}")
+      rescue Error => answer_error
+        report(answer_error) unless answer_error.message.include?("already answered")
+      end
+    end
+
+    EVENT_ERRORS = {
+      Engine::EVENT_MALFORMED_ENTRY => MalformedEntryError,
+      Engine::EVENT_CONNECTION => ConnectionError,
+      Engine::EVENT_ERROR => Error
+    }.freeze
+    private_constant :EVENT_ERRORS
+
+    def report_events(engine)
+      while (event = engine.next_event)
+        kind, message = event
+        report(EVENT_ERRORS.fetch(kind, Error).new(message))
+      end
+    end
+
+    def report(exception)
+      log(:error) { "#{exception.class}: #{exception.message}" }
+      @on_error&.call(exception)
+    rescue StandardError => e
+      log(:error) { "on_error raised #{e.class}: #{e.message}" }
+    end
+
+    def log(level)
+      @config&.logger&.public_send(level, "[redis_ipc] #{yield}")
+    end
+
+    def monotonic
+      Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    end
+  end
+end

@@ -1,0 +1,22 @@
+# frozen_string_literal: true
+
+require_relative "lib/redis_ipc/version"
+
+Gem::Specification.new do |spec|
+  spec.name = "redis_ipc"
+  spec.version = RedisIPC::VERSION
+  spec.summary = "Request/reply between Ruby (and C) processes over Redis Streams, with a C engine"
+  spec.description = "RedisIPC::Stream lets processes answer requests addressed to their group and send " \
+                     "requests to other groups over one Redis stream. The engine is written in C on hiredis: " \
+                     "native threads block on the stream with the GVL released. Wire-compatible with redis_ipc 1.x."
+  spec.authors = ["redis_ipc developers"]
+  spec.license = "MIT"
+  spec.homepage = "https://rubygems.org/gems/redis_ipc"
+  spec.required_ruby_version = ">= 3.1"
+
+  spec.files = Dir["lib/**/*.rb", "ext/redis_ipc/**/*.{c,h,rb}", "README.md", "LICENSE"]
+  spec.require_paths = ["lib"]
+  spec.extensions = ["ext/redis_ipc/extconf.rb"]
+  spec.add_dependency "json", ">= 2.0"
+  spec.metadata["rubygems_mfa_required"] = "true"
+end
