@@ -1,0 +1,86 @@
+# frozen_string_literal: true
+
+# The sanitizer run of bin/test puts its build of the extension first.
+$LOAD_PATH.unshift(ENV["REDIS_IPC_SPEC_LIB"]) if ENV["REDIS_IPC_SPEC_LIB"]
+require "redis_ipc"
+require "redis"
+require "securerandom"
+require "timeout"
+require_relative "support/redis_server"
+
+module SpecHelpers
+  def redis_url
+    $redis_url
+  end
+
+  # A plain Redis client for looking at what the gem wrote, or for playing a
+  # foreign peer with raw commands.
+  def raw_redis
+    @raw_redis ||= Redis.new(url: redis_url)
+  end
+
+  def unique(name)
+    "#{name}_#{SecureRandom.hex(4)}"
+  end
+
+  def monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
+
+  # Polls until the block is truthy (for observing another process), up to `within` seconds.
+  def eventually(within: 5)
+    deadline = monotonic + within
+    loop do
+      result = yield
+      return result if result
+      raise "condition not met within #{within}s" if monotonic > deadline
+
+      sleep 0.01
+    end
+  end
+
+  # A connected stream; disconnected after the example.
+  def connected_stream(stream, group, errors: nil, **options, &handler)
+    s = RedisIPC::Stream.new(stream, group)
+    s.on_request(&(handler || proc { |entry| fulfill_request(entry, content: entry.content) }))
+    s.on_error { |e| errors << e } if errors
+    s.connect(redis_options: { url: redis_url }, **options)
+    (@streams ||= []) << s
+    s
+  end
+
+  # Runs a Ruby script in a separate process with the gem on its load path.
+  def ruby_process(script, *args, env: {})
+    lib = File.expand_path("../lib", __dir__)
+    extra = ENV["REDIS_IPC_SPEC_LIB"] ? ["-I", ENV["REDIS_IPC_SPEC_LIB"]] : []
+    IO.popen({ "REDIS_URL" => redis_url }.merge(env), [RbConfig.ruby, *extra, "-I", lib, script, *args.map(&:to_s)],
+             err: [:child, :out])
+  end
+end
+
+RSpec.configure do |config|
+  config.include SpecHelpers
+  config.disable_monkey_patching!
+  config.order = :defined
+
+  config.before(:suite) do
+    if ENV["REDIS_URL"].to_s.empty?
+      $redis_server = RedisServer.new.start
+      $redis_url = $redis_server.url
+    else
+      $redis_url = ENV["REDIS_URL"]
+    end
+  end
+
+  config.after(:suite) { $redis_server&.stop }
+
+  config.after do
+    (@streams || []).each(&:disconnect)
+    @raw_redis&.close
+  end
+
+  # No example may hang the suite.
+  config.around do |example|
+    Timeout.timeout(example.metadata.fetch(:timeout, 60)) { example.run }
+  end
+end
