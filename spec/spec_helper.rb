@@ -54,7 +54,7 @@ module SpecHelpers
     lib = File.expand_path("../lib", __dir__)
     extra = ENV["REDIS_IPC_SPEC_LIB"] ? ["-I", ENV["REDIS_IPC_SPEC_LIB"]] : []
     IO.popen({ "REDIS_URL" => redis_url }.merge(env), [RbConfig.ruby, *extra, "-I", lib, script, *args.map(&:to_s)],
-             err: [:child, :out])
+             "r+", err: [:child, :out])
   end
 end
 

@@ -155,11 +155,10 @@ module RedisIPC
     end
 
     def spawn(name, &block)
-      Thread.new do
-        Thread.current.name = "redis_ipc #{@group_name} #{name}"
-        Thread.current.report_on_exception = false
-        block.call
-      end
+      thread = Thread.new(&block)
+      thread.name = "redis_ipc #{@group_name} #{name}"
+      thread.report_on_exception = false
+      thread
     end
 
     # A consumer: takes requests from the engine (waiting with the GVL

@@ -1,7 +1,6 @@
 #include "ipc_ledger.h"
 #include "ipc_util.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +14,7 @@ void ripc_ledger_init(ripc_ledger *l)
     memset(l->recent_ring, 0, sizeof(l->recent_ring));
     l->recent_next = 0;
     l->closed = 0;
+    l->spare_count = 0;
 }
 
 void ripc_ledger_destroy(ripc_ledger *l)
@@ -22,21 +22,29 @@ void ripc_ledger_destroy(ripc_ledger *l)
     /* Slots belong to their senders, who release them; only the index goes. */
     ripc_map_destroy(&l->slots);
     ripc_map_destroy(&l->recent);
+    while (l->spare_count > 0) ripc_notifier_close(&l->spare_bells[--l->spare_count]);
     pthread_mutex_destroy(&l->mutex);
 }
 
-ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline)
+ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code)
 {
     ripc_request *r = ripc_xcalloc(1, sizeof(*r));
     r->ledger = l;
     r->deadline = deadline;
     r->state = SLOT_WAITING;
-    ripc_cond_init(&r->cond);
     pthread_mutex_lock(&l->mutex);
     if (l->closed) {
         pthread_mutex_unlock(&l->mutex);
-        pthread_cond_destroy(&r->cond);
         free(r);
+        *code = RIPC_CLOSED;
+        return NULL;
+    }
+    if (l->spare_count > 0) {
+        r->bell = l->spare_bells[--l->spare_count];
+    } else if (ripc_notifier_open(&r->bell) != 0) {
+        pthread_mutex_unlock(&l->mutex);
+        free(r);
+        *code = RIPC_STATE;
         return NULL;
     }
     do ripc_random_hex(r->id, RIPC_REQUEST_ID_LEN);
@@ -45,14 +53,19 @@ ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline)
     return r;
 }
 
+/* Gives a waiting slot its outcome. Called with the mutex held. */
+static void settle(ripc_request *r, int state, int code, ripc_entry *reply)
+{
+    r->state = state;
+    r->error_code = code;
+    r->reply = reply;
+    ripc_notifier_ring(&r->bell);
+}
+
 void ripc_ledger_fail(ripc_request *r, int code)
 {
     pthread_mutex_lock(&r->ledger->mutex);
-    if (r->state == SLOT_WAITING) {
-        r->state = SLOT_FAILED;
-        r->error_code = code;
-        pthread_cond_signal(&r->cond);
-    }
+    if (r->state == SLOT_WAITING) settle(r, SLOT_FAILED, code, NULL);
     pthread_mutex_unlock(&r->ledger->mutex);
 }
 
@@ -73,13 +86,13 @@ int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply)
     pthread_mutex_lock(&l->mutex);
     ripc_request *r = ripc_map_get(&l->slots, id, &found);
     if (found && r->state == SLOT_WAITING) {
-        r->reply = reply;
-        r->state = SLOT_REPLIED;
+        settle(r, SLOT_REPLIED, RIPC_OK, reply);
         remember(l, id);
-        pthread_cond_signal(&r->cond);
         result = RIPC_DELIVERED;
-    } else if (found) {
+    } else if (found && r->state != SLOT_FAILED) {
         result = RIPC_DUPLICATE;
+    } else if (found) {
+        result = RIPC_UNKNOWN; /* it came after the sender gave up */
     } else {
         ripc_map_get(&l->recent, id, &found);
         result = found ? RIPC_DUPLICATE : RIPC_UNKNOWN;
@@ -88,35 +101,52 @@ int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply)
     return result;
 }
 
-int ripc_ledger_wait(ripc_request *r, ripc_entry **reply)
+int ripc_ledger_try(ripc_request *r, ripc_entry **reply)
 {
-    ripc_ledger *l = r->ledger;
     int rc;
     *reply = NULL;
-    pthread_mutex_lock(&l->mutex);
-    for (;;) {
-        if (r->state == SLOT_REPLIED) {
-            *reply = r->reply;
-            r->reply = NULL;
-            r->state = SLOT_TAKEN;
-            rc = RIPC_OK;
-            break;
+    pthread_mutex_lock(&r->ledger->mutex);
+    switch (r->state) {
+    case SLOT_REPLIED:
+        *reply = r->reply;
+        r->reply = NULL;
+        r->state = SLOT_TAKEN;
+        rc = RIPC_OK;
+        break;
+    case SLOT_TAKEN: rc = RIPC_STATE; break;
+    case SLOT_FAILED: rc = r->error_code; break;
+    default:
+        if (ripc_now() >= r->deadline) {
+            r->state = SLOT_FAILED;
+            r->error_code = rc = RIPC_TIMEOUT;
+        } else {
+            rc = RIPC_AGAIN;
         }
-        if (r->state == SLOT_TAKEN) { rc = RIPC_STATE; break; }
-        if (r->state == SLOT_FAILED) { rc = r->error_code; break; }
-        if (r->woken) { r->woken = 0; rc = RIPC_WOKEN; break; }
-        if (ripc_now() >= r->deadline) { rc = RIPC_TIMEOUT; break; }
-        ripc_cond_wait_until(&r->cond, &l->mutex, r->deadline);
     }
-    pthread_mutex_unlock(&l->mutex);
+    pthread_mutex_unlock(&r->ledger->mutex);
     return rc;
+}
+
+int ripc_ledger_wait(ripc_request *r, ripc_entry **reply)
+{
+    for (;;) {
+        int rc = ripc_ledger_try(r, reply);
+        if (rc != RIPC_AGAIN) return rc;
+        pthread_mutex_lock(&r->ledger->mutex);
+        int woken = r->woken;
+        r->woken = 0;
+        if (woken) ripc_notifier_drain(&r->bell);
+        pthread_mutex_unlock(&r->ledger->mutex);
+        if (woken) return RIPC_WOKEN;
+        ripc_notifier_wait(&r->bell, r->deadline);
+    }
 }
 
 void ripc_ledger_wake(ripc_request *r)
 {
     pthread_mutex_lock(&r->ledger->mutex);
     r->woken = 1;
-    pthread_cond_signal(&r->cond);
+    ripc_notifier_ring(&r->bell);
     pthread_mutex_unlock(&r->ledger->mutex);
 }
 
@@ -126,42 +156,40 @@ void ripc_ledger_release(ripc_request *r)
     ripc_ledger *l = r->ledger;
     pthread_mutex_lock(&l->mutex);
     ripc_map_remove(&l->slots, r->id, NULL);
+    ripc_notifier_drain(&r->bell);
+    if (l->spare_count < RIPC_SPARE_BELLS) l->spare_bells[l->spare_count++] = r->bell;
+    else ripc_notifier_close(&r->bell);
     pthread_mutex_unlock(&l->mutex);
     ripc_entry_free(r->reply);
-    pthread_cond_destroy(&r->cond);
     free(r);
 }
 
-static void wake_expired(const char *key, void *value, void *arg)
+static void end_expired(const char *key, void *value, void *arg)
 {
     (void)key;
     ripc_request *r = value;
-    if (r->state == SLOT_WAITING && r->deadline <= *(double *)arg) pthread_cond_signal(&r->cond);
+    if (r->state == SLOT_WAITING && r->deadline <= *(double *)arg) settle(r, SLOT_FAILED, RIPC_TIMEOUT, NULL);
 }
 
 void ripc_ledger_sweep(ripc_ledger *l, double now)
 {
     pthread_mutex_lock(&l->mutex);
-    ripc_map_each(&l->slots, wake_expired, &now);
+    ripc_map_each(&l->slots, end_expired, &now);
     pthread_mutex_unlock(&l->mutex);
 }
 
-static void fail_closed(const char *key, void *value, void *arg)
+static void end_closed(const char *key, void *value, void *arg)
 {
     (void)key; (void)arg;
     ripc_request *r = value;
-    if (r->state == SLOT_WAITING) {
-        r->state = SLOT_FAILED;
-        r->error_code = RIPC_CLOSED;
-        pthread_cond_signal(&r->cond);
-    }
+    if (r->state == SLOT_WAITING) settle(r, SLOT_FAILED, RIPC_CLOSED, NULL);
 }
 
 void ripc_ledger_close(ripc_ledger *l)
 {
     pthread_mutex_lock(&l->mutex);
     l->closed = 1;
-    ripc_map_each(&l->slots, fail_closed, NULL);
+    ripc_map_each(&l->slots, end_closed, NULL);
     pthread_mutex_unlock(&l->mutex);
 }
 

@@ -5,10 +5,11 @@
 
 #include <pthread.h>
 #include "ipc_map.h"
+#include "ipc_notifier.h"
 #include "redis_ipc.h"
 
 enum { RIPC_REQUEST_ID_LEN = 21 };
-enum { RIPC_RECENT_IDS = 1024 };
+enum { RIPC_RECENT_IDS = 1024, RIPC_SPARE_BELLS = 256 };
 
 typedef struct ripc_ledger {
     pthread_mutex_t mutex;
@@ -19,6 +20,9 @@ typedef struct ripc_ledger {
     ripc_map recent;
     char recent_ring[RIPC_RECENT_IDS][RIPC_REQUEST_ID_LEN + 1];
     int recent_next;
+    /* Doorbells of released slots, reused so a request costs no open/close. */
+    ripc_notifier spare_bells[RIPC_SPARE_BELLS];
+    int spare_count;
 } ripc_ledger;
 
 struct ripc_request {
@@ -26,17 +30,18 @@ struct ripc_request {
     char id[RIPC_REQUEST_ID_LEN + 1];
     double deadline;
     int state;              /* see ipc_ledger.c */
-    int woken;
-    int error_code;         /* why the slot failed, for RIPC_SLOT_FAILED */
+    int woken;              /* ripc_request_wake was called */
+    int error_code;         /* why the slot failed */
     ripc_entry *reply;
-    pthread_cond_t cond;
+    ripc_notifier bell;     /* readable once the slot has an outcome */
 };
 
 void ripc_ledger_init(ripc_ledger *l);
 void ripc_ledger_destroy(ripc_ledger *l);
 
-/* A new slot with a fresh id, registered, waiting until deadline. NULL when closed. */
-ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline);
+/* A new slot with a fresh id, registered, waiting until deadline. NULL when
+ * closed (RIPC_CLOSED in *code) or out of descriptors (RIPC_STATE). */
+ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code);
 /* Marks a slot failed (its request could not be written). */
 void ripc_ledger_fail(ripc_request *r, int code);
 
@@ -44,11 +49,15 @@ enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN };
 /* Hands a reply to its waiting slot; on RIPC_DELIVERED the ledger owns reply. */
 int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply);
 
+/* The outcome so far: RIPC_OK (*reply is the caller's), RIPC_AGAIN (still
+ * waiting), RIPC_TIMEOUT, RIPC_CLOSED or RIPC_CONNECTION. */
+int ripc_ledger_try(ripc_request *r, ripc_entry **reply);
+/* Blocks until there is an outcome or ripc_ledger_wake (RIPC_WOKEN). */
 int ripc_ledger_wait(ripc_request *r, ripc_entry **reply);
 void ripc_ledger_wake(ripc_request *r);
 void ripc_ledger_release(ripc_request *r);
 
-/* Wakes slots whose deadline passed (their waiters return RIPC_TIMEOUT). */
+/* Ends slots whose deadline passed with RIPC_TIMEOUT. */
 void ripc_ledger_sweep(ripc_ledger *l, double now);
 /* Fails every waiting slot with RIPC_CLOSED and refuses new ones until reopened. */
 void ripc_ledger_close(ripc_ledger *l);

@@ -2,32 +2,48 @@
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    size_t ls = strlen(s->stream), lg = strlen(s->group), li = strlen(s->inbox), lk = strlen(s->consumers_key);
-    const char *create[] = { "XGROUP", "CREATE", s->stream, s->group, "$", "MKSTREAM" };
-    size_t create_len[] = { 6, 6, ls, lg, 1, 8 };
-    const char *consumer[] = { "XGROUP", "CREATECONSUMER", s->stream, s->group, s->inbox };
-    size_t consumer_len[] = { 6, 14, ls, lg, li };
-    /* LREM first so re-joining after Redis lost nothing does not list us twice. */
-    const char *lrem[] = { "LREM", s->consumers_key, "0", s->inbox };
-    size_t lrem_len[] = { 4, lk, 1, li };
-    const char *lpush[] = { "LPUSH", s->consumers_key, s->inbox };
-    size_t lpush_len[] = { 5, lk, li };
+    /* XGROUP CREATE (BUSYGROUP is fine), then CREATECONSUMER for the inbox and
+     * each dispatcher as 1.x does, then LREM + LPUSH so re-joining after Redis
+     * lost nothing does not list us twice. One round trip. */
+    int dispatchers = s->options.dispatcher_count;
+    char names[dispatchers][64];
+    int n = 4 + dispatchers;
+    int argcs[n];
+    const char **argvs[n];
+    const size_t *lens[n];
+    const char *argv_store[n][6];
+    size_t len_store[n][6];
+    redisReply *replies[n];
 
-    int argcs[] = { 6, 5, 4, 3 };
-    const char **argvs[] = { create, consumer, lrem, lpush };
-    const size_t *lens[] = { create_len, consumer_len, lrem_len, lpush_len };
-    redisReply *replies[4];
-    if (ripc_conn_pipeline(c, 4, argcs, argvs, lens, replies, err) != 0) return RIPC_CONNECTION;
+    int k = 0;
+#define CMD(...) do { \
+        const char *a[] = { __VA_ARGS__ }; \
+        argcs[k] = (int)(sizeof(a) / sizeof(a[0])); \
+        for (int i = 0; i < argcs[k]; i++) { argv_store[k][i] = a[i]; len_store[k][i] = strlen(a[i]); } \
+        argvs[k] = argv_store[k]; lens[k] = len_store[k]; k++; \
+    } while (0)
+    CMD("XGROUP", "CREATE", s->stream, s->group, "$", "MKSTREAM");
+    CMD("XGROUP", "CREATECONSUMER", s->stream, s->group, s->inbox);
+    for (int d = 0; d < dispatchers; d++) {
+        snprintf(names[d], sizeof(names[d]), "dispatcher_%s_%d", s->instance_id, d + 1);
+        CMD("XGROUP", "CREATECONSUMER", s->stream, s->group, names[d]);
+    }
+    CMD("LREM", s->consumers_key, "0", s->inbox);
+    CMD("LPUSH", s->consumers_key, s->inbox);
+#undef CMD
+
+    if (ripc_conn_pipeline(c, n, argcs, argvs, lens, replies, err) != 0) return RIPC_CONNECTION;
     int rc = RIPC_OK;
-    for (int i = 0; i < 4 && rc == RIPC_OK; i++) {
-        if (i == 0 && ripc_reply_error_starts(replies[i], "BUSYGROUP")) continue; /* the group exists */
+    for (int i = 0; i < n && rc == RIPC_OK; i++) {
+        if (i == 0 && ripc_reply_error_starts(replies[i], "BUSYGROUP")) continue;
         if (ripc_reply_is_error(replies[i], err)) rc = RIPC_PROTOCOL;
     }
-    for (int i = 0; i < 4; i++) freeReplyObject(replies[i]);
+    for (int i = 0; i < n; i++) freeReplyObject(replies[i]);
     return rc;
 }
 

@@ -2,16 +2,13 @@
 #include "ipc_util.h"
 #include "redis_ipc.h"
 
-#include <errno.h>
-
-void ripc_queue_init(ripc_queue *q)
+int ripc_queue_init(ripc_queue *q)
 {
     pthread_mutex_init(&q->mutex, NULL);
-    ripc_cond_init(&q->cond);
     q->head = q->tail = NULL;
     q->length = 0;
-    q->wake_seq = 0;
     q->closed = 0;
+    return ripc_notifier_open(&q->bell);
 }
 
 void ripc_queue_destroy(ripc_queue *q, void (*free_item)(ripc_qnode *))
@@ -22,8 +19,17 @@ void ripc_queue_destroy(ripc_queue *q, void (*free_item)(ripc_qnode *))
         free_item(node);
         node = next;
     }
-    pthread_cond_destroy(&q->cond);
+    ripc_notifier_close(&q->bell);
     pthread_mutex_destroy(&q->mutex);
+}
+
+/* Keeps the doorbell readable exactly while there is something to take
+ * (an item, or the news that the queue closed). Called with the mutex held. */
+static void update_bell(ripc_queue *q, int was_ready)
+{
+    int ready = q->length > 0 || q->closed;
+    if (ready && !was_ready) ripc_notifier_ring(&q->bell);
+    else if (!ready && was_ready) ripc_notifier_drain(&q->bell);
 }
 
 int ripc_queue_push(ripc_queue *q, ripc_qnode *item)
@@ -33,76 +39,76 @@ int ripc_queue_push(ripc_queue *q, ripc_qnode *item)
         pthread_mutex_unlock(&q->mutex);
         return -1;
     }
+    int was_ready = q->length > 0;
     item->next = NULL;
     if (q->tail) q->tail->next = item;
     else q->head = item;
     q->tail = item;
     q->length++;
-    pthread_cond_signal(&q->cond);
+    update_bell(q, was_ready);
     pthread_mutex_unlock(&q->mutex);
     return 0;
 }
 
-int ripc_queue_pop(ripc_queue *q, double deadline, ripc_waiter *waiter, ripc_qnode **out)
+int ripc_queue_try_pop(ripc_queue *q, ripc_qnode **out)
 {
     int rc;
     *out = NULL;
     pthread_mutex_lock(&q->mutex);
-    unsigned long seq = q->wake_seq;
-    for (;;) {
-        if (q->head) {
-            ripc_qnode *node = q->head;
-            q->head = node->next;
-            if (!q->head) q->tail = NULL;
-            q->length--;
-            node->next = NULL;
-            *out = node;
-            rc = RIPC_OK;
-            break;
-        }
-        if (q->closed) { rc = RIPC_CLOSED; break; }
-        if (q->wake_seq != seq || (waiter && waiter->woken)) {
-            if (waiter) waiter->woken = 0;
-            rc = RIPC_WOKEN;
-            break;
-        }
-        if (deadline > 0 && ripc_now() >= deadline) { rc = RIPC_TIMEOUT; break; }
-        ripc_cond_wait_until(&q->cond, &q->mutex, deadline);
+    if (q->head) {
+        int was_ready = 1;
+        ripc_qnode *node = q->head;
+        q->head = node->next;
+        if (!q->head) q->tail = NULL;
+        q->length--;
+        node->next = NULL;
+        *out = node;
+        update_bell(q, was_ready);
+        rc = RIPC_OK;
+    } else {
+        rc = q->closed ? RIPC_CLOSED : RIPC_AGAIN;
     }
     pthread_mutex_unlock(&q->mutex);
     return rc;
 }
 
-void ripc_queue_wake(ripc_queue *q, ripc_waiter *waiter)
+int ripc_queue_pop(ripc_queue *q, double deadline, ripc_qnode **out)
 {
-    pthread_mutex_lock(&q->mutex);
-    if (waiter) waiter->woken = 1;
-    else q->wake_seq++;
-    pthread_cond_broadcast(&q->cond);
-    pthread_mutex_unlock(&q->mutex);
+    for (;;) {
+        int rc = ripc_queue_try_pop(q, out);
+        if (rc != RIPC_AGAIN) return rc;
+        if (!ripc_notifier_wait(&q->bell, deadline)) return RIPC_TIMEOUT;
+    }
 }
+
+int ripc_queue_fd(ripc_queue *q) { return q->bell.read_fd; }
 
 void ripc_queue_close(ripc_queue *q)
 {
     pthread_mutex_lock(&q->mutex);
+    int was_ready = q->length > 0 || q->closed;
     q->closed = 1;
-    pthread_cond_broadcast(&q->cond);
+    update_bell(q, was_ready);
     pthread_mutex_unlock(&q->mutex);
 }
 
 void ripc_queue_reopen(ripc_queue *q)
 {
     pthread_mutex_lock(&q->mutex);
+    int was_ready = q->length > 0 || q->closed;
     q->closed = 0;
+    update_bell(q, was_ready);
     pthread_mutex_unlock(&q->mutex);
 }
 
 ripc_qnode *ripc_queue_drain(ripc_queue *q)
 {
     pthread_mutex_lock(&q->mutex);
+    int was_ready = q->length > 0 || q->closed;
     ripc_qnode *head = q->head;
     q->head = q->tail = NULL;
     q->length = 0;
+    update_bell(q, was_ready);
     pthread_mutex_unlock(&q->mutex);
     return head;
 }

@@ -38,6 +38,7 @@ const char *ripc_strerror(int code)
     case RIPC_ARGUMENT: return "invalid argument";
     case RIPC_PROTOCOL: return "unexpected reply from Redis";
     case RIPC_STATE: return "invalid state";
+    case RIPC_AGAIN: return "not yet";
     default: return "unknown error";
     }
 }
@@ -82,14 +83,20 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
 
     ripc_pool_init(&s->pool, &o->redis, o->pool_size);
     ripc_ledger_init(&s->ledger);
-    ripc_queue_init(&s->requests);
-    ripc_queue_init(&s->events);
     pthread_mutex_init(&s->inflight_mutex, NULL);
     ripc_map_init(&s->inflight);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
     s->pid = getpid();
+    int requests_ok = ripc_queue_init(&s->requests) == 0;
+    int events_ok = ripc_queue_init(&s->events) == 0;
+    if (!requests_ok || !events_ok) {
+        /* Only file descriptor exhaustion gets here. */
+        ripc_error_set(err, RIPC_STATE, "out of file descriptors");
+        ripc_stream_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -332,10 +339,12 @@ int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_
     }
     if (!content) { content = ""; len = 0; }
     double now = ripc_now();
-    ripc_request *r = ripc_ledger_open(&s->ledger, now + (timeout > 0 ? timeout : s->options.entry_timeout));
+    int code;
+    ripc_request *r = ripc_ledger_open(&s->ledger, now + (timeout > 0 ? timeout : s->options.entry_timeout), &code);
     if (!r) {
-        ripc_error_set(err, RIPC_CLOSED, "stream %s is disconnecting", s->stream);
-        return RIPC_CLOSED;
+        if (code == RIPC_CLOSED) ripc_error_set(err, code, "stream %s is disconnecting", s->stream);
+        else ripc_error_set(err, code, "out of file descriptors for waiting on a reply");
+        return code;
     }
     if (ripc_ledger_size(&s->ledger) == 1) ripc_stream_nudge_housekeeper(s); /* inbox sweeps speed up while we wait */
 
@@ -363,6 +372,9 @@ int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_
 }
 
 int ripc_request_wait(ripc_request *r, ripc_entry **reply) { return ripc_ledger_wait(r, reply); }
+int ripc_request_try(ripc_request *r, ripc_entry **reply) { return ripc_ledger_try(r, reply); }
+int ripc_request_fd(ripc_request *r) { return r->bell.read_fd; }
+double ripc_request_deadline(ripc_request *r) { return r->deadline; }
 void ripc_request_wake(ripc_request *r) { ripc_ledger_wake(r); }
 void ripc_request_release(ripc_request *r) { ripc_ledger_release(r); }
 const char *ripc_request_id(ripc_request *r) { return r->id; }
@@ -384,19 +396,29 @@ int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
 
 /* --- serving ---------------------------------------------------------------- */
 
-int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_entry **out)
+int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_entry **out)
 {
-    return ripc_queue_pop(&s->requests, deadline, waiter, (ripc_qnode **)out);
+    return ripc_queue_pop(&s->requests, deadline, (ripc_qnode **)out);
 }
 
-void ripc_stream_wake_requests(ripc_stream *s, ripc_waiter *waiter) { ripc_queue_wake(&s->requests, waiter); }
-
-int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_event **out)
+int ripc_stream_try_request(ripc_stream *s, ripc_entry **out)
 {
-    return ripc_queue_pop(&s->events, deadline, waiter, (ripc_qnode **)out);
+    return ripc_queue_try_pop(&s->requests, (ripc_qnode **)out);
 }
 
-void ripc_stream_wake_events(ripc_stream *s, ripc_waiter *waiter) { ripc_queue_wake(&s->events, waiter); }
+int ripc_stream_requests_fd(ripc_stream *s) { return ripc_queue_fd(&s->requests); }
+
+int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_event **out)
+{
+    return ripc_queue_pop(&s->events, deadline, (ripc_qnode **)out);
+}
+
+int ripc_stream_try_event(ripc_stream *s, ripc_event **out)
+{
+    return ripc_queue_try_pop(&s->events, (ripc_qnode **)out);
+}
+
+int ripc_stream_events_fd(ripc_stream *s) { return ripc_queue_fd(&s->events); }
 
 int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
                  const char *content, size_t len, ripc_error *err)

@@ -27,7 +27,8 @@ enum {
     RIPC_WOKEN = -4,      /* a wait was interrupted by a *_wake call: re-check and wait again */
     RIPC_ARGUMENT = -5,   /* a bad argument: nothing was written */
     RIPC_PROTOCOL = -6,   /* Redis answered something the engine did not expect */
-    RIPC_STATE = -7       /* the call does not fit the object's state (already connected, already answered) */
+    RIPC_STATE = -7,      /* the call does not fit the object's state (already connected, already answered) */
+    RIPC_AGAIN = -8       /* a non-blocking call found nothing yet */
 };
 
 typedef struct ripc_error {
@@ -133,11 +134,17 @@ typedef struct ripc_request ripc_request;
 int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
                       double timeout, ripc_request **out, ripc_error *err);
 /* Waits for the reply: RIPC_OK (*reply is yours to free), RIPC_TIMEOUT,
- * RIPC_CLOSED, RIPC_CONNECTION or RIPC_WOKEN. */
+ * RIPC_CLOSED, RIPC_CONNECTION, or RIPC_WOKEN after ripc_request_wake. */
 int ripc_request_wait(ripc_request *r, ripc_entry **reply);
+/* The same without blocking: RIPC_AGAIN while the reply is still awaited. */
+int ripc_request_try(ripc_request *r, ripc_entry **reply);
+/* A descriptor that becomes readable once ripc_request_try has an outcome:
+ * wait on it with your own event loop, then call ripc_request_try. */
+int ripc_request_fd(ripc_request *r);
+double ripc_request_deadline(ripc_request *r); /* on ripc_monotonic_now() */
 /* Makes a ripc_request_wait in another thread return RIPC_WOKEN. */
 void ripc_request_wake(ripc_request *r);
-/* Removes the request from the ledger and frees it; a reply arriving later is ignored. */
+/* Removes the request from the ledger and frees it; a reply arriving later is reported as unknown. */
 void ripc_request_release(ripc_request *r);
 const char *ripc_request_id(ripc_request *r);
 
@@ -147,28 +154,24 @@ int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
 
 /* --- Serving ------------------------------------------------------------- */
 
-/* A thread's handle for being woken out of a wait by another thread (an
- * unblocking function): the wake is remembered until the wait sees it. */
-typedef struct ripc_waiter {
-    int woken;
-} ripc_waiter;
-
 /* Takes the next request addressed to this group: RIPC_OK (*out is yours;
- * answer it with ripc_respond, then free it), RIPC_TIMEOUT, RIPC_WOKEN or
- * RIPC_CLOSED once the stream stops. deadline is on ripc_monotonic_now(), 0
- * for none. waiter may be NULL. */
-int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_entry **out);
-/* Wakes that waiter's ripc_stream_next_request (NULL: every current one). */
-void ripc_stream_wake_requests(ripc_stream *s, ripc_waiter *waiter);
+ * answer it with ripc_respond, then free it), RIPC_TIMEOUT, or RIPC_CLOSED
+ * once the stream stops. deadline is on ripc_monotonic_now(), 0 for none. */
+int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_entry **out);
+/* The same without blocking: RIPC_AGAIN when none is queued. */
+int ripc_stream_try_request(ripc_stream *s, ripc_entry **out);
+/* Readable while a request is queued or the stream has stopped. */
+int ripc_stream_requests_fd(ripc_stream *s);
 
 /* Answers a request: writes the reply, acknowledges and deletes the request.
  * RIPC_STATE when the request was already answered. */
 int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
                  const char *content, size_t len, ripc_error *err);
 
-/* Takes the next background error, like ripc_stream_next_request. */
-int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_waiter *waiter, ripc_event **out);
-void ripc_stream_wake_events(ripc_stream *s, ripc_waiter *waiter);
+/* Background errors, taken like requests. */
+int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_event **out);
+int ripc_stream_try_event(ripc_stream *s, ripc_event **out);
+int ripc_stream_events_fd(ripc_stream *s);
 
 /* --- Introspection ------------------------------------------------------- */
 

@@ -4,6 +4,7 @@
  * between Ruby and the engine and waits with the GVL released. */
 #include "redis_ipc_ext.h"
 
+#include <ruby/io.h>
 #include <ruby/thread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,16 +256,22 @@ static void *send_nogvl(void *arg)
     return NULL;
 }
 
-static void *wait_nogvl(void *arg)
+/* Waits until fd is readable or the monotonic deadline passes. Ruby's own
+ * I/O wait releases the GVL with an unblocking function that every kind of
+ * interrupt reaches (Thread#kill, Thread#raise, Timeout, a signal such as
+ * SIGINT for the main thread), and raises here when one is pending; the
+ * callers' rb_ensure then frees what they hold. */
+static void wait_readable(int fd, double deadline)
 {
-    send_args *a = arg;
-    a->rc = ripc_request_wait(a->request, &a->reply);
-    return NULL;
-}
-
-static void ubf_wake_request(void *arg)
-{
-    ripc_request_wake(arg);
+    struct timeval tv, *tvp = NULL;
+    if (deadline > 0) {
+        double left = deadline - ripc_monotonic_now();
+        if (left < 0) left = 0;
+        tv.tv_sec = (time_t)left;
+        tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+        tvp = &tv;
+    }
+    rb_wait_for_single_fd(fd, RB_WAITFD_IN, tvp);
 }
 
 static VALUE send_body(VALUE arg)
@@ -273,19 +280,13 @@ static VALUE send_body(VALUE arg)
     /* Writing the request takes one bounded command (the redis timeout). */
     rb_thread_call_without_gvl(send_nogvl, a, ubf_nothing, NULL);
     if (a->rc != RIPC_OK) raise_error(&a->err);
-    for (;;) {
-        rb_thread_call_without_gvl(wait_nogvl, a, ubf_wake_request, a->request);
-        if (a->rc != RIPC_WOKEN) break;
-        /* Any interrupt wakes us, a SIGCHLD too: let Ruby raise if it is
-         * Thread#kill, Thread#raise or a signal, else wait again. The
-         * ensure below frees the ledger slot either way. */
-        rb_thread_check_ints();
-    }
+    int fd = ripc_request_fd(a->request);
+    double deadline = ripc_request_deadline(a->request);
+    while ((a->rc = ripc_request_try(a->request, &a->reply)) == RIPC_AGAIN) wait_readable(fd, deadline);
     switch (a->rc) {
     case RIPC_OK: return entry_to_array(a->reply);
     case RIPC_TIMEOUT:
-        rb_raise(rb_eRedisIPCTimeoutError, "no reply from group %s within %.3gs", a->to,
-                 a->timeout > 0 ? a->timeout : 0.0);
+        rb_raise(rb_eRedisIPCTimeoutError, "no reply from group %s within %.3gs", a->to, a->timeout);
     case RIPC_CLOSED:
         rb_raise(rb_eRedisIPCConnectionError, "stream disconnected while waiting for a reply from group %s", a->to);
     default:
@@ -327,37 +328,23 @@ static VALUE engine_send_request(VALUE self, VALUE to, VALUE content, VALUE time
 
 typedef struct pop_args {
     ripc_stream *stream;
-    ripc_waiter waiter;
     double deadline;
     void *item;
-    int rc;
-    int events; /* 1: pop the event queue instead of requests */
+    int events; /* 1: the event queue instead of requests */
 } pop_args;
-
-static void *pop_nogvl(void *arg)
-{
-    pop_args *a = arg;
-    if (a->events) a->rc = ripc_stream_next_event(a->stream, a->deadline, &a->waiter, (ripc_event **)&a->item);
-    else a->rc = ripc_stream_next_request(a->stream, a->deadline, &a->waiter, (ripc_entry **)&a->item);
-    return NULL;
-}
-
-static void ubf_wake_pop(void *arg)
-{
-    pop_args *a = arg;
-    if (a->events) ripc_stream_wake_events(a->stream, &a->waiter);
-    else ripc_stream_wake_requests(a->stream, &a->waiter);
-}
 
 static VALUE pop_body(VALUE arg)
 {
     pop_args *a = (pop_args *)arg;
+    int fd = a->events ? ripc_stream_events_fd(a->stream) : ripc_stream_requests_fd(a->stream);
     for (;;) {
-        rb_thread_call_without_gvl(pop_nogvl, a, ubf_wake_pop, a);
-        if (a->rc != RIPC_WOKEN) break;
-        rb_thread_check_ints();
+        int rc = a->events ? ripc_stream_try_event(a->stream, (ripc_event **)&a->item)
+                           : ripc_stream_try_request(a->stream, (ripc_entry **)&a->item);
+        if (rc == RIPC_OK) break;
+        if (rc != RIPC_AGAIN) return Qnil; /* stopped */
+        if (a->deadline > 0 && ripc_monotonic_now() >= a->deadline) return Qnil;
+        wait_readable(fd, a->deadline);
     }
-    if (a->rc != RIPC_OK) return Qnil;
     if (a->events) {
         ripc_event *ev = a->item;
         return rb_ary_new_from_args(2, INT2NUM(ev->kind), rb_utf8_str_new_cstr(ev->message));
