@@ -17,6 +17,6 @@ Gem::Specification.new do |spec|
   spec.files = Dir["lib/**/*.rb", "ext/redis_ipc/**/*.{c,h,rb}", "README.md", "LICENSE"]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/redis_ipc/extconf.rb"]
-  spec.add_dependency "json", "~> 2.0"
+  spec.add_dependency "json", ">= 2.6", "< 4"
   spec.metadata["rubygems_mfa_required"] = "true"
 end
