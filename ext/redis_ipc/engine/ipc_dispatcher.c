@@ -60,7 +60,17 @@ static void *dispatcher_main(void *arg)
             /* ripc_stream_stop may have run before the connection was visible to it. */
             if (atomic_load(&s->stopping)) break;
         }
+        /* Stop may interrupt the blocking read, never the routing after it:
+         * entries read are always routed and acknowledged. */
+        pthread_mutex_lock(&d->mutex);
+        int stopping = atomic_load(&s->stopping);
+        d->reading = !stopping;
+        pthread_mutex_unlock(&d->mutex);
+        if (stopping) break;
         redisReply *reply = ripc_conn_run(d->conn, 11, argv, lens, &err);
+        pthread_mutex_lock(&d->mutex);
+        d->reading = 0;
+        pthread_mutex_unlock(&d->mutex);
         if (!reply) {
             if (atomic_load(&s->stopping)) break;
             ripc_stream_outage(s, &err);
@@ -124,7 +134,7 @@ void ripc_dispatchers_interrupt(ripc_stream *s)
     for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) {
         ripc_dispatcher *d = &s->dispatchers[i];
         pthread_mutex_lock(&d->mutex);
-        ripc_conn_interrupt(d->conn);
+        if (d->reading) ripc_conn_interrupt(d->conn);
         pthread_mutex_unlock(&d->mutex);
     }
 }
@@ -136,5 +146,6 @@ void ripc_dispatchers_join(ripc_stream *s)
         if (d->started) pthread_join(d->thread, NULL);
         d->started = 0;
         set_conn(d, NULL);
+        pthread_mutex_destroy(&d->mutex);
     }
 }

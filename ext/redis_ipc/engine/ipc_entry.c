@@ -38,6 +38,7 @@ static const char *check(ripc_entry *e)
     const char *status = e->fields[RIPC_FIELD_STATUS].ptr;
     if (strcmp(status, "pending") && strcmp(status, "fulfilled") && strcmp(status, "rejected"))
         return "the entry's status is not pending, fulfilled or rejected";
+    if (!e->fields[RIPC_FIELD_CONTENT].len) return "the entry's content is empty (content is always JSON text)";
     if (!e->fields[RIPC_FIELD_ID].len || !e->fields[RIPC_FIELD_INSTANCE_ID].len ||
         !e->fields[RIPC_FIELD_SOURCE_GROUP].len || !e->fields[RIPC_FIELD_DESTINATION_GROUP].len)
         return "an entry's id, instance_id or group is empty";

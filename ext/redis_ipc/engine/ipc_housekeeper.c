@@ -1,6 +1,7 @@
-/* The housekeeper thread: wakes expired ledger slots, reads the inbox (the
- * consumer that other instances of our group, 1.x ones included, hand our
- * replies to) and reclaims entries left pending too long by dead consumers. */
+/* The housekeeper thread: ends expired ledger slots, beats (ipc_liveness.c),
+ * reads the inbox (the consumer that other instances of our group, 1.x ones
+ * included, hand our replies to), reclaims entries left pending too long by
+ * dead consumers, and trims the stream (ipc_retention.c). */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_util.h"
@@ -10,7 +11,7 @@
 
 /* While a sender waits, replies handed to our inbox must be seen quickly;
  * when nobody waits, a rare sweep only tidies up. */
-static const double INBOX_BUSY = 0.02, INBOX_IDLE = 2.0;
+static const double INBOX_BUSY = 0.02, INBOX_IDLE = 10.0;
 
 /* Reads every entry pending on our inbox consumer (XREADGROUP ... 0 pages
  * through history) and routes it. Returns how many entries it saw. */
@@ -75,44 +76,82 @@ static void reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
     }
 }
 
+/* Each chore runs when due; the thread sleeps until the next one is. */
+typedef struct chores {
+    double ledger, beat, inbox, reclaim, trim;
+} chores;
+
+static double earliest(const chores *due)
+{
+    double next = due->ledger;
+    if (due->beat < next) next = due->beat;
+    if (due->inbox < next) next = due->inbox;
+    if (due->reclaim < next) next = due->reclaim;
+    if (due->trim < next) next = due->trim;
+    return next;
+}
+
+static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, double now, int waiting)
+{
+    ripc_error err;
+    const ripc_options *o = &s->options;
+    if (now >= due->beat) {
+        if (ripc_liveness_beat(s, c, &err) != RIPC_OK) ripc_stream_outage(s, &err);
+        due->beat = now + o->heartbeat_interval;
+    }
+    if (!c->err && now >= due->reclaim) {
+        reclaim(s, c, &err);
+        due->reclaim = now + o->reclaim_idle / 2;
+    }
+    if (!c->err && now >= due->trim) {
+        ripc_retention_trim(s, c);
+        due->trim = now + (o->retention / 10 < 60 ? o->retention / 10 : 60);
+    }
+    if (!c->err && now >= due->inbox) {
+        size_t seen = sweep_inbox(s, c, &err);
+        due->inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
+    }
+}
+
 static void *housekeeper_main(void *arg)
 {
     ripc_stream *s = arg;
+    const ripc_options *o = &s->options;
     double now = ripc_now();
-    double next_ledger = now + s->options.cleanup_interval;
-    double next_inbox = now;
-    double next_reclaim = now + s->options.reclaim_idle / 2;
+    chores due = {
+        .ledger = now + o->cleanup_interval,
+        .beat = now + o->heartbeat_interval, /* connect sent the first beat */
+        .inbox = now,
+        .reclaim = now + o->reclaim_idle / 2,
+        .trim = now + 1.0,
+    };
+    if (o->retention <= 0) due.trim = 1e300;
     ripc_error err;
 
     while (!atomic_load(&s->stopping)) {
         atomic_store(&s->housekeeper_nudged, 0);
         now = ripc_now();
-        if (now >= next_ledger) {
+        if (now >= due.ledger) {
             ripc_ledger_sweep(&s->ledger, now);
-            next_ledger = now + s->options.cleanup_interval;
+            due.ledger = now + o->cleanup_interval;
         }
         int waiting = ripc_ledger_size(&s->ledger) > 0;
-        if (now >= next_inbox || now >= next_reclaim) {
+        if (waiting && due.inbox > now + INBOX_BUSY) due.inbox = now + INBOX_BUSY; /* a sender started waiting */
+        if (now >= due.beat || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
             redisContext *c;
             if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
-                if (now >= next_reclaim) {
-                    reclaim(s, c, &err);
-                    next_reclaim = now + s->options.reclaim_idle / 2;
-                }
-                size_t seen = c->err ? 0 : sweep_inbox(s, c, &err);
-                next_inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
+                run_redis_chores(s, c, &due, now, waiting);
                 ripc_pool_checkin(&s->pool, c, c->err != 0);
             } else {
-                next_inbox = now + INBOX_IDLE / 4;
-                next_reclaim = next_inbox;
+                ripc_stream_outage(s, &err);
+                double retry = now + o->heartbeat_interval;
+                if (due.beat < retry) due.beat = retry;
+                if (due.inbox < retry) due.inbox = retry;
+                if (due.reclaim < retry) due.reclaim = retry;
+                if (due.trim < retry) due.trim = retry;
             }
-        } else if (waiting && next_inbox > now + INBOX_BUSY) {
-            next_inbox = now + INBOX_BUSY; /* a sender started waiting since the last sweep */
-            continue;
         }
-        double next = next_ledger < next_inbox ? next_ledger : next_inbox;
-        if (next_reclaim < next) next = next_reclaim;
-        double wait = next - ripc_now();
+        double wait = earliest(&due) - ripc_now();
         if (wait > 0 && ripc_stream_sleep(s, wait, 1)) break;
     }
     return NULL;

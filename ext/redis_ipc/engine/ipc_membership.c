@@ -49,17 +49,20 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
 
 /* Stops being listed, and removes this instance's consumers from the group
  * when they hold no pending entries (a consumer deleted with pending
- * entries would orphan them). */
+ * entries would orphan them). Entries still pending (requests read but not
+ * answered, a read cut short by the stop) are left to a live instance,
+ * which takes them over at its next heartbeat. */
 void ripc_membership_leave(ripc_stream *s, redisContext *c)
 {
-    ripc_error err;
     redisReply *r = redisCommand(c, "LREM %s 0 %s", s->consumers_key, s->inbox);
     if (r) freeReplyObject(r);
     r = redisCommand(c, "XINFO CONSUMERS %s %s", s->stream, s->group);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (r) freeReplyObject(r);
+        ripc_liveness_leave(s, c, 1);
         return;
     }
+    int holds_pending = 0;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *info = r->element[i];
         const char *name = NULL;
@@ -70,13 +73,17 @@ void ripc_membership_leave(ripc_stream *s, redisContext *c)
             if (!strcmp(k->str, "name") && v->type == REDIS_REPLY_STRING) name = v->str;
             if (!strcmp(k->str, "pending") && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
         }
-        if (!name || pending != 0) continue;
+        if (!name) continue;
         int ours = !strcmp(name, s->inbox);
         for (int d = 0; d < s->options.dispatcher_count && !ours; d++) ours = !strcmp(name, s->dispatchers[d].name);
         if (!ours) continue;
+        if (pending != 0) {
+            holds_pending = 1;
+            continue;
+        }
         redisReply *del = redisCommand(c, "XGROUP DELCONSUMER %s %s %s", s->stream, s->group, name);
         if (del) freeReplyObject(del);
     }
     freeReplyObject(r);
-    (void)err;
+    ripc_liveness_leave(s, c, holds_pending);
 }

@@ -2,8 +2,18 @@
 #include "ipc_conn.h"
 #include "ipc_util.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+/* An idle connection has nothing to read; EOF or stray bytes mean it is dead. */
+static int still_open(redisContext *c)
+{
+    char byte;
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
 
 void ripc_pool_init(ripc_pool *p, const ripc_redis_config *config, int max)
 {
@@ -24,7 +34,15 @@ int ripc_pool_checkout(ripc_pool *p, double deadline, redisContext **out, ripc_e
     pthread_mutex_lock(&p->mutex);
     for (;;) {
         if (p->idle_count > 0) {
-            *out = p->idle[--p->idle_count];
+            redisContext *c = p->idle[--p->idle_count];
+            if (!still_open(c)) {
+                /* Redis restarted or closed it while idle: replace it
+                 * rather than fail the caller's command. */
+                p->open_count--;
+                ripc_conn_close(c);
+                continue;
+            }
+            *out = c;
             pthread_mutex_unlock(&p->mutex);
             return RIPC_OK;
         }

@@ -100,6 +100,8 @@ static void route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
+    if (!e->problem && e->fields[RIPC_FIELD_CONTENT].len > s->options.max_content_bytes)
+        e->problem = "the entry's content is larger than max_content_bytes";
 
     if (e->problem) {
         if (strcmp(e->problem, "the entry was deleted from the stream") == 0) {

@@ -21,8 +21,12 @@ void ripc_options_init(ripc_options *o)
     o->dispatcher_count = 2;
     o->entry_timeout = 5.0;
     o->cleanup_interval = 1.0;
-    o->block_timeout = 5.0;
+    o->block_timeout = 30.0;
     o->reclaim_idle = 10.0;
+    o->heartbeat_interval = 0.5;
+    o->dead_after = 1.25;
+    o->max_content_bytes = 4u << 20;
+    o->retention = 600.0;
 }
 
 double ripc_monotonic_now(void) { return ripc_now(); }
@@ -78,8 +82,12 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     if (o->dispatcher_count < 1) o->dispatcher_count = 1;
     if (o->entry_timeout <= 0) o->entry_timeout = 5.0;
     if (o->cleanup_interval <= 0) o->cleanup_interval = 1.0;
-    if (o->block_timeout <= 0) o->block_timeout = 5.0;
+    if (o->block_timeout <= 0) o->block_timeout = 30.0;
     if (o->reclaim_idle <= 0) o->reclaim_idle = 10.0;
+    if (o->heartbeat_interval <= 0) o->heartbeat_interval = 0.5;
+    if (o->dead_after <= o->heartbeat_interval) o->dead_after = o->heartbeat_interval * 2.5;
+    if (o->max_content_bytes == 0) o->max_content_bytes = 4u << 20;
+    if (o->retention < 0) o->retention = 0;
 
     ripc_pool_init(&s->pool, &o->redis, o->pool_size);
     ripc_ledger_init(&s->ledger);
@@ -129,6 +137,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     build_names(s); /* each connect is a new instance, as in 1.x */
     atomic_store(&s->stopping, 0);
     atomic_store(&s->outage, 0);
+    atomic_store(&s->beaten, 0);
     ripc_ledger_reopen(&s->ledger);
     ripc_queue_reopen(&s->requests);
     ripc_queue_reopen(&s->events);
@@ -137,6 +146,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
     if (rc == RIPC_OK) {
         rc = ripc_membership_join(s, c, err);
+        if (rc == RIPC_OK) rc = ripc_liveness_beat(s, c, err);
         ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
     }
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
@@ -480,4 +490,6 @@ void ripc_stream_stats(ripc_stream *s, ripc_stats *out)
     out->inflight_requests = s->inflight.size;
     pthread_mutex_unlock(&s->inflight_mutex);
     out->pool_connections = (size_t)ripc_pool_open_count(&s->pool);
+    out->takeovers = atomic_load(&s->takeovers);
+    out->taken_over_entries = atomic_load(&s->taken_over_entries);
 }

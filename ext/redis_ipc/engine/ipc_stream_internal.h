@@ -20,8 +20,9 @@ typedef struct ripc_dispatcher {
     char name[64];          /* dispatcher_<instance_id>_<n>, as 1.x names them */
     pthread_t thread;
     int started;
-    pthread_mutex_t mutex;  /* guards conn against ripc_stream_stop interrupting it */
+    pthread_mutex_t mutex;  /* guards conn and reading against ripc_stream_stop */
     redisContext *conn;
+    int reading;            /* blocked in XREADGROUP: the only time stop may cut the connection */
 } ripc_dispatcher;
 
 struct ripc_stream {
@@ -51,6 +52,8 @@ struct ripc_stream {
     atomic_int stopping;
     atomic_int outage;               /* an outage was reported and has not ended */
     atomic_int housekeeper_nudged;
+    atomic_int beaten;               /* the first heartbeat was sent */
+    atomic_size_t takeovers, taken_over_entries;
     pid_t pid;                       /* the process that connected */
 
     ripc_dispatcher *dispatchers;
@@ -72,6 +75,13 @@ void ripc_stream_nudge_housekeeper(ripc_stream *s);
  * so it runs again after Redis lost its data). */
 int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err);
 void ripc_membership_leave(ripc_stream *s, redisContext *c);
+
+/* ipc_liveness.c: heartbeats, and taking over the entries of dead instances. */
+int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err);
+void ripc_liveness_leave(ripc_stream *s, redisContext *c, int holds_pending);
+
+/* ipc_retention.c: trims entries no group will ever handle. */
+void ripc_retention_trim(ripc_stream *s, redisContext *c);
 
 /* ipc_router.c: what a group does with each entry it reads (WIRE.md "Flow"). */
 typedef struct ripc_batch {
