@@ -11,11 +11,16 @@ module RedisIPC
       max_pool_size: nil,
       ledger: { entry_timeout: 5, cleanup_interval: 1 },
       consumer: { pool_size: 3, execution_interval: 0.01 },
-      dispatcher: { pool_size: 2, execution_interval: 0.01 }
+      dispatcher: { pool_size: 2, execution_interval: 0.01 },
+      # Beyond the 1.x options:
+      takeover: { heartbeat_interval: 0.5, dead_after: 1.25 },
+      max_content_bytes: 4 * 1024 * 1024,
+      retention: 600
     }.freeze
 
     attr_reader :redis, :logger, :pool_size, :max_pool_size, :entry_timeout, :cleanup_interval,
-                :consumer_pool_size, :dispatcher_pool_size, :consumer_interval, :dispatcher_interval
+                :consumer_pool_size, :dispatcher_pool_size, :consumer_interval, :dispatcher_interval,
+                :heartbeat_interval, :dead_after, :max_content_bytes, :retention
 
     def initialize(options)
       unknown = options.keys - DEFAULTS.keys
@@ -38,6 +43,15 @@ module RedisIPC
       dispatcher = section(options, :dispatcher)
       @dispatcher_pool_size = positive_integer(dispatcher[:pool_size], "dispatcher.pool_size")
       @dispatcher_interval = positive_number(dispatcher[:execution_interval], "dispatcher.execution_interval")
+      takeover = section(options, :takeover)
+      @heartbeat_interval = positive_number(takeover[:heartbeat_interval], "takeover.heartbeat_interval")
+      @dead_after = positive_number(takeover[:dead_after], "takeover.dead_after")
+      if @dead_after <= @heartbeat_interval
+        raise ArgumentError, "takeover.dead_after must be longer than takeover.heartbeat_interval"
+      end
+      @max_content_bytes = positive_integer(options.fetch(:max_content_bytes, DEFAULTS[:max_content_bytes]), "max_content_bytes", max: 512 * 1024 * 1024)
+      retention = options.fetch(:retention, DEFAULTS[:retention])
+      @retention = retention ? positive_number(retention, "retention") : 0
       if @max_pool_size && @max_pool_size <= @dispatcher_pool_size
         raise ArgumentError, "max_pool_size must be greater than dispatcher.pool_size (#{@dispatcher_pool_size}): " \
                              "each dispatcher holds a connection and commands need at least one more"
@@ -55,7 +69,11 @@ module RedisIPC
         pool_size: command_pool_size,
         dispatcher_count: @dispatcher_pool_size,
         entry_timeout: @entry_timeout.to_f,
-        cleanup_interval: @cleanup_interval.to_f
+        cleanup_interval: @cleanup_interval.to_f,
+        heartbeat_interval: @heartbeat_interval.to_f,
+        dead_after: @dead_after.to_f,
+        max_content_bytes: @max_content_bytes,
+        retention: @retention.to_f
       )
     end
 
@@ -71,8 +89,8 @@ module RedisIPC
       DEFAULTS[key].merge(given)
     end
 
-    def positive_integer(value, name)
-      raise ArgumentError, "#{name} must be a positive Integer, got #{value.inspect}" unless value.is_a?(Integer) && value.positive? && value <= 10_000
+    def positive_integer(value, name, max: 10_000)
+      raise ArgumentError, "#{name} must be a positive Integer up to #{max}, got #{value.inspect}" unless value.is_a?(Integer) && value.positive? && value <= max
 
       value
     end

@@ -70,7 +70,7 @@ module RedisIPC
     def send_to_group(content:, to:, timeout: nil)
       to = self.class.send(:check_name, to, "to:")
       timeout = check_timeout(timeout)
-      payload = Content.encode(content)
+      payload = encode(content)
       engine = connected_engine
       Entry.from_native(engine.send_request(to, payload, timeout || @config.entry_timeout.to_f))
     end
@@ -108,7 +108,7 @@ module RedisIPC
 
     # Counters of the engine, for tests and metrics.
     def stats
-      @engine ? @engine.stats : { ledger_size: 0, queued_requests: 0, inflight_requests: 0, pool_connections: 0 }
+      @engine ? @engine.stats : { ledger_size: 0, queued_requests: 0, inflight_requests: 0, pool_connections: 0, takeovers: 0, taken_over_entries: 0 }
     end
 
     def inspect
@@ -135,6 +135,16 @@ module RedisIPC
       engine
     end
 
+    def encode(content)
+      payload = Content.encode(content)
+      limit = @config&.max_content_bytes
+      if limit && payload.bytesize > limit
+        raise ArgumentError, "content is #{payload.bytesize} bytes as JSON, over max_content_bytes (#{limit})"
+      end
+
+      payload
+    end
+
     def check_timeout(timeout)
       return nil if timeout.nil?
       raise ArgumentError, "timeout must be a positive number of seconds, got #{timeout.inspect}" unless timeout.is_a?(Numeric) && timeout.positive? && timeout.to_f.finite?
@@ -146,7 +156,7 @@ module RedisIPC
       raise ArgumentError, "expected a RedisIPC::Stream::Entry, got #{entry.class}" unless entry.is_a?(Entry)
       raise ArgumentError, "only a pending request can be answered (this entry is #{entry.status})" unless entry.pending? && entry.native_fields
 
-      payload = Content.encode(content)
+      payload = encode(content)
       engine = @engine
       raise ConnectionError, "#{inspect} is not connected" unless engine
 

@@ -78,8 +78,9 @@ static void *dispatcher_main(void *arg)
             continue;
         }
         if (reply->type == REDIS_REPLY_ERROR) {
-            /* NOGROUP: the stream or group was deleted (FLUSHALL, DEL): re-join. */
-            int nogroup = ripc_reply_error_starts(reply, "NOGROUP");
+            /* The stream or group was deleted (FLUSHALL, DEL, XGROUP DESTROY):
+             * NOGROUP, or UNBLOCKED for a read that was waiting. Re-join. */
+            int nogroup = ripc_reply_error_starts(reply, "NOGROUP") || ripc_reply_error_starts(reply, "UNBLOCKED");
             if (!nogroup) ripc_stream_emit(s, RIPC_EVENT_ERROR, "XREADGROUP failed on stream %s: %s", s->stream, reply->str);
             freeReplyObject(reply);
             if (ripc_membership_join(s, d->conn, &err) != RIPC_OK) set_conn(d, NULL);

@@ -48,7 +48,8 @@ void ripc_retention_trim(ripc_stream *s, redisContext *c)
     if (limit <= 0) return;
     char minid[32];
     snprintf(minid, sizeof(minid), "%lld", limit);
-    /* "~" lets Redis trim whole nodes only: cheap, and never past MINID. */
-    redisReply *r = redisCommand(c, "XTRIM %s MINID ~ %s", s->stream, minid);
+    /* Exact trimming: it runs at most once a minute, and "~" would leave a
+     * small stream untouched (it only drops whole internal nodes). */
+    redisReply *r = redisCommand(c, "XTRIM %s MINID %s", s->stream, minid);
     if (r) freeReplyObject(r);
 }

@@ -118,6 +118,13 @@ static VALUE init_body(VALUE arg)
     o.cleanup_interval = opt_double(h, "cleanup_interval", 1.0);
     o.block_timeout = opt_double(h, "block_timeout", 5.0);
     o.reclaim_idle = opt_double(h, "reclaim_idle", 10.0);
+    o.heartbeat_interval = opt_double(h, "heartbeat_interval", 0.5);
+    o.dead_after = opt_double(h, "dead_after", 1.25);
+    o.retention = opt_double(h, "retention", 600.0);
+    {
+        VALUE max = opt(h, "max_content_bytes");
+        o.max_content_bytes = NIL_P(max) ? (4u << 20) : NUM2SIZET(max);
+    }
 
     StringValueCStr(a->stream);
     StringValueCStr(a->group);
@@ -219,6 +226,8 @@ static VALUE engine_stats(VALUE self)
     rb_hash_aset(h, ID2SYM(rb_intern("queued_requests")), SIZET2NUM(st.queued_requests));
     rb_hash_aset(h, ID2SYM(rb_intern("inflight_requests")), SIZET2NUM(st.inflight_requests));
     rb_hash_aset(h, ID2SYM(rb_intern("pool_connections")), SIZET2NUM(st.pool_connections));
+    rb_hash_aset(h, ID2SYM(rb_intern("takeovers")), SIZET2NUM(st.takeovers));
+    rb_hash_aset(h, ID2SYM(rb_intern("taken_over_entries")), SIZET2NUM(st.taken_over_entries));
     return h;
 }
 

@@ -1,0 +1,185 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "json"
+
+# Faults caused for real: kill -9, a redis-server stopped and started again,
+# FLUSHALL, a deleted stream, fork.
+RSpec.describe "faults", timeout: 180 do
+  let(:stream_name) { unique("faults") }
+  let(:fixtures) { File.expand_path("fixtures", __dir__) }
+
+  def start_responder(group, delay = 0)
+    io = ruby_process(File.join(fixtures, "responder.rb"), stream_name, group, delay)
+    line = io.gets
+    raise "responder did not start: #{line.inspect}" unless line&.start_with?("ready")
+
+    (@processes ||= []) << io
+    io
+  end
+
+  after do
+    (@processes || []).each do |io|
+      begin
+        Process.kill(:KILL, io.pid)
+      rescue Errno::ESRCH
+        nil
+      end
+      io.close
+    end
+  end
+
+  it "takes over the requests of a responder killed with -9, and every request gets exactly one reply" do
+    responders = [start_responder("workers", 0.002), start_responder("workers", 0.002)]
+    errors = Queue.new
+    sender = connected_stream(stream_name, "sender", errors: errors, ledger: { entry_timeout: 10 })
+    replies = Queue.new
+    failures = Queue.new
+    started = monotonic
+    killed_at = nil
+    senders = 16.times.map do |t|
+      Thread.new do
+        125.times do |i|
+          sent = monotonic
+          reply = sender.send_to_group(content: "#{t}-#{i}", to: "workers")
+          replies << [reply.content[:echo], reply.content[:pid], sent, monotonic]
+        rescue RedisIPC::Error => e
+          failures << e
+        end
+      end
+    end
+    eventually(within: 60) { replies.size >= 600 }
+    victim = responders.first
+    Process.kill(:KILL, victim.pid)
+    killed_at = monotonic
+    eventually(within: 10) { replies.size >= 900 }
+    start_responder("workers", 0.002) # and start it again
+    senders.each(&:join)
+
+    results = Array.new(replies.size) { replies.pop }
+    expect(failures.size).to eq(0), -> { "#{failures.size} failed, first: #{failures.pop.inspect}" }
+    expect(results.size).to eq(2000)
+    expect(results.map(&:first).uniq.size).to eq(2000)
+    # Requests that were with the victim when it died were answered by the survivor.
+    stuck = results.select { |_, _, sent, done| sent < killed_at && done > killed_at }
+    slowest = stuck.map { |_, _, _, done| done - killed_at }.max || 0
+    puts "\n    takeover: #{stuck.size} requests in flight at the kill, the last answered #{slowest.round(3)}s after it " \
+         "(run: #{(monotonic - started).round(2)}s)"
+    expect(slowest).to be < 5
+    expect(errors.size).to eq(0), -> { errors.pop.inspect }
+    eventually { raw_redis.xpending(stream_name, "workers")["size"].zero? }
+    # The dead instance's consumers are gone from the group once they hold nothing.
+    victim_consumers = raw_redis.xinfo(:consumers, stream_name, "workers").map { |c| c["name"] }
+    expect(victim_consumers.size).to eq(2 * 3) # two live responders: two dispatchers and an inbox each
+  end
+
+  describe "Redis going away" do
+    # A server of its own, so stopping it does not disturb the other specs.
+    let(:server) { RedisServer.new.start }
+    let(:url) { server.url }
+
+    after { server.stop }
+
+    def stream(group, errors)
+      s = RedisIPC::Stream.new(stream_name, group)
+      s.on_request { |e| fulfill_request(e, content: e.content) }
+      s.on_error { |e| errors << e }
+      s.connect(redis_options: { url: url }, ledger: { entry_timeout: 2 })
+      (@streams ||= []) << s
+      s
+    end
+
+    # Sends until a reply comes; returns the seconds it took.
+    def time_to_serve(sender, to)
+      started = monotonic
+      loop do
+        return monotonic - started if sender.send_to_group(content: "back?", to: to, timeout: 0.25).content == "back?"
+      rescue RedisIPC::TimeoutError, RedisIPC::ConnectionError
+        raise "not serving after 10s" if monotonic - started > 10
+      end
+    end
+
+    it "fails sends promptly while Redis is down, reports the outage once, and serves again soon after it is back" do
+      errors = Queue.new
+      responder = stream("echo", errors)
+      sender = stream("sender", errors)
+      expect(sender.send_to_group(content: 1, to: "echo").content).to eq(1)
+
+      server.stop(cleanup: false)
+      3.times do
+        started = monotonic
+        expect { sender.send_to_group(content: 1, to: "echo", timeout: 5) }.to raise_error(RedisIPC::ConnectionError)
+        expect(monotonic - started).to be < 2.5
+      end
+      sleep 1.5 # background threads retry meanwhile
+      outage_errors = Array.new(errors.size) { errors.pop }
+      expect(outage_errors).to all(be_a(RedisIPC::ConnectionError))
+      expect(outage_errors.size).to be_between(1, 2) # once per stream
+
+      server.start
+      elapsed = time_to_serve(sender, "echo")
+      puts "\n    redis restart: serving again #{elapsed.round(3)}s after redis-server was back"
+      expect(elapsed).to be < 2
+      expect(responder).to be_connected
+      expect(Redis.new(url: url).lrange("#{stream_name}:echo:#{responder.instance_id}:consumers", 0, -1)).not_to be_empty
+    end
+
+    it "recovers from FLUSHALL and from the stream being deleted" do
+      errors = Queue.new
+      stream("echo", errors)
+      sender = stream("sender", errors)
+      redis = Redis.new(url: url)
+      expect(sender.send_to_group(content: 1, to: "echo").content).to eq(1)
+      redis.flushall
+      elapsed = time_to_serve(sender, "echo")
+      puts "\n    FLUSHALL: serving again after #{elapsed.round(3)}s"
+      expect(elapsed).to be < 2
+      redis.del(stream_name)
+      elapsed = time_to_serve(sender, "echo")
+      puts "    DEL stream: serving again after #{elapsed.round(3)}s"
+      expect(elapsed).to be < 2
+      expect(Array.new(errors.size) { errors.pop }.grep_v(RedisIPC::ConnectionError)).to eq([])
+    end
+  end
+
+  describe "fork" do
+    it "lets the child connect a stream of its own, and refuses the parent's stream there" do
+      connected_stream(stream_name, "echo")
+      parent = connected_stream(stream_name, "parent")
+      reader, writer = IO.pipe
+      pid = fork do
+        reader.close
+        outcome = {}
+        begin
+          parent.send_to_group(content: 1, to: "echo")
+          outcome[:parent_stream] = "worked (wrong)"
+        rescue RedisIPC::Error => e
+          outcome[:parent_stream] = "#{e.class}: #{e.message}"
+        end
+        child = RedisIPC::Stream.new(stream_name, "child").on_request { |e| fulfill_request(e, content: e.content) }
+        child.connect(redis_options: { url: redis_url })
+        outcome[:child_stream] = child.send_to_group(content: "from child", to: "echo").content
+        child.disconnect
+        writer.write(JSON.generate(outcome))
+        writer.close
+        exit!(0)
+      end
+      writer.close
+      outcome = JSON.parse(reader.read)
+      Process.wait(pid)
+      expect(outcome["parent_stream"]).to match(/RedisIPC::Error: .*fork/)
+      expect(outcome["child_stream"]).to eq("from child")
+      # The parent's connections are untouched.
+      20.times { |i| expect(parent.send_to_group(content: i, to: "echo").content).to eq(i) }
+    end
+
+    it "survives a child that exits normally, running finalizers on the inherited stream" do
+      connected_stream(stream_name, "echo")
+      parent = connected_stream(stream_name, "parent")
+      pid = fork { exit(0) }
+      Process.wait(pid)
+      expect($?.exitstatus).to eq(0)
+      20.times { |i| expect(parent.send_to_group(content: i, to: "echo").content).to eq(i) }
+    end
+  end
+end
