@@ -10,10 +10,22 @@
 #include <string.h>
 #include <time.h>
 
-/* Parses "ms-seq" into its millisecond part. */
-static long long id_ms(const char *id)
+typedef struct stream_id {
+    unsigned long long ms, seq;
+} stream_id;
+
+static stream_id parse_id(const char *text)
 {
-    return strtoll(id, NULL, 10);
+    stream_id id = { 0, 0 };
+    char *end;
+    id.ms = strtoull(text, &end, 10);
+    if (*end == '-') id.seq = strtoull(end + 1, NULL, 10);
+    return id;
+}
+
+static int id_less(stream_id a, stream_id b)
+{
+    return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq);
 }
 
 void ripc_retention_trim(ripc_stream *s, redisContext *c)
@@ -21,33 +33,35 @@ void ripc_retention_trim(ripc_stream *s, redisContext *c)
     if (s->options.retention <= 0) return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    long long limit = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (long long)(s->options.retention * 1000);
+    long long cutoff = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (long long)(s->options.retention * 1000);
+    if (cutoff <= 0) return;
+    stream_id limit = { (unsigned long long)cutoff, 0 };
 
     redisReply *groups = redisCommand(c, "XINFO GROUPS %s", s->stream);
     if (!groups || groups->type != REDIS_REPLY_ARRAY) {
         if (groups) freeReplyObject(groups);
         return;
     }
-    /* The oldest entry any group holds pending bounds the trim. */
-    for (size_t i = 0; i < groups->elements && limit > 0; i++) {
+    /* The oldest entry any group holds pending bounds the trim (MINID keeps
+     * the entry it names, so that one stays too). */
+    int unsure = 0;
+    for (size_t i = 0; i < groups->elements && !unsure; i++) {
         const redisReply *g = groups->element[i];
         for (size_t j = 0; g->type == REDIS_REPLY_ARRAY && j + 1 < g->elements; j += 2) {
             if (g->element[j]->type != REDIS_REPLY_STRING || strcmp(g->element[j]->str, "name") != 0) continue;
             redisReply *summary = redisCommand(c, "XPENDING %s %s", s->stream, g->element[j + 1]->str);
-            if (summary && summary->type == REDIS_REPLY_ARRAY && summary->elements >= 2 &&
-                summary->element[1]->type == REDIS_REPLY_STRING) {
-                long long oldest = id_ms(summary->element[1]->str);
-                if (oldest < limit) limit = oldest;
-            } else if (!summary || summary->type == REDIS_REPLY_ERROR) {
-                limit = 0; /* unsure: trim nothing this time */
+            if (!summary || summary->type != REDIS_REPLY_ARRAY) unsure = 1;
+            else if (summary->elements >= 2 && summary->element[1]->type == REDIS_REPLY_STRING) {
+                stream_id oldest = parse_id(summary->element[1]->str);
+                if (id_less(oldest, limit)) limit = oldest;
             }
             if (summary) freeReplyObject(summary);
         }
     }
     freeReplyObject(groups);
-    if (limit <= 0) return;
-    char minid[32];
-    snprintf(minid, sizeof(minid), "%lld", limit);
+    if (unsure) return;
+    char minid[64];
+    snprintf(minid, sizeof(minid), "%llu-%llu", limit.ms, limit.seq);
     /* Exact trimming: it runs at most once a minute, and "~" would leave a
      * small stream untouched (it only drops whole internal nodes). */
     redisReply *r = redisCommand(c, "XTRIM %s MINID %s", s->stream, minid);
