@@ -1,0 +1,45 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+
+RSpec.describe "garbage collection", timeout: 180 do
+  let(:stream_name) { unique("gc") }
+
+  it "keeps working across GC.compact and compaction reference checks" do
+    connected_stream(stream_name, "echo")
+    sender = connected_stream(stream_name, "sender")
+    traffic = Thread.new { 200.times { |i| sender.send_to_group(content: { "i" => i, "s" => "x" * i }, to: "echo") } }
+    3.times do
+      GC.compact
+      GC.verify_compaction_references(double_heap: true, toward: :empty)
+    end
+    traffic.join
+    expect(sender.send_to_group(content: "after", to: "echo").content).to eq("after")
+  end
+
+  it "keeps working under GC.stress" do
+    connected_stream(stream_name, "echo")
+    sender = connected_stream(stream_name, "sender")
+    replies = []
+    begin
+      GC.stress = true
+      3.times { |i| replies << sender.send_to_group(content: [i, "stress"], to: "echo", timeout: 30).content }
+    ensure
+      GC.stress = false
+    end
+    expect(replies).to eq([[0, "stress"], [1, "stress"], [2, "stress"]])
+  end
+
+  it "frees a connected stream that is dropped without disconnect" do
+    before = Thread.list.size
+    s = RedisIPC::Stream.new(stream_name, "dropped").on_request { nil }
+    s.connect(redis_options: { url: redis_url })
+    s.disconnect # the Ruby threads hold the stream; drop only the engine below
+    engine = RedisIPC::Engine.new(stream_name, "raw", { path: redis_url.delete_prefix("unix://") })
+    engine.connect
+    engine = nil # rubocop:disable Lint/UselessAssignment
+    GC.start
+    GC.start
+    expect(Thread.list.size).to eq(before)
+  end
+end
