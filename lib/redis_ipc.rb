@@ -10,6 +10,7 @@ require_relative "redis_ipc/content"
 require_relative "redis_ipc/redis_options"
 require_relative "redis_ipc/connect_options"
 require_relative "redis_ipc/stream/entry"
+require_relative "redis_ipc/stream/pending_reply"
 require_relative "redis_ipc/stream"
 
 # Request/reply between processes over a Redis stream. See RedisIPC::Stream.

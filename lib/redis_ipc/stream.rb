@@ -75,6 +75,17 @@ module RedisIPC
       Entry.from_native(engine.send_request(to, payload, timeout || @config.entry_timeout.to_f))
     end
 
+    # Sends content to group `to` and returns at once with a PendingReply
+    # whose #value (or #wait) gives the reply entry or raises as
+    # send_to_group does, so one thread can keep many requests in flight.
+    def send_to_group_async(content:, to:, timeout: nil)
+      to = self.class.send(:check_name, to, "to:")
+      timeout = check_timeout(timeout)
+      payload = encode(content)
+      engine = connected_engine
+      PendingReply.new(engine.send_request_async(to, payload, timeout || @config.entry_timeout.to_f))
+    end
+
     def fulfill_request(entry, content:)
       answer(entry, true, content)
     end

@@ -27,6 +27,7 @@ typedef struct ripc_ledger {
 
 struct ripc_request {
     ripc_ledger *ledger;
+    struct ripc_stream *stream; /* kept alive while the request lives (see ripc_stream_unref) */
     char id[RIPC_REQUEST_ID_LEN + 1];
     double deadline;
     int state;              /* see ipc_ledger.c */

@@ -47,6 +47,7 @@ const char *ripc_strerror(int code)
     }
 }
 
+static void unref(ripc_stream *s);
 static void free_entry_node(ripc_qnode *n) { ripc_entry_free((ripc_entry *)n); }
 static void free_event_node(ripc_qnode *n) { ripc_event_free((ripc_event *)n); }
 
@@ -97,6 +98,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
     s->pid = getpid();
+    atomic_store(&s->refs, 1);
     int requests_ok = ripc_queue_init(&s->requests) == 0;
     int events_ok = ripc_queue_init(&s->events) == 0;
     if (!requests_ok || !events_ok) {
@@ -235,6 +237,12 @@ void ripc_stream_free(ripc_stream *s)
         return;
     }
     ripc_stream_close(s);
+    unref(s);
+}
+
+static void unref(ripc_stream *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1) return;
     ripc_queue_destroy(&s->requests, free_entry_node);
     ripc_queue_destroy(&s->events, free_event_node);
     ripc_ledger_destroy(&s->ledger);
@@ -377,6 +385,8 @@ int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_
         ripc_ledger_release(r);
         return rc;
     }
+    r->stream = s;
+    atomic_fetch_add(&s->refs, 1);
     *out = r;
     return RIPC_OK;
 }
@@ -386,7 +396,14 @@ int ripc_request_try(ripc_request *r, ripc_entry **reply) { return ripc_ledger_t
 int ripc_request_fd(ripc_request *r) { return r->bell.read_fd; }
 double ripc_request_deadline(ripc_request *r) { return r->deadline; }
 void ripc_request_wake(ripc_request *r) { ripc_ledger_wake(r); }
-void ripc_request_release(ripc_request *r) { ripc_ledger_release(r); }
+void ripc_request_release(ripc_request *r)
+{
+    if (!r) return;
+    ripc_stream *s = r->stream;
+    if (s->pid != getpid()) return; /* a forked child must not take the parent's locks */
+    ripc_ledger_release(r);
+    unref(s);
+}
 const char *ripc_request_id(ripc_request *r) { return r->id; }
 
 int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,

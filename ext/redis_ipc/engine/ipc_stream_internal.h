@@ -55,6 +55,10 @@ struct ripc_stream {
     atomic_int beaten;               /* the first heartbeat was sent */
     atomic_size_t takeovers, taken_over_entries;
     pid_t pid;                       /* the process that connected */
+    /* One reference for the owner, one per unreleased request: a request
+     * handle may outlive ripc_stream_free (a garbage collector frees in any
+     * order), so the memory goes with the last reference. */
+    atomic_int refs;
 
     ripc_dispatcher *dispatchers;
     pthread_t housekeeper;

@@ -50,19 +50,6 @@ static ripc_stream *get_stream(VALUE self)
     return e->stream;
 }
 
-NORETURN(static void raise_error(const ripc_error *err));
-static void raise_error(const ripc_error *err)
-{
-    VALUE klass;
-    switch (err->code) {
-    case RIPC_TIMEOUT: klass = rb_eRedisIPCTimeoutError; break;
-    case RIPC_CONNECTION: case RIPC_CLOSED: klass = rb_eRedisIPCConnectionError; break;
-    case RIPC_ARGUMENT: klass = rb_eArgError; break;
-    default: klass = rb_eRedisIPCError; break;
-    }
-    rb_raise(klass, "%s", err->message);
-}
-
 /* --- options ---------------------------------------------------------------- */
 
 static VALUE opt(VALUE hash, const char *key)
@@ -130,7 +117,7 @@ static VALUE init_body(VALUE arg)
     StringValueCStr(a->group);
     ripc_error err;
     ripc_stream *s = ripc_stream_new(RSTRING_PTR(a->stream), RSTRING_PTR(a->group), &o, &err);
-    if (!s) raise_error(&err);
+    if (!s) rbipc_raise(&err);
     engine *e;
     TypedData_Get_Struct(a->self, engine, &engine_type, e);
     ripc_stream_free(e->stream);
@@ -177,7 +164,7 @@ static VALUE engine_connect(VALUE self)
 {
     call_args a = { get_stream(self), { 0, "" }, 0 };
     rb_thread_call_without_gvl(connect_nogvl, &a, ubf_nothing, NULL);
-    if (a.rc != RIPC_OK) raise_error(&a.err);
+    if (a.rc != RIPC_OK) rbipc_raise(&a.err);
     return self;
 }
 
@@ -231,20 +218,6 @@ static VALUE engine_stats(VALUE self)
     return h;
 }
 
-/* --- entries ---------------------------------------------------------------- */
-
-/* [redis_id, id, instance_id, status, content, source_group, destination_group] */
-static VALUE entry_to_array(const ripc_entry *e)
-{
-    VALUE a = rb_ary_new_capa(1 + RIPC_FIELD_COUNT);
-    rb_ary_push(a, e->redis_id ? rb_utf8_str_new_cstr(e->redis_id) : Qnil);
-    for (int i = 0; i < RIPC_FIELD_COUNT; i++) {
-        const ripc_bytes *f = &e->fields[i];
-        rb_ary_push(a, f->ptr ? rb_utf8_str_new(f->ptr, (long)f->len) : Qnil);
-    }
-    return a;
-}
-
 /* --- sending ---------------------------------------------------------------- */
 
 typedef struct send_args {
@@ -265,43 +238,15 @@ static void *send_nogvl(void *arg)
     return NULL;
 }
 
-/* Waits until fd is readable or the monotonic deadline passes. Ruby's own
- * I/O wait releases the GVL with an unblocking function that every kind of
- * interrupt reaches (Thread#kill, Thread#raise, Timeout, a signal such as
- * SIGINT for the main thread), and raises here when one is pending; the
- * callers' rb_ensure then frees what they hold. */
-static void wait_readable(int fd, double deadline)
-{
-    struct timeval tv, *tvp = NULL;
-    if (deadline > 0) {
-        double left = deadline - ripc_monotonic_now();
-        if (left < 0) left = 0;
-        tv.tv_sec = (time_t)left;
-        tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
-        tvp = &tv;
-    }
-    rb_wait_for_single_fd(fd, RB_WAITFD_IN, tvp);
-}
-
 static VALUE send_body(VALUE arg)
 {
     send_args *a = (send_args *)arg;
     /* Writing the request takes one bounded command (the redis timeout). */
     rb_thread_call_without_gvl(send_nogvl, a, ubf_nothing, NULL);
-    if (a->rc != RIPC_OK) raise_error(&a->err);
-    int fd = ripc_request_fd(a->request);
-    double deadline = ripc_request_deadline(a->request);
-    while ((a->rc = ripc_request_try(a->request, &a->reply)) == RIPC_AGAIN) wait_readable(fd, deadline);
-    switch (a->rc) {
-    case RIPC_OK: return entry_to_array(a->reply);
-    case RIPC_TIMEOUT:
-        rb_raise(rb_eRedisIPCTimeoutError, "no reply from group %s within %.3gs", a->to, a->timeout);
-    case RIPC_CLOSED:
-        rb_raise(rb_eRedisIPCConnectionError, "stream disconnected while waiting for a reply from group %s", a->to);
-    default:
-        rb_raise(rb_eRedisIPCConnectionError, "%s while waiting for a reply from group %s", ripc_strerror(a->rc), a->to);
-    }
-    return Qnil;
+    if (a->rc != RIPC_OK) rbipc_raise(&a->err);
+    a->rc = rbipc_wait_reply(a->request, 0, &a->reply);
+    if (a->rc != RIPC_OK) rbipc_raise_outcome(a->rc, ripc_request_id(a->request), a->to, a->timeout);
+    return rbipc_entry_to_array(a->reply);
 }
 
 static VALUE send_cleanup(VALUE arg)
@@ -314,23 +259,48 @@ static VALUE send_cleanup(VALUE arg)
     return Qnil;
 }
 
-/* engine.send_request(to, content_json, timeout_seconds) -> reply array */
-static VALUE engine_send_request(VALUE self, VALUE to, VALUE content, VALUE timeout)
+static void prepare_send(send_args *a, VALUE self, VALUE to, VALUE content, VALUE timeout)
 {
     ripc_stream *s = get_stream(self);
     StringValueCStr(to);
     StringValue(content);
     double t = NUM2DBL(timeout);
-    send_args a;
-    memset(&a, 0, sizeof(a));
-    a.stream = s;
-    a.timeout = t;
+    memset(a, 0, sizeof(*a));
+    a->stream = s;
+    a->timeout = t;
     /* The engine works without the GVL, so it gets C copies: a Ruby string's
-     * bytes may move (compaction) or change while it runs. */
-    a.to = ripc_memdup(RSTRING_PTR(to), (size_t)RSTRING_LEN(to));
-    a.content = ripc_memdup(RSTRING_PTR(content), (size_t)RSTRING_LEN(content));
-    a.content_len = (size_t)RSTRING_LEN(content);
+     * bytes may move (compaction) or change while it runs. Nothing below
+     * raises before the ensure that frees them is in place. */
+    a->to = ripc_memdup(RSTRING_PTR(to), (size_t)RSTRING_LEN(to));
+    a->content = ripc_memdup(RSTRING_PTR(content), (size_t)RSTRING_LEN(content));
+    a->content_len = (size_t)RSTRING_LEN(content);
+}
+
+/* engine.send_request(to, content_json, timeout_seconds) -> reply array */
+static VALUE engine_send_request(VALUE self, VALUE to, VALUE content, VALUE timeout)
+{
+    send_args a;
+    prepare_send(&a, self, to, content, timeout);
     return rb_ensure(send_body, (VALUE)&a, send_cleanup, (VALUE)&a);
+}
+
+static VALUE send_async_body(VALUE arg)
+{
+    send_args *a = (send_args *)arg;
+    rb_thread_call_without_gvl(send_nogvl, a, ubf_nothing, NULL);
+    if (a->rc != RIPC_OK) rbipc_raise(&a->err);
+    VALUE pending = rbipc_pending_new(a->request, a->to, a->timeout);
+    a->request = NULL; /* the handle owns it now */
+    a->to = NULL;
+    return pending;
+}
+
+/* engine.send_request_async(to, content_json, timeout_seconds) -> RedisIPC::PendingRequest */
+static VALUE engine_send_request_async(VALUE self, VALUE to, VALUE content, VALUE timeout)
+{
+    send_args a;
+    prepare_send(&a, self, to, content, timeout);
+    return rb_ensure(send_async_body, (VALUE)&a, send_cleanup, (VALUE)&a);
 }
 
 /* --- serving ---------------------------------------------------------------- */
@@ -352,13 +322,13 @@ static VALUE pop_body(VALUE arg)
         if (rc == RIPC_OK) break;
         if (rc != RIPC_AGAIN) return Qnil; /* stopped */
         if (a->deadline > 0 && ripc_monotonic_now() >= a->deadline) return Qnil;
-        wait_readable(fd, a->deadline);
+        rbipc_wait_readable(fd, a->deadline);
     }
     if (a->events) {
         ripc_event *ev = a->item;
         return rb_ary_new_from_args(2, INT2NUM(ev->kind), rb_utf8_str_new_cstr(ev->message));
     }
-    return entry_to_array(a->item);
+    return rbipc_entry_to_array(a->item);
 }
 
 static VALUE pop_cleanup(VALUE arg)
@@ -417,7 +387,7 @@ static VALUE respond_body(VALUE arg)
 {
     respond_args *a = (respond_args *)arg;
     rb_thread_call_without_gvl(respond_nogvl, a, ubf_nothing, NULL);
-    if (a->rc != RIPC_OK) raise_error(&a->err);
+    if (a->rc != RIPC_OK) rbipc_raise(&a->err);
     return Qtrue;
 }
 
@@ -472,6 +442,7 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_method(cEngine, "instance_id", engine_instance_id, 0);
     rb_define_method(cEngine, "stats", engine_stats, 0);
     rb_define_method(cEngine, "send_request", engine_send_request, 3);
+    rb_define_method(cEngine, "send_request_async", engine_send_request_async, 3);
     rb_define_method(cEngine, "next_request", engine_next_request, -1);
     rb_define_method(cEngine, "next_event", engine_next_event, -1);
     rb_define_method(cEngine, "respond", engine_respond, 3);

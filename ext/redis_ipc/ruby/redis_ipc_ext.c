@@ -19,4 +19,5 @@ RUBY_FUNC_EXPORTED void Init_redis_ipc(void)
     rb_eRedisIPCTimeoutError = pinned_class(mRedisIPC, "TimeoutError");
     rb_eRedisIPCConnectionError = pinned_class(mRedisIPC, "ConnectionError");
     Init_redis_ipc_engine(mRedisIPC);
+    Init_redis_ipc_pending(mRedisIPC);
 }
