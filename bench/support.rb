@@ -1,0 +1,117 @@
+# frozen_string_literal: true
+
+require "etc"
+require "json"
+require "socket"
+require "tmpdir"
+require "fileutils"
+
+# Shared by the benchmark scripts: a private redis-server, Redis counters,
+# process measurements and percentiles.
+module Bench
+  module_function
+
+  def now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+
+  def free_port
+    s = TCPServer.new("127.0.0.1", 0)
+    s.addr[1]
+  ensure
+    s&.close
+  end
+
+  # Starts redis-server on a free loopback port; yields its url; stops it.
+  def with_redis
+    dir = Dir.mktmpdir("redis_ipc_bench")
+    port = free_port
+    pid = Process.spawn("redis-server", "--port", port.to_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--dir", dir, out: File::NULL, err: File::NULL)
+    100.times do
+      begin
+        TCPSocket.new("127.0.0.1", port).close
+        break
+      rescue SystemCallError
+        sleep 0.05
+      end
+    end
+    yield "redis://127.0.0.1:#{port}", port
+  ensure
+    if pid
+      Process.kill(:TERM, pid)
+      Process.wait(pid)
+    end
+    FileUtils.rm_rf(dir) if dir
+  end
+
+  # A raw RESP client for INFO, so measuring adds one known command.
+  class Probe
+    def initialize(port)
+      @sock = TCPSocket.new("127.0.0.1", port)
+    end
+
+    def call(*args)
+      @sock.write("*#{args.size}\r\n" + args.map { |a| "$#{a.bytesize}\r\n#{a}\r\n" }.join)
+      read
+    end
+
+    def read
+      line = @sock.gets
+      case line[0]
+      when "+", "-" then line[1..].chomp
+      when ":" then line[1..].to_i
+      when "$"
+        n = line[1..].to_i
+        n.negative? ? nil : @sock.read(n + 2).chomp
+      when "*" then Array.new(line[1..].to_i) { read }
+      end
+    end
+
+    # Total command calls so far, the INFO calls made by this probe excluded.
+    def command_calls
+      info = call("INFO", "commandstats")
+      total = 0
+      info.each_line do |l|
+        next unless l.start_with?("cmdstat_")
+
+        name = l[/cmdstat_([^:]+)/, 1]
+        calls = l[/calls=(\d+)/, 1].to_i
+        total += calls unless name == "info"
+      end
+      total
+    end
+
+    def per_command
+      call("INFO", "commandstats").each_line.grep(/^cmdstat_/).to_h do |l|
+        [l[/cmdstat_([^:]+)/, 1], l[/calls=(\d+)/, 1].to_i]
+      end
+    end
+  end
+
+  def rss_kb(pid = Process.pid)
+    File.read("/proc/#{pid}/status")[/VmRSS:\s+(\d+)/, 1].to_i
+  end
+
+  # user + system CPU seconds of a process (all its threads)
+  def cpu_seconds(pid)
+    fields = File.read("/proc/#{pid}/stat").split(") ").last.split
+    (fields[11].to_i + fields[12].to_i) / Etc.sysconf(Etc::SC_CLK_TCK).to_f
+  end
+
+  def percentile(sorted, p)
+    return 0.0 if sorted.empty?
+
+    sorted[[(sorted.size * p).ceil - 1, 0].max]
+  end
+
+  def median(values) = percentile(values.sort, 0.5)
+
+  def spawn_ruby(script, *args, env: {})
+    lib = File.expand_path("../lib", __dir__)
+    IO.popen(env, [RbConfig.ruby, "-I", lib, File.join(__dir__, script), *args.map(&:to_s)], "r+")
+  end
+
+  def progress(text)
+    $stderr.print("\r\e[K#{text}")
+    $stderr.flush
+  end
+end
