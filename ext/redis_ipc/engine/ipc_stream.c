@@ -153,6 +153,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     }
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
     if (rc == RIPC_OK) rc = ripc_housekeeper_start(s, err);
+    if (rc == RIPC_OK) rc = ripc_callbacks_start(s, err);
     if (rc != RIPC_OK) {
         atomic_store(&s->stopping, 1);
         ripc_dispatchers_interrupt(s);
@@ -161,6 +162,9 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         pthread_mutex_unlock(&s->stop_mutex);
         ripc_dispatchers_join(s);
         ripc_housekeeper_join(s);
+        ripc_queue_close(&s->requests);
+        ripc_queue_close(&s->events);
+        ripc_callbacks_join(s);
         ripc_pool_close_idle(&s->pool);
         pthread_mutex_unlock(&s->lifecycle_mutex);
         return rc;
@@ -202,6 +206,9 @@ void ripc_stream_close(ripc_stream *s)
 {
     if (s->pid != getpid()) return;
     ripc_stream_stop(s);
+    /* Handler threads finish the callback they are in; their answers still
+     * go out through the pool, which closes below. */
+    ripc_callbacks_join(s);
     pthread_mutex_lock(&s->lifecycle_mutex);
     if (atomic_load(&s->connected)) {
         redisContext *c;

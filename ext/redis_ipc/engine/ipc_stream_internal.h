@@ -60,6 +60,16 @@ struct ripc_stream {
      * order), so the memory goes with the last reference. */
     atomic_int refs;
 
+    /* Callback threads for C programs (ipc_callbacks.c). */
+    ripc_request_fn request_fn;
+    void *request_userdata;
+    int handler_count;
+    pthread_t *handlers;
+    ripc_error_fn error_fn;
+    void *error_userdata;
+    pthread_t reporter;
+    int reporter_started;
+
     ripc_dispatcher *dispatchers;
     pthread_t housekeeper;
     int housekeeper_started;
@@ -110,6 +120,10 @@ void ripc_dispatchers_join(ripc_stream *s);
 /* ipc_housekeeper.c: ledger sweeps, the inbox sweep and reclaiming stale entries. */
 int ripc_housekeeper_start(ripc_stream *s, ripc_error *err);
 void ripc_housekeeper_join(ripc_stream *s);
+
+/* ipc_callbacks.c */
+int ripc_callbacks_start(ripc_stream *s, ripc_error *err);
+void ripc_callbacks_join(ripc_stream *s);
 
 /* In-flight set helpers (ipc_stream.c). */
 int ripc_inflight_add(ripc_stream *s, const char *redis_id);

@@ -18,6 +18,14 @@
 extern "C" {
 #endif
 
+/* The shared library exports only this API; inside the Ruby extension it
+ * stays hidden, so the extension exports nothing but Init_redis_ipc. */
+#if defined(RIPC_BUILDING_LIBRARY)
+#define RIPC_API __attribute__((visibility("default")))
+#else
+#define RIPC_API
+#endif
+
 /* Return codes. Negative values are errors; a message goes into ripc_error. */
 enum {
     RIPC_OK = 0,
@@ -46,7 +54,7 @@ enum {
     RIPC_FIELD_DESTINATION_GROUP,
     RIPC_FIELD_COUNT
 };
-extern const char *const ripc_field_names[RIPC_FIELD_COUNT];
+RIPC_API extern const char *const ripc_field_names[RIPC_FIELD_COUNT];
 
 typedef struct ripc_bytes {
     char *ptr; /* NUL-terminated copy, NULL when the field was absent */
@@ -62,7 +70,7 @@ typedef struct ripc_entry {
     const char *problem;     /* static text when the entry breaks the wire contract, else NULL */
 } ripc_entry;
 
-void ripc_entry_free(ripc_entry *entry);
+RIPC_API void ripc_entry_free(ripc_entry *entry);
 
 typedef struct ripc_redis_config {
     const char *host;     /* default "127.0.0.1" */
@@ -90,7 +98,7 @@ typedef struct ripc_options {
 } ripc_options;
 
 /* Fills o with the defaults above. */
-void ripc_options_init(ripc_options *o);
+RIPC_API void ripc_options_init(ripc_options *o);
 
 typedef struct ripc_stream ripc_stream;
 
@@ -106,27 +114,27 @@ typedef struct ripc_event {
     int kind;
     char *message;
 } ripc_event;
-void ripc_event_free(ripc_event *event);
+RIPC_API void ripc_event_free(ripc_event *event);
 
 /* Names are copied. Returns NULL (with err) for an empty stream or group name. */
-ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_options *options, ripc_error *err);
+RIPC_API ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_options *options, ripc_error *err);
 /* Disconnects if needed and frees everything. */
-void ripc_stream_free(ripc_stream *s);
+RIPC_API void ripc_stream_free(ripc_stream *s);
 
 /* Joins the stream: creates the group, registers this instance and starts the
  * dispatcher and housekeeping threads. */
-int ripc_stream_connect(ripc_stream *s, ripc_error *err);
-int ripc_stream_connected(ripc_stream *s);
+RIPC_API int ripc_stream_connect(ripc_stream *s, ripc_error *err);
+RIPC_API int ripc_stream_connected(ripc_stream *s);
 /* First half of a disconnect: stops the background threads, fails waiting
  * senders with RIPC_CLOSED and wakes request waiters. Replies can still be sent
  * (handlers that are running may finish) until ripc_stream_close. */
-void ripc_stream_stop(ripc_stream *s);
+RIPC_API void ripc_stream_stop(ripc_stream *s);
 /* Second half: unregisters the instance and closes every connection. */
-void ripc_stream_close(ripc_stream *s);
+RIPC_API void ripc_stream_close(ripc_stream *s);
 
-const char *ripc_stream_instance_id(ripc_stream *s);
-const char *ripc_stream_name(ripc_stream *s);
-const char *ripc_stream_group(ripc_stream *s);
+RIPC_API const char *ripc_stream_instance_id(ripc_stream *s);
+RIPC_API const char *ripc_stream_name(ripc_stream *s);
+RIPC_API const char *ripc_stream_group(ripc_stream *s);
 
 /* --- Sending ------------------------------------------------------------- */
 
@@ -135,25 +143,25 @@ typedef struct ripc_request ripc_request;
 /* Writes a request to group `to` and registers it in the ledger. timeout <= 0
  * uses the entry_timeout option. The request must be released with
  * ripc_request_release whatever happens next. */
-int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
+RIPC_API int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
                       double timeout, ripc_request **out, ripc_error *err);
 /* Waits for the reply: RIPC_OK (*reply is yours to free), RIPC_TIMEOUT,
  * RIPC_CLOSED, RIPC_CONNECTION, or RIPC_WOKEN after ripc_request_wake. */
-int ripc_request_wait(ripc_request *r, ripc_entry **reply);
+RIPC_API int ripc_request_wait(ripc_request *r, ripc_entry **reply);
 /* The same without blocking: RIPC_AGAIN while the reply is still awaited. */
-int ripc_request_try(ripc_request *r, ripc_entry **reply);
+RIPC_API int ripc_request_try(ripc_request *r, ripc_entry **reply);
 /* A descriptor that becomes readable once ripc_request_try has an outcome:
  * wait on it with your own event loop, then call ripc_request_try. */
-int ripc_request_fd(ripc_request *r);
-double ripc_request_deadline(ripc_request *r); /* on ripc_monotonic_now() */
+RIPC_API int ripc_request_fd(ripc_request *r);
+RIPC_API double ripc_request_deadline(ripc_request *r); /* on ripc_monotonic_now() */
 /* Makes a ripc_request_wait in another thread return RIPC_WOKEN. */
-void ripc_request_wake(ripc_request *r);
+RIPC_API void ripc_request_wake(ripc_request *r);
 /* Removes the request from the ledger and frees it; a reply arriving later is reported as unknown. */
-void ripc_request_release(ripc_request *r);
-const char *ripc_request_id(ripc_request *r);
+RIPC_API void ripc_request_release(ripc_request *r);
+RIPC_API const char *ripc_request_id(ripc_request *r);
 
 /* Convenience for C callers: send, wait, release. */
-int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
+RIPC_API int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
               double timeout, ripc_entry **reply, ripc_error *err);
 
 /* --- Serving ------------------------------------------------------------- */
@@ -161,21 +169,40 @@ int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
 /* Takes the next request addressed to this group: RIPC_OK (*out is yours;
  * answer it with ripc_respond, then free it), RIPC_TIMEOUT, or RIPC_CLOSED
  * once the stream stops. deadline is on ripc_monotonic_now(), 0 for none. */
-int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_entry **out);
+RIPC_API int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_entry **out);
 /* The same without blocking: RIPC_AGAIN when none is queued. */
-int ripc_stream_try_request(ripc_stream *s, ripc_entry **out);
+RIPC_API int ripc_stream_try_request(ripc_stream *s, ripc_entry **out);
 /* Readable while a request is queued or the stream has stopped. */
-int ripc_stream_requests_fd(ripc_stream *s);
+RIPC_API int ripc_stream_requests_fd(ripc_stream *s);
 
 /* Answers a request: writes the reply, acknowledges and deletes the request.
  * RIPC_STATE when the request was already answered. */
-int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
+RIPC_API int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
                  const char *content, size_t len, ripc_error *err);
 
 /* Background errors, taken like requests. */
-int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_event **out);
-int ripc_stream_try_event(ripc_stream *s, ripc_event **out);
-int ripc_stream_events_fd(ripc_stream *s);
+RIPC_API int ripc_stream_next_event(ripc_stream *s, double deadline, ripc_event **out);
+RIPC_API int ripc_stream_try_event(ripc_stream *s, ripc_event **out);
+RIPC_API int ripc_stream_events_fd(ripc_stream *s);
+
+/* --- Callbacks (for C programs) -------------------------------------------- */
+
+/* Called on one of the engine's handler threads for each request; the entry
+ * is the callback's to answer (ripc_respond, now or later from any thread)
+ * and to free (ripc_entry_free). */
+typedef void (*ripc_request_fn)(ripc_stream *s, ripc_entry *request, void *userdata);
+/* Called on the engine's reporter thread for each background error. */
+typedef void (*ripc_error_fn)(ripc_stream *s, int kind, const char *message, void *userdata);
+
+/* Set before ripc_stream_connect. With a request callback, connect starts
+ * `threads` handler threads (0: 3) that take requests and call it; without
+ * one, take requests yourself with ripc_stream_next_request. Likewise the
+ * error callback replaces ripc_stream_next_event. */
+RIPC_API int ripc_stream_on_request(ripc_stream *s, ripc_request_fn fn, void *userdata, int threads);
+RIPC_API int ripc_stream_on_error(ripc_stream *s, ripc_error_fn fn, void *userdata);
+
+/* Stops and closes: handler threads finish the callback they are in. */
+RIPC_API void ripc_stream_disconnect(ripc_stream *s);
 
 /* --- Introspection ------------------------------------------------------- */
 
@@ -187,10 +214,10 @@ typedef struct ripc_stats {
     size_t takeovers;        /* dead instances this one took over */
     size_t taken_over_entries; /* entries claimed from them */
 } ripc_stats;
-void ripc_stream_stats(ripc_stream *s, ripc_stats *out);
+RIPC_API void ripc_stream_stats(ripc_stream *s, ripc_stats *out);
 
-double ripc_monotonic_now(void);
-const char *ripc_strerror(int code);
+RIPC_API double ripc_monotonic_now(void);
+RIPC_API const char *ripc_strerror(int code);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,60 @@
+# The C side without Ruby: the engine as a static and a shared library, its
+# header, a pkg-config file, the redis-ipc command-line tool and the C
+# example. `make` builds into build/; `make install PREFIX=/usr/local`.
+CC ?= cc
+PREFIX ?= /usr/local
+BUILD ?= build
+VERSION := $(shell sed -n 's/.*VERSION = "\(.*\)".*/\1/p' lib/redis_ipc/version.rb)
+
+HIREDIS_CFLAGS := $(shell pkg-config --cflags hiredis 2>/dev/null)
+HIREDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Werror -Wno-unused-parameter
+ALL_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) $(HIREDIS_CFLAGS) -Iext/redis_ipc/engine
+LIBS := $(HIREDIS_LIBS) -lpthread
+
+ENGINE_SRC := $(wildcard ext/redis_ipc/engine/*.c)
+ENGINE_OBJ := $(patsubst ext/redis_ipc/engine/%.c,$(BUILD)/obj/%.o,$(ENGINE_SRC))
+
+.PHONY: all clean install
+all: $(BUILD)/libredis_ipc.a $(BUILD)/libredis_ipc.so $(BUILD)/include/redis_ipc.h $(BUILD)/redis_ipc.pc \
+     $(BUILD)/redis-ipc $(BUILD)/echo_peer
+
+$(BUILD)/obj/%.o: ext/redis_ipc/engine/%.c $(wildcard ext/redis_ipc/engine/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -DRIPC_BUILDING_LIBRARY -c $< -o $@
+
+$(BUILD)/obj:
+	mkdir -p $@
+
+$(BUILD)/libredis_ipc.a: $(ENGINE_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/libredis_ipc.so: $(ENGINE_OBJ)
+	$(CC) -shared -Wl,-soname,libredis_ipc.so.0 -o $@ $^ $(LIBS)
+
+$(BUILD)/include/redis_ipc.h: ext/redis_ipc/engine/redis_ipc.h
+	mkdir -p $(dir $@)
+	cp $< $@
+
+$(BUILD)/redis_ipc.pc: Makefile
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: redis_ipc\nDescription: request/reply between processes over a Redis stream\nVersion: %s\nRequires.private: hiredis\nLibs: -L$${libdir} -lredis_ipc\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' \
+	  "$(PREFIX)" "$(VERSION)" > $@
+
+# The tool and the example link the static library: no install needed to run them.
+$(BUILD)/redis-ipc: cli/redis_ipc_cli.c cli/cli_url.c cli/cli_url.h cli/cli_command.c cli/cli_command.h $(BUILD)/libredis_ipc.a
+	$(CC) $(ALL_CFLAGS) -Icli -o $@ cli/redis_ipc_cli.c cli/cli_url.c cli/cli_command.c $(BUILD)/libredis_ipc.a $(LIBS)
+
+$(BUILD)/echo_peer: examples/c/echo_peer.c $(BUILD)/libredis_ipc.a
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libredis_ipc.a $(LIBS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(BUILD)/libredis_ipc.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libredis_ipc.so $(DESTDIR)$(PREFIX)/lib/libredis_ipc.so.0
+	ln -sf libredis_ipc.so.0 $(DESTDIR)$(PREFIX)/lib/libredis_ipc.so
+	install -m 644 $(BUILD)/include/redis_ipc.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/redis_ipc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(BUILD)/redis-ipc $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,23 @@
+/* Where redis-ipc connects: --url, -h/--host, -p/--port, -s/--socket,
+ * --user, --password, or REDIS_URL. */
+#ifndef CLI_URL_H
+#define CLI_URL_H
+
+#include "redis_ipc.h"
+
+typedef struct cli_target {
+    char host[256];
+    int port;
+    char path[512];
+    char username[128];
+    char password[256];
+    int db;
+} cli_target;
+
+void cli_target_init(cli_target *t);
+/* Parses redis://[user:pass@]host[:port][/db] or unix:///path[?db=N].
+ * Returns 0, or -1 with a message in err. */
+int cli_target_parse_url(cli_target *t, const char *url, char *err, size_t errlen);
+void cli_target_config(const cli_target *t, ripc_redis_config *out);
+
+#endif

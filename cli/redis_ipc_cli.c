@@ -1,0 +1,370 @@
+/* redis-ipc: send to, serve and inspect RedisIPC streams from a shell.
+ *
+ *   redis-ipc send  --stream S --group G --to T [--timeout SEC] CONTENT
+ *   redis-ipc serve --stream S --group G [--threads N] (--echo | -- COMMAND ARGS...)
+ *   redis-ipc stats --stream S [--json]
+ *
+ * Exit status of send: 0 fulfilled, 1 rejected, 2 timeout, 3 connection
+ * error; 64 for a usage error. */
+#include <errno.h>
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_command.h"
+#include "cli_url.h"
+#include "redis_ipc.h"
+
+enum { EXIT_FULFILLED = 0, EXIT_REJECTED = 1, EXIT_TIMEOUT = 2, EXIT_CONNECTION = 3, EXIT_USAGE = 64 };
+
+typedef struct cli_options {
+    cli_target target;
+    const char *stream, *group, *to;
+    double timeout;
+    int threads, echo, json;
+    char **command; /* after -- */
+} cli_options;
+
+static const char *const USAGE_SEND =
+    "usage: redis-ipc send --stream S --group G --to T [--timeout SEC] [CONNECTION] CONTENT\n"
+    "  Sends CONTENT (written as given: JSON text, or any text) to group T and\n"
+    "  prints the reply's content. Exit: 0 fulfilled, 1 rejected, 2 timeout,\n"
+    "  3 connection error.\n";
+static const char *const USAGE_SERVE =
+    "usage: redis-ipc serve --stream S --group G [--threads N] [CONNECTION] (--echo | -- COMMAND ARGS...)\n"
+    "  Answers each request to group G by running COMMAND with the content on\n"
+    "  stdin: exit 0 fulfils with its stdout, another status rejects with its\n"
+    "  stderr. --echo fulfils with the content itself. Stops on SIGINT/SIGTERM.\n";
+static const char *const USAGE_STATS =
+    "usage: redis-ipc stats --stream S [--json] [CONNECTION]\n"
+    "  Prints the stream's length, its groups with their pending counts,\n"
+    "  instances (alive or not) and consumers.\n";
+static const char *const USAGE_CONNECTION =
+    "connection: --url URL (redis://[user:pass@]host:port/db or unix:///path), -h/--host HOST,\n"
+    "  -p/--port PORT, -s/--socket PATH, --user USER, --password PASS; default REDIS_URL,\n"
+    "  else 127.0.0.1:6379.\n";
+
+static void usage(const char *text, int to_stderr)
+{
+    FILE *f = to_stderr ? stderr : stdout;
+    fputs(text, f);
+    fputs(USAGE_CONNECTION, f);
+}
+
+/* Parses the options common to every subcommand; returns the index of the
+ * first operand, or -1 after printing what is wrong. */
+static int parse(int argc, char **argv, cli_options *o, const char *help)
+{
+    static const struct option longs[] = {
+        { "url", required_argument, NULL, 'u' }, { "host", required_argument, NULL, 'h' },
+        { "port", required_argument, NULL, 'p' }, { "socket", required_argument, NULL, 's' },
+        { "user", required_argument, NULL, 'U' }, { "password", required_argument, NULL, 'P' },
+        { "stream", required_argument, NULL, 'S' }, { "group", required_argument, NULL, 'G' },
+        { "to", required_argument, NULL, 'T' }, { "timeout", required_argument, NULL, 't' },
+        { "threads", required_argument, NULL, 'n' }, { "echo", no_argument, NULL, 'e' },
+        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'H' }, { NULL, 0, NULL, 0 },
+    };
+    char err[256];
+    const char *env = getenv("REDIS_URL");
+    cli_target_init(&o->target);
+    if (env && *env && cli_target_parse_url(&o->target, env, err, sizeof(err)) != 0) {
+        fprintf(stderr, "redis-ipc: REDIS_URL: %s\n", err);
+        return -1;
+    }
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "+h:p:s:", longs, NULL)) != -1) {
+        switch (c) {
+        case 'u':
+            cli_target_init(&o->target);
+            if (cli_target_parse_url(&o->target, optarg, err, sizeof(err)) != 0) {
+                fprintf(stderr, "redis-ipc: %s\n", err);
+                return -1;
+            }
+            break;
+        case 'h': snprintf(o->target.host, sizeof(o->target.host), "%s", optarg); o->target.path[0] = '\0'; break;
+        case 'p': o->target.port = atoi(optarg); o->target.path[0] = '\0'; break;
+        case 's': snprintf(o->target.path, sizeof(o->target.path), "%s", optarg); break;
+        case 'U': snprintf(o->target.username, sizeof(o->target.username), "%s", optarg); break;
+        case 'P': snprintf(o->target.password, sizeof(o->target.password), "%s", optarg); break;
+        case 'S': o->stream = optarg; break;
+        case 'G': o->group = optarg; break;
+        case 'T': o->to = optarg; break;
+        case 't': o->timeout = atof(optarg);
+            if (o->timeout <= 0) { fprintf(stderr, "redis-ipc: --timeout must be a positive number\n"); return -1; }
+            break;
+        case 'n': o->threads = atoi(optarg);
+            if (o->threads < 1) { fprintf(stderr, "redis-ipc: --threads must be at least 1\n"); return -1; }
+            break;
+        case 'e': o->echo = 1; break;
+        case 'j': o->json = 1; break;
+        case 'H': usage(help, 0); exit(0);
+        default: usage(help, 1); return -1;
+        }
+    }
+    if (o->target.port <= 0 || o->target.port > 65535) {
+        fprintf(stderr, "redis-ipc: invalid port\n");
+        return -1;
+    }
+    return optind;
+}
+
+static ripc_stream *open_stream(const cli_options *o, const char *group, ripc_error *err)
+{
+    ripc_options options;
+    ripc_options_init(&options);
+    cli_target_config(&o->target, &options.redis);
+    if (o->timeout > 0) options.entry_timeout = o->timeout;
+    options.dispatcher_count = 1;
+    options.pool_size = 4;
+    return ripc_stream_new(o->stream, group, &options, err);
+}
+
+/* --- send ---------------------------------------------------------------- */
+
+static int cmd_send(int argc, char **argv)
+{
+    cli_options o = { 0 };
+    int first = parse(argc, argv, &o, USAGE_SEND);
+    if (first < 0) return EXIT_USAGE;
+    if (!o.stream || !o.group || !o.to || first != argc - 1) {
+        usage(USAGE_SEND, 1);
+        return EXIT_USAGE;
+    }
+    const char *content = argv[first];
+    if (!*content) {
+        fprintf(stderr, "redis-ipc: CONTENT must not be empty (send '\"\"' for an empty string)\n");
+        return EXIT_USAGE;
+    }
+    ripc_error err = { 0, "" };
+    ripc_stream *s = open_stream(&o, o.group, &err);
+    if (!s) { fprintf(stderr, "redis-ipc: %s\n", err.message); return EXIT_USAGE; }
+    if (ripc_stream_connect(s, &err) != RIPC_OK) {
+        fprintf(stderr, "redis-ipc: %s\n", err.message);
+        ripc_stream_free(s);
+        return EXIT_CONNECTION;
+    }
+    ripc_entry *reply = NULL;
+    int rc = ripc_send(s, o.to, content, strlen(content), o.timeout, &reply, &err);
+    int status;
+    if (rc == RIPC_OK) {
+        const ripc_bytes *body = &reply->fields[RIPC_FIELD_CONTENT];
+        int fulfilled = strcmp(reply->fields[RIPC_FIELD_STATUS].ptr, "fulfilled") == 0;
+        FILE *f = fulfilled ? stdout : stderr;
+        fwrite(body->ptr, 1, body->len, f);
+        fputc('\n', f);
+        status = fulfilled ? EXIT_FULFILLED : EXIT_REJECTED;
+        ripc_entry_free(reply);
+    } else if (rc == RIPC_TIMEOUT) {
+        fprintf(stderr, "redis-ipc: %s\n", err.message);
+        status = EXIT_TIMEOUT;
+    } else {
+        fprintf(stderr, "redis-ipc: %s\n", err.message);
+        status = EXIT_CONNECTION;
+    }
+    ripc_stream_free(s);
+    return status;
+}
+
+/* --- serve --------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+static void on_stop_signal(int sig) { (void)sig; stop_requested = 1; }
+
+/* Content is JSON text on the wire: command output that is empty becomes
+ * the JSON empty string, anything else goes as written (trailing newline
+ * dropped), which a peer reads as JSON or as a raw string. */
+static void reply_with(ripc_stream *s, ripc_entry *request, int fulfilled, const char *text, size_t len)
+{
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) len--;
+    ripc_error err;
+    if (len == 0) { text = "\"\""; len = 2; }
+    if (ripc_respond(s, request, fulfilled, text, len, &err) != RIPC_OK)
+        fprintf(stderr, "redis-ipc: could not answer %s: %s\n", request->fields[RIPC_FIELD_ID].ptr, err.message);
+}
+
+static void serve_request(ripc_stream *s, ripc_entry *request, void *userdata)
+{
+    const cli_options *o = userdata;
+    const ripc_bytes *content = &request->fields[RIPC_FIELD_CONTENT];
+    if (o->echo) {
+        reply_with(s, request, 1, content->ptr, content->len);
+    } else {
+        cli_output out;
+        if (cli_command_run(o->command, content->ptr, content->len, &out) != 0) {
+            char msg[512];
+            int n = snprintf(msg, sizeof(msg), "\"redis-ipc: cannot run %s: %s\"", o->command[0], strerror(errno));
+            reply_with(s, request, 0, msg, (size_t)n);
+        } else {
+            if (out.status == 0) reply_with(s, request, 1, out.out, out.out_len);
+            else reply_with(s, request, 0, out.err, out.err_len);
+            cli_output_free(&out);
+        }
+    }
+    ripc_entry_free(request);
+}
+
+static void serve_error(ripc_stream *s, int kind, const char *message, void *userdata)
+{
+    (void)s; (void)kind; (void)userdata;
+    fprintf(stderr, "redis-ipc: %s\n", message);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    cli_options o = { 0 };
+    int first = parse(argc, argv, &o, USAGE_SERVE);
+    if (first < 0) return EXIT_USAGE;
+    if (!o.stream || !o.group || (o.echo == (first < argc))) {
+        if (!o.echo && first >= argc) fprintf(stderr, "redis-ipc: serve needs --echo or -- COMMAND\n");
+        usage(USAGE_SERVE, 1);
+        return EXIT_USAGE;
+    }
+    o.command = argv + first;
+    ripc_error err = { 0, "" };
+    ripc_stream *s = open_stream(&o, o.group, &err);
+    if (!s) { fprintf(stderr, "redis-ipc: %s\n", err.message); return EXIT_USAGE; }
+    ripc_stream_on_request(s, serve_request, &o, o.threads ? o.threads : 4);
+    ripc_stream_on_error(s, serve_error, NULL);
+    if (ripc_stream_connect(s, &err) != RIPC_OK) {
+        fprintf(stderr, "redis-ipc: %s\n", err.message);
+        ripc_stream_free(s);
+        return EXIT_CONNECTION;
+    }
+    fprintf(stderr, "redis-ipc: serving %s as group %s (instance %s)\n", o.stream, o.group, ripc_stream_instance_id(s));
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    while (!stop_requested) pause();
+    ripc_stream_disconnect(s);
+    ripc_stream_free(s);
+    return 0;
+}
+
+/* --- stats --------------------------------------------------------------- */
+
+static long long field_int(const redisReply *row, const char *name)
+{
+    for (size_t j = 0; row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2)
+        if (row->element[j]->type == REDIS_REPLY_STRING && !strcmp(row->element[j]->str, name))
+            return row->element[j + 1]->type == REDIS_REPLY_INTEGER ? row->element[j + 1]->integer : -1;
+    return -1;
+}
+
+static const char *field_str(const redisReply *row, const char *name)
+{
+    for (size_t j = 0; row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2)
+        if (row->element[j]->type == REDIS_REPLY_STRING && !strcmp(row->element[j]->str, name))
+            return row->element[j + 1]->type == REDIS_REPLY_STRING ? row->element[j + 1]->str : "";
+    return "";
+}
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    cli_options o = { 0 };
+    int first = parse(argc, argv, &o, USAGE_STATS);
+    if (first < 0) return EXIT_USAGE;
+    if (!o.stream || first != argc) { usage(USAGE_STATS, 1); return EXIT_USAGE; }
+    ripc_redis_config cfg = { 0 };
+    cli_target_config(&o.target, &cfg);
+    struct timeval tv = { 2, 0 };
+    redisContext *c = cfg.path ? redisConnectUnixWithTimeout(cfg.path, tv) : redisConnectWithTimeout(cfg.host, cfg.port, tv);
+    if (!c || c->err) {
+        fprintf(stderr, "redis-ipc: could not connect: %s\n", c ? c->errstr : "out of memory");
+        return EXIT_CONNECTION;
+    }
+    redisReply *r;
+    if (cfg.password) {
+        r = cfg.username ? redisCommand(c, "AUTH %s %s", cfg.username, cfg.password) : redisCommand(c, "AUTH %s", cfg.password);
+        if (r) freeReplyObject(r);
+    }
+    if (cfg.db) { r = redisCommand(c, "SELECT %d", cfg.db); if (r) freeReplyObject(r); }
+    redisReply *len = redisCommand(c, "XLEN %s", o.stream);
+    redisReply *groups = redisCommand(c, "XINFO GROUPS %s", o.stream);
+    if (!len || !groups) { fprintf(stderr, "redis-ipc: connection lost\n"); return EXIT_CONNECTION; }
+    long long length = len->type == REDIS_REPLY_INTEGER ? len->integer : 0;
+    size_t group_count = groups->type == REDIS_REPLY_ARRAY ? groups->elements : 0;
+    if (o.json) printf("{\"stream\":"), json_string(o.stream), printf(",\"length\":%lld,\"groups\":[", length);
+    else printf("stream %s: %lld entries, %zu groups\n", o.stream, length, group_count);
+    for (size_t i = 0; i < group_count; i++) {
+        const redisReply *g = groups->element[i];
+        const char *name = field_str(g, "name");
+        redisReply *consumers = redisCommand(c, "XINFO CONSUMERS %s %s", o.stream, name);
+        redisReply *instances = redisCommand(c, "ZRANGE %s:%s:instances 0 -1 WITHSCORES", o.stream, name);
+        redisReply *now = redisCommand(c, "TIME");
+        long long now_ms = now && now->type == REDIS_REPLY_ARRAY && now->elements == 2
+            ? atoll(now->element[0]->str) * 1000 + atoll(now->element[1]->str) / 1000 : 0;
+        if (o.json) {
+            printf("%s{\"name\":", i ? "," : ""), json_string(name);
+            printf(",\"pending\":%lld,\"instances\":[", field_int(g, "pending"));
+        } else {
+            printf("\ngroup %s: %lld pending, last delivered %s\n", name, field_int(g, "pending"), field_str(g, "last-delivered-id"));
+            printf("  %-10s %-8s %s\n", "instance", "alive", "last heartbeat");
+        }
+        for (size_t k = 0; instances && instances->type == REDIS_REPLY_ARRAY && k + 1 < instances->elements; k += 2) {
+            long long beat = atoll(instances->element[k + 1]->str);
+            double ago = (double)(now_ms - beat) / 1000.0;
+            int alive = beat > 0 && ago < 5;
+            if (o.json) {
+                printf("%s{\"id\":", k ? "," : ""), json_string(instances->element[k]->str);
+                printf(",\"alive\":%s,\"last_beat_ago\":%.3f}", alive ? "true" : "false", beat > 0 ? ago : -1.0);
+            } else {
+                printf("  %-10s %-8s %.1fs ago\n", instances->element[k]->str, alive ? "yes" : "no", beat > 0 ? ago : -1.0);
+            }
+        }
+        if (o.json) printf("],\"consumers\":[");
+        else printf("  %-28s %8s %10s\n", "consumer", "pending", "idle (ms)");
+        for (size_t k = 0; consumers && consumers->type == REDIS_REPLY_ARRAY && k < consumers->elements; k++) {
+            const redisReply *row = consumers->element[k];
+            if (o.json) {
+                printf("%s{\"name\":", k ? "," : ""), json_string(field_str(row, "name"));
+                printf(",\"pending\":%lld,\"idle_ms\":%lld}", field_int(row, "pending"), field_int(row, "idle"));
+            } else {
+                printf("  %-28s %8lld %10lld\n", field_str(row, "name"), field_int(row, "pending"), field_int(row, "idle"));
+            }
+        }
+        if (o.json) printf("]}");
+        if (consumers) freeReplyObject(consumers);
+        if (instances) freeReplyObject(instances);
+        if (now) freeReplyObject(now);
+    }
+    if (o.json) printf("]}\n");
+    freeReplyObject(len);
+    freeReplyObject(groups);
+    redisFree(c);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    /* A peer or a command that goes away must not kill us with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    const char *top =
+        "usage: redis-ipc (send | serve | stats) [OPTIONS]\n"
+        "  redis-ipc COMMAND --help for each command's options.\n";
+    if (argc < 2) { fputs(top, stderr); return EXIT_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "send")) return cmd_send(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "help")) { fputs(top, stdout); return 0; }
+    fprintf(stderr, "redis-ipc: unknown command %s\n", cmd);
+    fputs(top, stderr);
+    return EXIT_USAGE;
+}

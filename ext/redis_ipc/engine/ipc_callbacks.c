@@ -1,0 +1,82 @@
+/* Handler and reporter threads for C programs that set callbacks: they take
+ * requests and errors from the same queues the Ruby binding reads. */
+#include "ipc_stream_internal.h"
+#include "ipc_conn.h"
+#include "ipc_util.h"
+
+#include <stdlib.h>
+
+int ripc_stream_on_request(ripc_stream *s, ripc_request_fn fn, void *userdata, int threads)
+{
+    if (atomic_load(&s->connected)) return RIPC_STATE;
+    s->request_fn = fn;
+    s->request_userdata = userdata;
+    s->handler_count = threads > 0 ? threads : 3;
+    return RIPC_OK;
+}
+
+int ripc_stream_on_error(ripc_stream *s, ripc_error_fn fn, void *userdata)
+{
+    if (atomic_load(&s->connected)) return RIPC_STATE;
+    s->error_fn = fn;
+    s->error_userdata = userdata;
+    return RIPC_OK;
+}
+
+static void *handler_main(void *arg)
+{
+    ripc_stream *s = arg;
+    ripc_entry *request;
+    /* Returns RIPC_CLOSED once the stream stops and the queue is empty. */
+    while (ripc_stream_next_request(s, 0, &request) == RIPC_OK) s->request_fn(s, request, s->request_userdata);
+    return NULL;
+}
+
+static void *reporter_main(void *arg)
+{
+    ripc_stream *s = arg;
+    ripc_event *event;
+    while (ripc_stream_next_event(s, 0, &event) == RIPC_OK) {
+        s->error_fn(s, event->kind, event->message, s->error_userdata);
+        ripc_event_free(event);
+    }
+    return NULL;
+}
+
+int ripc_callbacks_start(ripc_stream *s, ripc_error *err)
+{
+    if (s->request_fn) {
+        s->handlers = ripc_xcalloc((size_t)s->handler_count, sizeof(*s->handlers));
+        for (int i = 0; i < s->handler_count; i++) {
+            if (pthread_create(&s->handlers[i], NULL, handler_main, s) != 0) {
+                s->handler_count = i;
+                ripc_error_set(err, RIPC_STATE, "could not start a handler thread");
+                return RIPC_STATE;
+            }
+        }
+    }
+    if (s->error_fn) {
+        if (pthread_create(&s->reporter, NULL, reporter_main, s) != 0) {
+            ripc_error_set(err, RIPC_STATE, "could not start the error reporter thread");
+            return RIPC_STATE;
+        }
+        s->reporter_started = 1;
+    }
+    return RIPC_OK;
+}
+
+void ripc_callbacks_join(ripc_stream *s)
+{
+    if (s->handlers) {
+        for (int i = 0; i < s->handler_count; i++) pthread_join(s->handlers[i], NULL);
+        free(s->handlers);
+        s->handlers = NULL;
+    }
+    if (s->reporter_started) pthread_join(s->reporter, NULL);
+    s->reporter_started = 0;
+}
+
+void ripc_stream_disconnect(ripc_stream *s)
+{
+    ripc_stream_close(s);
+}
