@@ -69,6 +69,15 @@ void ripc_ledger_fail(ripc_request *r, int code)
     pthread_mutex_unlock(&r->ledger->mutex);
 }
 
+void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code)
+{
+    int found;
+    pthread_mutex_lock(&l->mutex);
+    ripc_request *r = ripc_map_get(&l->slots, id, &found);
+    if (found && r->state == SLOT_WAITING) settle(r, SLOT_FAILED, code, NULL);
+    pthread_mutex_unlock(&l->mutex);
+}
+
 static void remember(ripc_ledger *l, const char *id)
 {
     char *slot = l->recent_ring[l->recent_next];

@@ -45,6 +45,8 @@ void ripc_ledger_destroy(ripc_ledger *l);
 ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code);
 /* Marks a slot failed (its request could not be written). */
 void ripc_ledger_fail(ripc_request *r, int code);
+/* The same by request id; nothing happens when the slot is gone already. */
+void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code);
 
 enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN };
 /* Hands a reply to its waiting slot; on RIPC_DELIVERED the ledger owns reply. */

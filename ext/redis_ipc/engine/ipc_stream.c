@@ -91,6 +91,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     if (o->retention < 0) o->retention = 0;
 
     ripc_pool_init(&s->pool, &o->redis, o->pool_size);
+    ripc_outbox_init(&s->outbox, s);
     ripc_ledger_init(&s->ledger);
     pthread_mutex_init(&s->inflight_mutex, NULL);
     ripc_map_init(&s->inflight);
@@ -153,6 +154,10 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     }
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
     if (rc == RIPC_OK) rc = ripc_housekeeper_start(s, err);
+    if (rc == RIPC_OK && ripc_outbox_start(&s->outbox) != 0) {
+        ripc_error_set(err, RIPC_STATE, "could not start the writer thread");
+        rc = RIPC_STATE;
+    }
     if (rc == RIPC_OK) rc = ripc_callbacks_start(s, err);
     if (rc != RIPC_OK) {
         atomic_store(&s->stopping, 1);
@@ -165,6 +170,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_queue_close(&s->requests);
         ripc_queue_close(&s->events);
         ripc_callbacks_join(s);
+        ripc_outbox_stop(&s->outbox);
         ripc_pool_close_idle(&s->pool);
         pthread_mutex_unlock(&s->lifecycle_mutex);
         return rc;
@@ -211,6 +217,7 @@ void ripc_stream_close(ripc_stream *s)
     ripc_callbacks_join(s);
     pthread_mutex_lock(&s->lifecycle_mutex);
     if (atomic_load(&s->connected)) {
+        ripc_outbox_stop(&s->outbox); /* the last replies go out before we leave */
         redisContext *c;
         ripc_error err;
         if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
@@ -250,6 +257,7 @@ void ripc_stream_free(ripc_stream *s)
 static void unref(ripc_stream *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+    ripc_outbox_destroy(&s->outbox);
     ripc_queue_destroy(&s->requests, free_entry_node);
     ripc_queue_destroy(&s->events, free_event_node);
     ripc_ledger_destroy(&s->ledger);
@@ -373,27 +381,13 @@ int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_
     }
     if (ripc_ledger_size(&s->ledger) == 1) ripc_stream_nudge_housekeeper(s); /* inbox sweeps speed up while we wait */
 
-    const char *values[RIPC_FIELD_COUNT] = { r->id, s->instance_id, "pending", content, s->group, to };
-    size_t lens[RIPC_FIELD_COUNT] = { strlen(r->id), strlen(s->instance_id), 7, len, strlen(s->group), strlen(to) };
-    const char *argv[RIPC_XADD_ARGC];
-    size_t argvlen[RIPC_XADD_ARGC];
-    ripc_entry_xadd_argv(s->stream, values, lens, argv, argvlen);
-
-    redisContext *c;
-    rc = ripc_pool_checkout(&s->pool, 0, &c, err);
-    if (rc == RIPC_OK) {
-        redisReply *reply = ripc_conn_run(c, RIPC_XADD_ARGC, argv, argvlen, err);
-        if (!reply) rc = RIPC_CONNECTION;
-        else if (ripc_reply_is_error(reply, err)) rc = RIPC_PROTOCOL;
-        if (reply) freeReplyObject(reply);
-        ripc_pool_checkin(&s->pool, c, rc == RIPC_CONNECTION);
-    }
-    if (rc != RIPC_OK) {
-        ripc_ledger_release(r);
-        return rc;
-    }
     r->stream = s;
     atomic_fetch_add(&s->refs, 1);
+    const char *values[RIPC_FIELD_COUNT] = { r->id, s->instance_id, "pending", content, s->group, to };
+    size_t lens[RIPC_FIELD_COUNT] = { strlen(r->id), strlen(s->instance_id), 7, len, strlen(s->group), strlen(to) };
+    /* Written by this thread, or by the one already writing (ipc_outbox.c);
+     * a failure to write ends the request's slot with RIPC_CONNECTION. */
+    ripc_outbox_request(&s->outbox, r->id, values, lens);
     *out = r;
     return RIPC_OK;
 }
@@ -458,6 +452,11 @@ int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
                  const char *content, size_t len, ripc_error *err)
 {
     if (s->pid != getpid()) return check_usable(s, err);
+    /* Still allowed while stopping: handlers that run may finish. */
+    if (!atomic_load(&s->connected)) {
+        ripc_error_set(err, RIPC_CLOSED, "stream %s is not connected", s->stream);
+        return RIPC_CLOSED;
+    }
     if (!request || !request->redis_id) {
         ripc_error_set(err, RIPC_ARGUMENT, "not a request read from this stream");
         return RIPC_ARGUMENT;
@@ -478,32 +477,11 @@ int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
         f[RIPC_FIELD_ID].len, f[RIPC_FIELD_INSTANCE_ID].len, strlen(status), len,
         f[RIPC_FIELD_DESTINATION_GROUP].len, f[RIPC_FIELD_SOURCE_GROUP].len,
     };
-    const char *xadd[RIPC_XADD_ARGC];
-    size_t xadd_len[RIPC_XADD_ARGC];
-    ripc_entry_xadd_argv(s->stream, values, lens, xadd, xadd_len);
-    const char *xack[] = { "XACK", s->stream, s->group, request->redis_id };
-    size_t xack_len[] = { 4, strlen(s->stream), strlen(s->group), strlen(request->redis_id) };
-    const char *xdel[] = { "XDEL", s->stream, request->redis_id };
-    size_t xdel_len[] = { 4, strlen(s->stream), strlen(request->redis_id) };
-
-    int argcs[] = { RIPC_XADD_ARGC, 4, 3 };
-    const char **argvs[] = { xadd, xack, xdel };
-    const size_t *lensv[] = { xadd_len, xack_len, xdel_len };
-    redisReply *replies[3];
-    redisContext *c;
-    int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
-    if (rc == RIPC_OK) {
-        /* One round trip: the reply, then the request's ack and delete. */
-        if (ripc_conn_pipeline(c, 3, argcs, argvs, lensv, replies, err) != 0) rc = RIPC_CONNECTION;
-        else {
-            if (ripc_reply_is_error(replies[0], err)) rc = RIPC_PROTOCOL;
-            for (int i = 0; i < 3; i++) freeReplyObject(replies[i]);
-        }
-        ripc_pool_checkin(&s->pool, c, rc == RIPC_CONNECTION);
-    }
-    /* Not written: the request stays ours to answer again. */
-    if (rc != RIPC_OK) ripc_inflight_add(s, request->redis_id);
-    return rc;
+    /* The reply, then (batched with other answers) the request's ack and
+     * delete. If it cannot be written the request stays pending in Redis,
+     * and the group reclaims and answers it again. */
+    ripc_outbox_reply(&s->outbox, request->redis_id, values, lens);
+    return RIPC_OK;
 }
 
 void ripc_stream_stats(ripc_stream *s, ripc_stats *out)

@@ -10,6 +10,7 @@
 #include "redis_ipc.h"
 #include "ipc_ledger.h"
 #include "ipc_map.h"
+#include "ipc_outbox.h"
 #include "ipc_pool.h"
 #include "ipc_queue.h"
 
@@ -36,6 +37,7 @@ struct ripc_stream {
     char *host, *path, *username, *password;
 
     ripc_pool pool;
+    ripc_outbox outbox;     /* every XADD, and the acks of answered requests */
     ripc_ledger ledger;
     ripc_queue requests;    /* requests read, waiting for a consumer */
     ripc_queue events;      /* background errors, waiting for a reporter */
