@@ -183,27 +183,30 @@ static int combine(ripc_outbox *o, int rounds)
     }
 }
 
-static void submit(ripc_outbox *o, ripc_outbox_cmd *cmd)
+static void wake_writer(ripc_outbox *o)
+{
+    pthread_mutex_lock(&o->mutex);
+    o->writer_wanted = 1;
+    pthread_cond_signal(&o->writer_cond);
+    pthread_mutex_unlock(&o->mutex);
+}
+
+static void submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int defer)
 {
     pthread_mutex_lock(&o->mutex);
     if (o->tail) o->tail->next = cmd;
     else o->head = cmd;
     o->tail = cmd;
     pthread_mutex_unlock(&o->mutex);
-    if (combine(o, ROUNDS_PER_CALLER)) {
-        pthread_mutex_lock(&o->mutex);
-        o->writer_wanted = 1;
-        pthread_cond_signal(&o->writer_cond);
-        pthread_mutex_unlock(&o->mutex);
-    }
+    if (defer || combine(o, ROUNDS_PER_CALLER)) wake_writer(o);
 }
 
 void ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
-                         const size_t lens[RIPC_FIELD_COUNT])
+                         const size_t lens[RIPC_FIELD_COUNT], int defer)
 {
     ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
     snprintf(cmd->request_id, sizeof(cmd->request_id), "%s", request_id);
-    submit(o, cmd);
+    submit(o, cmd, defer);
 }
 
 void ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
@@ -212,7 +215,7 @@ void ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char
     ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
     cmd->is_reply = 1;
     cmd->answered_redis_id = ripc_strdup(answered_redis_id);
-    submit(o, cmd);
+    submit(o, cmd, 0);
 }
 
 static void *writer_main(void *arg)

@@ -28,9 +28,12 @@ void ripc_outbox_stop(ripc_outbox *o);
 void ripc_outbox_drain(ripc_outbox *o);
 void ripc_outbox_destroy(ripc_outbox *o);
 
-/* A request's XADD; if it cannot be written, the ledger slot request_id fails. */
+/* A request's XADD; if it cannot be written, the ledger slot request_id fails.
+ * With `defer`, the writer thread writes it and the caller returns at once
+ * (a caller that keeps many requests in flight wants that); otherwise the
+ * caller writes it itself unless another thread is writing already. */
 void ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
-                         const size_t lens[RIPC_FIELD_COUNT]);
+                         const size_t lens[RIPC_FIELD_COUNT], int defer);
 /* A reply's XADD, and the answered request's XACK and XDEL (batched). */
 void ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
                        const size_t lens[RIPC_FIELD_COUNT]);

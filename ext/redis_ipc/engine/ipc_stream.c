@@ -360,8 +360,8 @@ static int check_usable(ripc_stream *s, ripc_error *err)
     return RIPC_OK;
 }
 
-int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
-                      double timeout, ripc_request **out, ripc_error *err)
+static int send_request(ripc_stream *s, const char *to, const char *content, size_t len,
+                        double timeout, int defer, ripc_request **out, ripc_error *err)
 {
     *out = NULL;
     int rc = check_usable(s, err);
@@ -387,9 +387,21 @@ int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_
     size_t lens[RIPC_FIELD_COUNT] = { strlen(r->id), strlen(s->instance_id), 7, len, strlen(s->group), strlen(to) };
     /* Written by this thread, or by the one already writing (ipc_outbox.c);
      * a failure to write ends the request's slot with RIPC_CONNECTION. */
-    ripc_outbox_request(&s->outbox, r->id, values, lens);
+    ripc_outbox_request(&s->outbox, r->id, values, lens, defer);
     *out = r;
     return RIPC_OK;
+}
+
+int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
+                      double timeout, ripc_request **out, ripc_error *err)
+{
+    return send_request(s, to, content, len, timeout, 0, out, err);
+}
+
+int ripc_request_post(ripc_stream *s, const char *to, const char *content, size_t len,
+                      double timeout, ripc_request **out, ripc_error *err)
+{
+    return send_request(s, to, content, len, timeout, 1, out, err);
 }
 
 int ripc_request_wait(ripc_request *r, ripc_entry **reply) { return ripc_ledger_wait(r, reply); }

@@ -145,6 +145,12 @@ typedef struct ripc_request ripc_request;
  * ripc_request_release whatever happens next. */
 RIPC_API int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
                       double timeout, ripc_request **out, ripc_error *err);
+/* Like ripc_request_send, but returns without writing: the engine's writer
+ * thread writes it, batched with others. For keeping many requests in
+ * flight from one thread. A failure to write ends the request with
+ * RIPC_CONNECTION. */
+RIPC_API int ripc_request_post(ripc_stream *s, const char *to, const char *content, size_t len,
+                               double timeout, ripc_request **out, ripc_error *err);
 /* Waits for the reply: RIPC_OK (*reply is yours to free), RIPC_TIMEOUT,
  * RIPC_CLOSED, RIPC_CONNECTION, or RIPC_WOKEN after ripc_request_wake. */
 RIPC_API int ripc_request_wait(ripc_request *r, ripc_entry **reply);
