@@ -4,15 +4,15 @@
 # against a private redis-server on loopback TCP. Prints a table and writes
 # JSON (path in BENCH_JSON, default tmp/bench.json).
 #
-#   BENCH_SECONDS  seconds per throughput measurement (default 3)
+#   BENCH_SECONDS  seconds per throughput measurement (default 2)
 #   BENCH_ROUNDS   sequential round trips per run (default 3000)
-#   BENCH_RUNS     runs of each measurement; medians are reported (default 3)
+#   BENCH_RUNS     runs of each measurement; medians are reported (default 5)
 require_relative "support"
 require "redis_ipc"
 
-SECONDS_EACH = Float(ENV.fetch("BENCH_SECONDS", "3"))
+SECONDS_EACH = Float(ENV.fetch("BENCH_SECONDS", "2"))
 ROUNDS = Integer(ENV.fetch("BENCH_ROUNDS", "3000"))
-RUNS = Integer(ENV.fetch("BENCH_RUNS", "3"))
+RUNS = Integer(ENV.fetch("BENCH_RUNS", "5"))
 STREAM = "bench_#{Process.pid}"
 
 def ping_floor(port)

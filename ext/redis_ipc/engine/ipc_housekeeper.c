@@ -137,6 +137,7 @@ static void *housekeeper_main(void *arg)
         }
         int waiting = ripc_ledger_size(&s->ledger) > 0;
         if (waiting && due.inbox > now + INBOX_BUSY) due.inbox = now + INBOX_BUSY; /* a sender started waiting */
+        if (atomic_exchange(&s->inbox_rung, 0)) due.inbox = now;                  /* a reply was handed to us */
         if (now >= due.beat || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
             redisContext *c;
             if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {

@@ -87,6 +87,7 @@ static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
             int ok = claim && claim->type == REDIS_REPLY_ARRAY;
             if (claim) freeReplyObject(claim);
             if (ok) {
+                ripc_waker_ring(s, c, iid); /* an instance of this engine sweeps at once */
                 freeReplyObject(list);
                 return;
             }

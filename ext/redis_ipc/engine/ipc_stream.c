@@ -96,6 +96,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     pthread_mutex_init(&s->inflight_mutex, NULL);
     ripc_map_init(&s->inflight);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
+    pthread_mutex_init(&s->waker_mutex, NULL);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
     s->pid = getpid();
@@ -154,6 +155,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     }
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
     if (rc == RIPC_OK) rc = ripc_housekeeper_start(s, err);
+    if (rc == RIPC_OK) rc = ripc_waker_start(s, err);
     if (rc == RIPC_OK && ripc_outbox_start(&s->outbox) != 0) {
         ripc_error_set(err, RIPC_STATE, "could not start the writer thread");
         rc = RIPC_STATE;
@@ -167,6 +169,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         pthread_mutex_unlock(&s->stop_mutex);
         ripc_dispatchers_join(s);
         ripc_housekeeper_join(s);
+        ripc_waker_stop(s);
         ripc_queue_close(&s->requests);
         ripc_queue_close(&s->events);
         ripc_callbacks_join(s);
@@ -200,6 +203,7 @@ void ripc_stream_stop(ripc_stream *s)
     ripc_dispatchers_interrupt(s);
     ripc_dispatchers_join(s);
     ripc_housekeeper_join(s);
+    ripc_waker_stop(s);
     ripc_ledger_close(&s->ledger);
     ripc_queue_close(&s->requests);
     ripc_queue_close(&s->events);
@@ -265,6 +269,7 @@ static void unref(ripc_stream *s)
     ripc_map_destroy(&s->inflight);
     pthread_mutex_destroy(&s->inflight_mutex);
     pthread_mutex_destroy(&s->lifecycle_mutex);
+    pthread_mutex_destroy(&s->waker_mutex);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);
     free(s->dispatchers);

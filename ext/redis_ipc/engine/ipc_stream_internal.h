@@ -55,6 +55,7 @@ struct ripc_stream {
     atomic_int outage;               /* an outage was reported and has not ended */
     atomic_int housekeeper_nudged;
     atomic_int beaten;               /* the first heartbeat was sent */
+    atomic_int inbox_rung;           /* the waker asks for an inbox sweep now */
     atomic_size_t takeovers, taken_over_entries;
     pid_t pid;                       /* the process that connected */
     /* One reference for the owner, one per unreleased request: a request
@@ -73,6 +74,10 @@ struct ripc_stream {
     int reporter_started;
 
     ripc_dispatcher *dispatchers;
+    pthread_t waker;                 /* ipc_waker.c */
+    int waker_started;
+    pthread_mutex_t waker_mutex;     /* guards waker_conn against stop */
+    redisContext *waker_conn;
     pthread_t housekeeper;
     int housekeeper_started;
 };
@@ -122,6 +127,11 @@ void ripc_dispatchers_join(ripc_stream *s);
 /* ipc_housekeeper.c: ledger sweeps, the inbox sweep and reclaiming stale entries. */
 int ripc_housekeeper_start(ripc_stream *s, ripc_error *err);
 void ripc_housekeeper_join(ripc_stream *s);
+
+/* ipc_waker.c: wakes our inbox sweep when another instance hands us a reply. */
+int ripc_waker_start(ripc_stream *s, ripc_error *err);
+void ripc_waker_stop(ripc_stream *s);
+void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id);
 
 /* ipc_callbacks.c */
 int ripc_callbacks_start(ripc_stream *s, ripc_error *err);
