@@ -65,15 +65,27 @@ int ripc_callbacks_start(ripc_stream *s, ripc_error *err)
     return RIPC_OK;
 }
 
-void ripc_callbacks_join(ripc_stream *s)
+void ripc_callbacks_join(ripc_stream *s, int lifecycle_held)
 {
-    if (s->handlers) {
-        for (int i = 0; i < s->handler_count; i++) pthread_join(s->handlers[i], NULL);
-        free(s->handlers);
-        s->handlers = NULL;
-    }
-    if (s->reporter_started) pthread_join(s->reporter, NULL);
+    /* Take the threads under the lock, join them outside it (a callback may
+     * itself stop the stream); a second closer finds nothing left to join,
+     * and a callback that disconnects never joins its own thread. */
+    if (!lifecycle_held) pthread_mutex_lock(&s->lifecycle_mutex);
+    pthread_t *handlers = s->handlers;
+    int count = s->handler_count;
+    int reporter = s->reporter_started;
+    s->handlers = NULL;
     s->reporter_started = 0;
+    if (!lifecycle_held) pthread_mutex_unlock(&s->lifecycle_mutex);
+    pthread_t self = pthread_self();
+    for (int i = 0; handlers && i < count; i++)
+        if (pthread_equal(handlers[i], self)) pthread_detach(handlers[i]);
+        else pthread_join(handlers[i], NULL);
+    free(handlers);
+    if (reporter) {
+        if (pthread_equal(s->reporter, self)) pthread_detach(s->reporter);
+        else pthread_join(s->reporter, NULL);
+    }
 }
 
 void ripc_stream_disconnect(ripc_stream *s)

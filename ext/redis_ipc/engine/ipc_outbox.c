@@ -66,84 +66,106 @@ void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s)
     ripc_cond_init(&o->writer_cond);
 }
 
-/* Writes one batch: every XADD in order, then one XACK and one XDEL for all
- * the requests the batch answers. Called with write_lock held. */
+/* Pipelines the XADDs of cmds[0..n) and reads their replies into replies[].
+ * Returns how many replies were read: n unless the connection failed. */
+static size_t write_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n, redisReply **replies)
+{
+    for (size_t i = 0; i < n; i++)
+        if (redisAppendCommandArgv(c, RIPC_XADD_ARGC, cmds[i]->argv, cmds[i]->lens) != REDIS_OK) return 0;
+    for (size_t i = 0; i < n; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK) return i;
+        replies[i] = reply;
+    }
+    return n;
+}
+
+static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, const ripc_error *err)
+{
+    ripc_stream *s = o->stream;
+    ripc_stream_outage(s, err);
+    for (size_t i = from; i < n; i++) {
+        /* A request fails now (its sender sees ConnectionError); a reply's
+         * request stays pending in Redis and is reclaimed and answered again. */
+        if (!cmds[i]->is_reply) ripc_ledger_fail_id(&s->ledger, cmds[i]->request_id, RIPC_CONNECTION);
+        else ripc_inflight_remove(s, cmds[i]->answered_redis_id);
+    }
+}
+
+/* Writes one batch. First every XADD, pipelined, in order; then, for the
+ * replies Redis accepted, one XACK and one XDEL of the requests they
+ * answer: a request is never acknowledged unless its reply was written.
+ * Called with write_lock held. */
 static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch)
 {
     ripc_stream *s = o->stream;
     ripc_error err;
-    size_t n = 0, answered = 0;
-    for (ripc_outbox_cmd *c = batch; c; c = c->next) {
-        n++;
-        if (c->is_reply) answered++;
-    }
-    int ok = 1;
-    if (!o->conn) {
-        o->conn = ripc_conn_open(&s->options.redis, 0, &err);
-        if (!o->conn) ok = 0;
-    }
-    if (ok) {
-        for (ripc_outbox_cmd *c = batch; c && ok; c = c->next)
-            ok = redisAppendCommandArgv(o->conn, RIPC_XADD_ARGC, c->argv, c->lens) == REDIS_OK;
-        const char **ids = NULL;
-        size_t *idlens = NULL;
-        if (ok && answered) {
-            ids = ripc_xmalloc((answered + 3) * sizeof(*ids));
-            idlens = ripc_xmalloc((answered + 3) * sizeof(*idlens));
-            size_t k = 3;
-            for (ripc_outbox_cmd *c = batch; c; c = c->next) {
-                if (!c->is_reply) continue;
-                ids[k] = c->answered_redis_id;
-                idlens[k++] = strlen(c->answered_redis_id);
+    size_t n = 0;
+    for (ripc_outbox_cmd *c = batch; c; c = c->next) n++;
+    ripc_outbox_cmd **cmds = ripc_xmalloc(n * sizeof(*cmds));
+    redisReply **replies = ripc_xmalloc(n * sizeof(*replies));
+    n = 0;
+    for (ripc_outbox_cmd *c = batch; c; c = c->next) cmds[n++] = c;
+
+    if (!o->conn) o->conn = ripc_conn_open(&s->options.redis, 0, &err);
+    size_t read = o->conn ? write_xadds(o->conn, cmds, n, replies) : 0;
+    if (o->conn && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
+
+    size_t answered = 0;
+    const char **ack_argv = ripc_xmalloc((n + 4) * sizeof(*ack_argv));
+    size_t *ack_lens = ripc_xmalloc((n + 4) * sizeof(*ack_lens));
+    for (size_t i = 0; i < read; i++) {
+        ripc_outbox_cmd *c = cmds[i];
+        if (replies[i]->type == REDIS_REPLY_ERROR) {
+            /* Refused (e.g. OOM): that one command fails, the others stand. */
+            if (!c->is_reply) ripc_ledger_fail_id(&s->ledger, c->request_id, RIPC_PROTOCOL);
+            else {
+                ripc_stream_emit(s, RIPC_EVENT_ERROR, "a reply could not be written: %s", replies[i]->str);
+                ripc_inflight_remove(s, c->answered_redis_id);
             }
-            ids[0] = "XACK"; ids[1] = s->stream; ids[2] = s->group;
-            idlens[0] = 4; idlens[1] = strlen(s->stream); idlens[2] = strlen(s->group);
-            ok = redisAppendCommandArgv(o->conn, (int)(answered + 3), ids, idlens) == REDIS_OK;
-            /* XDEL <stream> ids...: the same ids, one slot further in. */
-            ids[1] = "XDEL"; ids[2] = s->stream;
-            idlens[1] = 4; idlens[2] = strlen(s->stream);
-            if (ok) ok = redisAppendCommandArgv(o->conn, (int)(answered + 2), ids + 1, idlens + 1) == REDIS_OK;
+        } else if (c->is_reply) {
+            ack_argv[4 + answered] = c->answered_redis_id;
+            ack_lens[4 + answered++] = strlen(c->answered_redis_id);
         }
-        free(ids);
-        free(idlens);
-        size_t replies = n + (answered ? 2 : 0);
-        ripc_outbox_cmd *c = batch;
-        for (size_t i = 0; i < replies && ok; i++) {
+        freeReplyObject(replies[i]);
+    }
+    if (read < n) fail_unwritten(o, cmds, read, n, &err);
+
+    if (answered && read == n) {
+        /* The ids sit at ack_argv[4..]; each command's words go right
+         * before them. XACK <stream> <group> ids... is formatted (copied
+         * into hiredis's buffer) before XDEL <stream> ids... reuses the slots. */
+        ack_argv[1] = "XACK"; ack_lens[1] = 4;
+        ack_argv[2] = s->stream; ack_lens[2] = strlen(s->stream);
+        ack_argv[3] = s->group; ack_lens[3] = strlen(s->group);
+        int ok = redisAppendCommandArgv(o->conn, (int)answered + 3, ack_argv + 1, ack_lens + 1) == REDIS_OK;
+        ack_argv[2] = "XDEL"; ack_lens[2] = 4;
+        ack_argv[3] = s->stream; ack_lens[3] = strlen(s->stream);
+        if (ok) ok = redisAppendCommandArgv(o->conn, (int)answered + 2, ack_argv + 2, ack_lens + 2) == REDIS_OK;
+        for (int k = 0; k < 2 && ok; k++) {
             void *reply = NULL;
-            if (redisGetReply(o->conn, &reply) != REDIS_OK) {
-                ok = 0;
-                break;
-            }
-            redisReply *r = reply;
-            if (i < n) {
-                /* An XADD refused by Redis (e.g. OOM): fail that one command. */
-                if (r->type == REDIS_REPLY_ERROR) {
-                    if (!c->is_reply) ripc_ledger_fail_id(&s->ledger, c->request_id, RIPC_PROTOCOL);
-                    else ripc_stream_emit(s, RIPC_EVENT_ERROR, "a reply could not be written: %s", r->str);
-                }
-                c = c->next;
-            }
-            freeReplyObject(r);
+            ok = redisGetReply(o->conn, &reply) == REDIS_OK;
+            if (reply) freeReplyObject(reply);
         }
         if (!ok) {
             ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
-            ripc_conn_close(o->conn);
-            o->conn = NULL;
+            ripc_stream_outage(s, &err);
         }
+        /* Acknowledged (or not: then reclaimed later and answered again, a
+         * duplicate its sender ignores). Either way it leaves our hands. */
+        for (size_t i = 0; i < answered; i++) ripc_inflight_remove(s, ack_argv[4 + i]);
+    } else if (answered) {
+        for (size_t i = 0; i < answered; i++) ripc_inflight_remove(s, ack_argv[4 + i]);
     }
-    if (!ok) {
-        /* Nothing in the batch is known to be written: requests fail now
-         * (their senders see ConnectionError); replies are reported, and
-         * their requests, still pending in Redis, are reclaimed later. */
-        ripc_stream_outage(s, &err);
-        for (ripc_outbox_cmd *c = batch; c; c = c->next)
-            if (!c->is_reply) ripc_ledger_fail_id(&s->ledger, c->request_id, RIPC_CONNECTION);
+    if (o->conn && o->conn->err) {
+        ripc_conn_close(o->conn);
+        o->conn = NULL;
     }
-    while (batch) {
-        ripc_outbox_cmd *next = batch->next;
-        free_cmd(batch);
-        batch = next;
-    }
+    free(ack_argv);
+    free(ack_lens);
+    free(replies);
+    for (size_t i = 0; i < n; i++) free_cmd(cmds[i]);
+    free(cmds);
 }
 
 static ripc_outbox_cmd *take_all(ripc_outbox *o)
@@ -247,11 +269,14 @@ int ripc_outbox_start(ripc_outbox *o)
 
 void ripc_outbox_drain(ripc_outbox *o)
 {
-    /* Blocking, not trylock: everything queued must be written before close. */
-    pthread_mutex_lock(&o->write_lock);
-    ripc_outbox_cmd *batch;
-    while ((batch = take_all(o))) flush_batch(o, batch);
-    pthread_mutex_unlock(&o->write_lock);
+    /* Blocking, not trylock: everything queued must be written before
+     * close, including what a submitter left while we held the lock. */
+    do {
+        pthread_mutex_lock(&o->write_lock);
+        ripc_outbox_cmd *batch;
+        while ((batch = take_all(o))) flush_batch(o, batch);
+        pthread_mutex_unlock(&o->write_lock);
+    } while (!queue_empty(o));
 }
 
 void ripc_outbox_stop(ripc_outbox *o)

@@ -140,6 +140,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     }
     build_names(s); /* each connect is a new instance, as in 1.x */
     atomic_store(&s->stopping, 0);
+    atomic_store(&s->closing, 0);
     atomic_store(&s->outage, 0);
     atomic_store(&s->beaten, 0);
     ripc_ledger_reopen(&s->ledger);
@@ -147,9 +148,11 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     ripc_queue_reopen(&s->events);
 
     redisContext *c;
+    int joined = 0;
     int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
     if (rc == RIPC_OK) {
         rc = ripc_membership_join(s, c, err);
+        joined = rc == RIPC_OK;
         if (rc == RIPC_OK) rc = ripc_liveness_beat(s, c, err);
         ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
     }
@@ -172,8 +175,14 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_waker_stop(s);
         ripc_queue_close(&s->requests);
         ripc_queue_close(&s->events);
-        ripc_callbacks_join(s);
+        ripc_callbacks_join(s, 1);
         ripc_outbox_stop(&s->outbox);
+        /* Do not stay listed: peers would hand replies to nobody. */
+        ripc_error ignored;
+        if (joined && ripc_pool_checkout(&s->pool, 0, &c, &ignored) == RIPC_OK) {
+            ripc_membership_leave(s, c);
+            ripc_pool_checkin(&s->pool, c, c->err != 0);
+        }
         ripc_pool_close_idle(&s->pool);
         pthread_mutex_unlock(&s->lifecycle_mutex);
         return rc;
@@ -210,17 +219,16 @@ void ripc_stream_stop(ripc_stream *s)
     pthread_mutex_unlock(&s->lifecycle_mutex);
 }
 
-static void forget_inflight(const char *key, void *value, void *arg) { (void)key; (void)value; (void)arg; }
-
 void ripc_stream_close(ripc_stream *s)
 {
     if (s->pid != getpid()) return;
     ripc_stream_stop(s);
     /* Handler threads finish the callback they are in; their answers still
      * go out through the pool, which closes below. */
-    ripc_callbacks_join(s);
+    ripc_callbacks_join(s, 0);
     pthread_mutex_lock(&s->lifecycle_mutex);
     if (atomic_load(&s->connected)) {
+        atomic_store(&s->closing, 1);
         ripc_outbox_stop(&s->outbox); /* the last replies go out before we leave */
         redisContext *c;
         ripc_error err;
@@ -235,7 +243,6 @@ void ripc_stream_close(ripc_stream *s)
         n = ripc_queue_drain(&s->events);
         while (n) { ripc_qnode *next = n->next; free_event_node(n); n = next; }
         pthread_mutex_lock(&s->inflight_mutex);
-        ripc_map_each(&s->inflight, forget_inflight, NULL);
         ripc_map_destroy(&s->inflight);
         ripc_map_init(&s->inflight);
         pthread_mutex_unlock(&s->inflight_mutex);
@@ -330,6 +337,24 @@ int ripc_inflight_add(ripc_stream *s, const char *redis_id)
     int rc = ripc_map_put(&s->inflight, redis_id, NULL);
     pthread_mutex_unlock(&s->inflight_mutex);
     return rc;
+}
+
+/* Answered but not yet acknowledged: the id stays in the set (a re-read of
+ * the entry must not hand it out again) until the outbox has its XACK. */
+static void *const ANSWERED = (void *)1;
+
+int ripc_inflight_mark_answered(ripc_stream *s, const char *redis_id)
+{
+    int found;
+    pthread_mutex_lock(&s->inflight_mutex);
+    void *state = ripc_map_get(&s->inflight, redis_id, &found);
+    int marked = found && state != ANSWERED;
+    if (marked) {
+        ripc_map_remove(&s->inflight, redis_id, NULL);
+        ripc_map_put(&s->inflight, redis_id, ANSWERED);
+    }
+    pthread_mutex_unlock(&s->inflight_mutex);
+    return marked;
 }
 
 int ripc_inflight_remove(ripc_stream *s, const char *redis_id)
@@ -470,7 +495,7 @@ int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
 {
     if (s->pid != getpid()) return check_usable(s, err);
     /* Still allowed while stopping: handlers that run may finish. */
-    if (!atomic_load(&s->connected)) {
+    if (!atomic_load(&s->connected) || atomic_load(&s->closing)) {
         ripc_error_set(err, RIPC_CLOSED, "stream %s is not connected", s->stream);
         return RIPC_CLOSED;
     }
@@ -478,7 +503,7 @@ int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
         ripc_error_set(err, RIPC_ARGUMENT, "not a request read from this stream");
         return RIPC_ARGUMENT;
     }
-    if (!ripc_inflight_remove(s, request->redis_id)) {
+    if (!ripc_inflight_mark_answered(s, request->redis_id)) {
         ripc_error_set(err, RIPC_STATE, "request %s was already answered", ripc_entry_field(request, RIPC_FIELD_ID));
         return RIPC_STATE;
     }

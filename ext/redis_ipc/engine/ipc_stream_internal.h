@@ -52,6 +52,7 @@ struct ripc_stream {
     pthread_mutex_t stop_mutex;
     atomic_int connected;
     atomic_int stopping;
+    atomic_int closing;              /* close has begun: no more writes */
     atomic_int outage;               /* an outage was reported and has not ended */
     atomic_int housekeeper_nudged;
     atomic_int beaten;               /* the first heartbeat was sent */
@@ -135,11 +136,14 @@ void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id);
 
 /* ipc_callbacks.c */
 int ripc_callbacks_start(ripc_stream *s, ripc_error *err);
-void ripc_callbacks_join(ripc_stream *s);
+/* lifecycle_held: the caller holds lifecycle_mutex (a failed connect). */
+void ripc_callbacks_join(ripc_stream *s, int lifecycle_held);
 
 /* In-flight set helpers (ipc_stream.c). */
 int ripc_inflight_add(ripc_stream *s, const char *redis_id);
 int ripc_inflight_remove(ripc_stream *s, const char *redis_id);
+/* Returns 1 when the request was in flight and not answered yet. */
+int ripc_inflight_mark_answered(ripc_stream *s, const char *redis_id);
 int ripc_inflight_has(ripc_stream *s, const char *redis_id);
 
 #endif

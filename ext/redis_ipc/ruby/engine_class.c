@@ -6,6 +6,7 @@
 
 #include <ruby/io.h>
 #include <ruby/thread.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +16,27 @@ typedef struct engine {
     ripc_stream *stream;
 } engine;
 
+static void *free_stream(void *stream)
+{
+    ripc_stream_free(stream);
+    return NULL;
+}
+
 static void engine_free(void *ptr)
 {
     engine *e = ptr;
-    /* Joins native threads: they never need the GVL, so this cannot deadlock. */
-    ripc_stream_free(e->stream);
+    ripc_stream *s = e->stream;
     xfree(e);
+    if (!s) return;
+    /* Dropped while connected: closing means joins and a few Redis commands
+     * (flush, unregister), which must not run here with the GVL held and
+     * every Ruby thread stopped. A detached thread does it instead. */
+    pthread_t closer;
+    if (ripc_stream_connected(s) && pthread_create(&closer, NULL, free_stream, s) == 0) {
+        pthread_detach(closer);
+        return;
+    }
+    ripc_stream_free(s);
 }
 
 static size_t engine_memsize(const void *ptr)
@@ -120,7 +136,10 @@ static VALUE init_body(VALUE arg)
     if (!s) rbipc_raise(&err);
     engine *e;
     TypedData_Get_Struct(a->self, engine, &engine_type, e);
-    ripc_stream_free(e->stream);
+    if (e->stream) {
+        ripc_stream_free(s);
+        rb_raise(rb_eRedisIPCError, "engine is already initialized");
+    }
     e->stream = s;
     return a->self;
 }

@@ -13,6 +13,7 @@ typedef struct pending {
     ripc_request *request; /* NULL once released */
     char *to;
     double timeout;
+    int busy; /* a thread is waiting: the request must not be released under it */
 } pending;
 
 static void pending_release(pending *p)
@@ -82,6 +83,7 @@ static VALUE wait_body(VALUE arg)
 static VALUE wait_cleanup(VALUE arg)
 {
     wait_args *a = (wait_args *)arg;
+    a->p->busy = 0;
     ripc_entry_free(a->reply);
     /* Settled either way: give the ledger slot back now, not at GC time. */
     if (a->rc != RIPC_AGAIN) pending_release(a->p);
@@ -95,12 +97,16 @@ static VALUE pending_wait(int argc, VALUE *argv, VALUE self)
 {
     rb_check_arity(argc, 0, 1);
     wait_args a = { get_pending(self), 0, NULL, RIPC_AGAIN };
+    /* The wait releases the GVL; a second waiter could free the request
+     * under the first (RedisIPC::Stream::PendingReply serializes waits). */
+    if (a.p->busy) rb_raise(rb_eRedisIPCError, "another thread is already waiting for this request");
     if (argc > 0 && !NIL_P(argv[0])) {
         double seconds = NUM2DBL(argv[0]);
         if (seconds < 0) rb_raise(rb_eArgError, "wait needs a non-negative number of seconds");
         a.limit = ripc_monotonic_now() + seconds;
         if (seconds == 0) a.limit = ripc_monotonic_now(); /* just look */
     }
+    a.p->busy = 1;
     return rb_ensure(wait_body, (VALUE)&a, wait_cleanup, (VALUE)&a);
 }
 
