@@ -1,4 +1,5 @@
-/* The housekeeper thread: ends expired ledger slots, beats (ipc_liveness.c),
+/* The housekeeper thread: ends expired ledger slots, takes over dead
+ * instances that the heartbeat thread found (ipc_liveness.c),
  * reads the inbox (the consumer that other instances of our group, 1.x ones
  * included, hand our replies to), reclaims entries left pending too long by
  * dead consumers, and trims the stream (ipc_retention.c). */
@@ -78,13 +79,12 @@ static void reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
 
 /* Each chore runs when due; the thread sleeps until the next one is. */
 typedef struct chores {
-    double ledger, beat, inbox, reclaim, trim;
+    double ledger, inbox, reclaim, trim;
 } chores;
 
 static double earliest(const chores *due)
 {
     double next = due->ledger;
-    if (due->beat < next) next = due->beat;
     if (due->inbox < next) next = due->inbox;
     if (due->reclaim < next) next = due->reclaim;
     if (due->trim < next) next = due->trim;
@@ -95,10 +95,7 @@ static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, doubl
 {
     ripc_error err;
     const ripc_options *o = &s->options;
-    if (now >= due->beat) {
-        if (ripc_liveness_beat(s, c, &err) != RIPC_OK) ripc_stream_outage(s, &err);
-        due->beat = now + o->heartbeat_interval;
-    }
+    ripc_liveness_take_overs(s, c, &err);
     if (!c->err && now >= due->reclaim) {
         reclaim(s, c, &err);
         due->reclaim = now + o->reclaim_idle / 2;
@@ -120,7 +117,6 @@ static void *housekeeper_main(void *arg)
     double now = ripc_now();
     chores due = {
         .ledger = now + o->cleanup_interval,
-        .beat = now + o->heartbeat_interval, /* connect sent the first beat */
         .inbox = now,
         .reclaim = now + o->reclaim_idle / 2,
         .trim = now + 1.0,
@@ -138,7 +134,8 @@ static void *housekeeper_main(void *arg)
         int waiting = ripc_ledger_size(&s->ledger) > 0;
         if (waiting && due.inbox > now + INBOX_BUSY) due.inbox = now + INBOX_BUSY; /* a sender started waiting */
         if (atomic_exchange(&s->inbox_rung, 0)) due.inbox = now;                  /* a reply was handed to us */
-        if (now >= due.beat || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
+        int takeovers = ripc_liveness_pending(s) > 0;
+        if (takeovers || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
             redisContext *c;
             if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
                 run_redis_chores(s, c, &due, now, waiting);
@@ -146,7 +143,6 @@ static void *housekeeper_main(void *arg)
             } else {
                 ripc_stream_outage(s, &err);
                 double retry = now + o->heartbeat_interval;
-                if (due.beat < retry) due.beat = retry;
                 if (due.inbox < retry) due.inbox = retry;
                 if (due.reclaim < retry) due.reclaim = retry;
                 if (due.trim < retry) due.trim = retry;

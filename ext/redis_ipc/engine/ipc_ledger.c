@@ -11,7 +11,7 @@ void ripc_ledger_init(ripc_ledger *l)
     pthread_mutex_init(&l->mutex, NULL);
     ripc_map_init(&l->slots);
     ripc_map_init(&l->recent);
-    memset(l->recent_ring, 0, sizeof(l->recent_ring));
+    l->recent_ring = ripc_xcalloc(RIPC_RECENT_IDS, sizeof(*l->recent_ring));
     l->recent_next = 0;
     l->closed = 0;
     l->spare_count = 0;
@@ -22,6 +22,7 @@ void ripc_ledger_destroy(ripc_ledger *l)
     /* Slots belong to their senders, who release them; only the index goes. */
     ripc_map_destroy(&l->slots);
     ripc_map_destroy(&l->recent);
+    free(l->recent_ring);
     while (l->spare_count > 0) ripc_notifier_close(&l->spare_bells[--l->spare_count]);
     pthread_mutex_destroy(&l->mutex);
 }

@@ -9,7 +9,9 @@
 #include "redis_ipc.h"
 
 enum { RIPC_REQUEST_ID_LEN = 21 };
-enum { RIPC_RECENT_IDS = 1024, RIPC_SPARE_BELLS = 256 };
+/* Ids remembered as answered: a second reply (at-least-once delivery, e.g.
+ * after a takeover) up to this many answers later is ignored quietly. */
+enum { RIPC_RECENT_IDS = 16384, RIPC_SPARE_BELLS = 256 };
 
 typedef struct ripc_ledger {
     pthread_mutex_t mutex;
@@ -18,7 +20,7 @@ typedef struct ripc_ledger {
     /* Ids answered lately, so a second reply (at-least-once delivery) is
      * ignored quietly instead of reported as unknown. */
     ripc_map recent;
-    char recent_ring[RIPC_RECENT_IDS][RIPC_REQUEST_ID_LEN + 1];
+    char (*recent_ring)[RIPC_REQUEST_ID_LEN + 1]; /* RIPC_RECENT_IDS slots */
     int recent_next;
     /* Doorbells of released slots, reused so a request costs no open/close. */
     ripc_notifier spare_bells[RIPC_SPARE_BELLS];

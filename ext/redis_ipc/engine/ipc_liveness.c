@@ -119,6 +119,80 @@ static void take_over(ripc_stream *s, redisContext *c, const char *key, const ch
     atomic_fetch_add(&s->taken_over_entries, claimed);
 }
 
+/* Dead instances seen by the beat, for the housekeeper to take over: the
+ * beat itself must never wait behind a takeover. */
+static void note_dead(ripc_stream *s, const char *iid)
+{
+    pthread_mutex_lock(&s->liveness_mutex);
+    int known = 0;
+    for (int i = 0; i < s->dead_count; i++) known |= strcmp(s->dead[i], iid) == 0;
+    if (!known && s->dead_count < RIPC_MAX_DEAD) snprintf(s->dead[s->dead_count++], sizeof(s->dead[0]), "%s", iid);
+    pthread_mutex_unlock(&s->liveness_mutex);
+    ripc_stream_nudge_housekeeper(s);
+}
+
+void ripc_liveness_take_overs(ripc_stream *s, redisContext *c, ripc_error *err)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s:%s:instances", s->stream, s->group);
+    for (;;) {
+        char iid[RIPC_INSTANCE_ID_LEN + 32];
+        pthread_mutex_lock(&s->liveness_mutex);
+        int have = s->dead_count > 0;
+        if (have) snprintf(iid, sizeof(iid), "%s", s->dead[--s->dead_count]);
+        pthread_mutex_unlock(&s->liveness_mutex);
+        if (!have || c->err || atomic_load(&s->stopping)) return;
+        take_over(s, c, key, iid, err);
+    }
+}
+
+int ripc_liveness_pending(ripc_stream *s)
+{
+    pthread_mutex_lock(&s->liveness_mutex);
+    int n = s->dead_count;
+    pthread_mutex_unlock(&s->liveness_mutex);
+    return n;
+}
+
+static void *liveness_main(void *arg)
+{
+    ripc_stream *s = arg;
+    ripc_error err;
+    redisContext *c = NULL;
+    /* Its own thread and connection, so no chore can delay a beat past
+     * dead_after and get this live instance taken for dead. */
+    while (!ripc_stream_sleep(s, s->options.heartbeat_interval, 0)) {
+        if (!c) c = ripc_conn_open(&s->options.redis, 0, &err);
+        if (!c) {
+            ripc_stream_outage(s, &err);
+            continue;
+        }
+        if (ripc_liveness_beat(s, c, &err) != RIPC_OK || c->err) {
+            ripc_stream_outage(s, &err);
+            ripc_conn_close(c);
+            c = NULL;
+        }
+    }
+    ripc_conn_close(c);
+    return NULL;
+}
+
+int ripc_liveness_start(ripc_stream *s, ripc_error *err)
+{
+    if (pthread_create(&s->liveness, NULL, liveness_main, s) != 0) {
+        ripc_error_set(err, RIPC_STATE, "could not start the heartbeat thread");
+        return RIPC_STATE;
+    }
+    s->liveness_started = 1;
+    return RIPC_OK;
+}
+
+void ripc_liveness_join(ripc_stream *s)
+{
+    if (s->liveness_started) pthread_join(s->liveness, NULL);
+    s->liveness_started = 0;
+}
+
 int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
 {
     char key[512], now[32], dead_before[32];
@@ -145,8 +219,7 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     if (replies[1]->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < replies[1]->elements && !atomic_load(&s->stopping); i++) {
             const redisReply *iid = replies[1]->element[i];
-            if (iid->type == REDIS_REPLY_STRING && strcmp(iid->str, s->instance_id) != 0)
-                take_over(s, c, key, iid->str, err);
+            if (iid->type == REDIS_REPLY_STRING && strcmp(iid->str, s->instance_id) != 0) note_dead(s, iid->str);
         }
     }
     freeReplyObject(replies[0]);

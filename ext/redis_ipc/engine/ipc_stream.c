@@ -97,6 +97,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_map_init(&s->inflight);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
     pthread_mutex_init(&s->waker_mutex, NULL);
+    pthread_mutex_init(&s->liveness_mutex, NULL);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
     s->pid = getpid();
@@ -143,6 +144,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     atomic_store(&s->closing, 0);
     atomic_store(&s->outage, 0);
     atomic_store(&s->beaten, 0);
+    s->dead_count = 0;
     ripc_ledger_reopen(&s->ledger);
     ripc_queue_reopen(&s->requests);
     ripc_queue_reopen(&s->events);
@@ -159,6 +161,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
     if (rc == RIPC_OK) rc = ripc_housekeeper_start(s, err);
     if (rc == RIPC_OK) rc = ripc_waker_start(s, err);
+    if (rc == RIPC_OK) rc = ripc_liveness_start(s, err);
     if (rc == RIPC_OK && ripc_outbox_start(&s->outbox) != 0) {
         ripc_error_set(err, RIPC_STATE, "could not start the writer thread");
         rc = RIPC_STATE;
@@ -172,6 +175,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         pthread_mutex_unlock(&s->stop_mutex);
         ripc_dispatchers_join(s);
         ripc_housekeeper_join(s);
+        ripc_liveness_join(s);
         ripc_waker_stop(s);
         ripc_queue_close(&s->requests);
         ripc_queue_close(&s->events);
@@ -212,6 +216,7 @@ void ripc_stream_stop(ripc_stream *s)
     ripc_dispatchers_interrupt(s);
     ripc_dispatchers_join(s);
     ripc_housekeeper_join(s);
+    ripc_liveness_join(s);
     ripc_waker_stop(s);
     ripc_ledger_close(&s->ledger);
     ripc_queue_close(&s->requests);
@@ -277,6 +282,7 @@ static void unref(ripc_stream *s)
     pthread_mutex_destroy(&s->inflight_mutex);
     pthread_mutex_destroy(&s->lifecycle_mutex);
     pthread_mutex_destroy(&s->waker_mutex);
+    pthread_mutex_destroy(&s->liveness_mutex);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);
     free(s->dispatchers);

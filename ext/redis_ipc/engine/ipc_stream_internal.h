@@ -14,7 +14,7 @@
 #include "ipc_pool.h"
 #include "ipc_queue.h"
 
-enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000 };
+enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000, RIPC_MAX_DEAD = 16 };
 
 typedef struct ripc_dispatcher {
     struct ripc_stream *stream;
@@ -79,6 +79,11 @@ struct ripc_stream {
     int waker_started;
     pthread_mutex_t waker_mutex;     /* guards waker_conn against stop */
     redisContext *waker_conn;
+    pthread_t liveness;              /* ipc_liveness.c */
+    int liveness_started;
+    pthread_mutex_t liveness_mutex;  /* guards dead[] */
+    char dead[RIPC_MAX_DEAD][RIPC_INSTANCE_ID_LEN + 32];
+    int dead_count;
     pthread_t housekeeper;
     int housekeeper_started;
 };
@@ -98,8 +103,13 @@ void ripc_stream_nudge_housekeeper(ripc_stream *s);
 int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err);
 void ripc_membership_leave(ripc_stream *s, redisContext *c);
 
-/* ipc_liveness.c: heartbeats, and taking over the entries of dead instances. */
+/* ipc_liveness.c: heartbeats (a thread of their own), and taking over the
+ * entries of dead instances (on the housekeeper). */
 int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err);
+int ripc_liveness_start(ripc_stream *s, ripc_error *err);
+void ripc_liveness_join(ripc_stream *s);
+void ripc_liveness_take_overs(ripc_stream *s, redisContext *c, ripc_error *err);
+int ripc_liveness_pending(ripc_stream *s);
 void ripc_liveness_leave(ripc_stream *s, redisContext *c, int holds_pending);
 
 /* ipc_retention.c: trims entries no group will ever handle. */
