@@ -71,3 +71,16 @@ RSpec.describe "RedisIPC::Stream#send_to_group_async" do
     expect(monotonic - started).to be < 0.7
   end
 end
+
+RSpec.describe RedisIPC::PendingRequest do
+  it "lets only one thread wait on it at a time" do
+    stream_name = unique("pending")
+    sender = connected_stream(stream_name, "sender")
+    native = sender.instance_variable_get(:@engine).send_request_async("nobody", "1", 2.0)
+    waiter = Thread.new { native.wait }
+    waiter.report_on_exception = false
+    sleep 0.1 until waiter.status == "sleep"
+    expect { native.wait(0) }.to raise_error(RedisIPC::Error, /already waiting/)
+    expect { waiter.value }.to raise_error(RedisIPC::TimeoutError)
+  end
+end

@@ -183,3 +183,37 @@ RSpec.describe "faults", timeout: 180 do
     end
   end
 end
+
+RSpec.describe "a reply Redis refuses", timeout: 60 do
+  let(:stream_name) { unique("oom") }
+  let(:server) { RedisServer.new.start }
+
+  after { server.stop }
+
+  it "leaves its request pending (to be answered again), never acknowledged without a reply" do
+    gate = Queue.new
+    errors = Queue.new
+    responder = RedisIPC::Stream.new(stream_name, "responder")
+    responder.on_request do |e|
+      gate.pop
+      fulfill_request(e, content: "x" * 1000)
+    end
+    responder.on_error { |e| errors << e }
+    responder.connect(redis_options: { url: server.url })
+    sender = RedisIPC::Stream.new(stream_name, "sender").on_request { nil }
+    sender.connect(redis_options: { url: server.url })
+    redis = Redis.new(url: server.url)
+    reply = sender.send_to_group_async(content: 1, to: "responder", timeout: 3)
+    eventually { redis.xpending(stream_name, "responder")["size"] == 1 }
+    redis.config(:set, "maxmemory", "1")
+    gate << true
+    error = Timeout.timeout(5) { errors.pop }
+    expect(error.message).to match(/reply could not be written.*OOM/)
+    redis.config(:set, "maxmemory", "0")
+    expect(redis.xpending(stream_name, "responder")["size"]).to eq(1)
+    expect { reply.value }.to raise_error(RedisIPC::TimeoutError)
+  ensure
+    [responder, sender].compact.each(&:disconnect)
+    redis&.close
+  end
+end
