@@ -68,22 +68,16 @@ module RedisIPC
     # the reply as an Entry. Raises TimeoutError when none comes within
     # `timeout` seconds (default: ledger.entry_timeout).
     def send_to_group(content:, to:, timeout: nil)
-      to = self.class.send(:check_name, to, "to:")
-      timeout = check_timeout(timeout)
-      payload = encode(content)
-      engine = connected_engine
-      Entry.from_native(engine.send_request(to, payload, timeout || @config.entry_timeout.to_f))
+      arguments = request_arguments(content, to, timeout)
+      Entry.from_native(connected_engine.send_request(*arguments))
     end
 
     # Sends content to group `to` and returns at once with a PendingReply
     # whose #value (or #wait) gives the reply entry or raises as
     # send_to_group does, so one thread can keep many requests in flight.
     def send_to_group_async(content:, to:, timeout: nil)
-      to = self.class.send(:check_name, to, "to:")
-      timeout = check_timeout(timeout)
-      payload = encode(content)
-      engine = connected_engine
-      PendingReply.new(engine.send_request_async(to, payload, timeout || @config.entry_timeout.to_f))
+      arguments = request_arguments(content, to, timeout)
+      PendingReply.new(connected_engine.send_request_async(*arguments))
     end
 
     def fulfill_request(entry, content:)
@@ -156,11 +150,16 @@ module RedisIPC
       payload
     end
 
-    def check_timeout(timeout)
-      return nil if timeout.nil?
-      raise ArgumentError, "timeout must be a positive number of seconds, got #{timeout.inspect}" unless timeout.is_a?(Numeric) && timeout.positive? && timeout.to_f.finite?
+    # [to, JSON payload, timeout in seconds], every argument checked before
+    # anything is written.
+    def request_arguments(content, to, timeout)
+      to = self.class.send(:check_name, to, "to:")
+      unless timeout.nil? || (timeout.is_a?(Numeric) && timeout.positive? && timeout.to_f.finite?)
+        raise ArgumentError, "timeout must be a positive number of seconds, got #{timeout.inspect}"
+      end
 
-      timeout.to_f
+      payload = encode(content)
+      [to, payload, (timeout || @config&.entry_timeout || 5).to_f]
     end
 
     def answer(entry, fulfilled, content)

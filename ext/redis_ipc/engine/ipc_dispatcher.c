@@ -121,11 +121,10 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         /* Connect here so connect() fails fast, with the address, when Redis is away. */
         d->conn = ripc_conn_open(&s->options.redis, s->options.block_timeout, err);
         if (!d->conn) return RIPC_CONNECTION;
-        if (pthread_create(&d->thread, NULL, dispatcher_main, d) != 0) {
+        if (ripc_thread_start(&d->thread, dispatcher_main, d) != 0) {
             ripc_error_set(err, RIPC_STATE, "could not start a dispatcher thread");
             return RIPC_STATE;
         }
-        d->started = 1;
     }
     return RIPC_OK;
 }
@@ -144,8 +143,7 @@ void ripc_dispatchers_join(ripc_stream *s)
 {
     for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) {
         ripc_dispatcher *d = &s->dispatchers[i];
-        if (d->started) pthread_join(d->thread, NULL);
-        d->started = 0;
+        ripc_thread_join(&d->thread);
         set_conn(d, NULL);
         pthread_mutex_destroy(&d->mutex);
     }

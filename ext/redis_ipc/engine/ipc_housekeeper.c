@@ -156,16 +156,12 @@ static void *housekeeper_main(void *arg)
 
 int ripc_housekeeper_start(ripc_stream *s, ripc_error *err)
 {
-    if (pthread_create(&s->housekeeper, NULL, housekeeper_main, s) != 0) {
-        ripc_error_set(err, RIPC_STATE, "could not start the housekeeper thread");
-        return RIPC_STATE;
-    }
-    s->housekeeper_started = 1;
-    return RIPC_OK;
+    if (ripc_thread_start(&s->housekeeper, housekeeper_main, s) == 0) return RIPC_OK;
+    ripc_error_set(err, RIPC_STATE, "could not start the housekeeper thread");
+    return RIPC_STATE;
 }
 
 void ripc_housekeeper_join(ripc_stream *s)
 {
-    if (s->housekeeper_started) pthread_join(s->housekeeper, NULL);
-    s->housekeeper_started = 0;
+    ripc_thread_join(&s->housekeeper);
 }

@@ -179,18 +179,14 @@ static void *liveness_main(void *arg)
 
 int ripc_liveness_start(ripc_stream *s, ripc_error *err)
 {
-    if (pthread_create(&s->liveness, NULL, liveness_main, s) != 0) {
-        ripc_error_set(err, RIPC_STATE, "could not start the heartbeat thread");
-        return RIPC_STATE;
-    }
-    s->liveness_started = 1;
-    return RIPC_OK;
+    if (ripc_thread_start(&s->liveness, liveness_main, s) == 0) return RIPC_OK;
+    ripc_error_set(err, RIPC_STATE, "could not start the heartbeat thread");
+    return RIPC_STATE;
 }
 
 void ripc_liveness_join(ripc_stream *s)
 {
-    if (s->liveness_started) pthread_join(s->liveness, NULL);
-    s->liveness_started = 0;
+    ripc_thread_join(&s->liveness);
 }
 
 int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)

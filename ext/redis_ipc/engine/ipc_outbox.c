@@ -262,9 +262,7 @@ static void *writer_main(void *arg)
 int ripc_outbox_start(ripc_outbox *o)
 {
     o->writer_stop = 0;
-    if (pthread_create(&o->writer, NULL, writer_main, o) != 0) return -1;
-    o->writer_started = 1;
-    return 0;
+    return ripc_thread_start(&o->writer, writer_main, o);
 }
 
 void ripc_outbox_drain(ripc_outbox *o)
@@ -281,14 +279,11 @@ void ripc_outbox_drain(ripc_outbox *o)
 
 void ripc_outbox_stop(ripc_outbox *o)
 {
-    if (o->writer_started) {
-        pthread_mutex_lock(&o->mutex);
-        o->writer_stop = 1;
-        pthread_cond_signal(&o->writer_cond);
-        pthread_mutex_unlock(&o->mutex);
-        pthread_join(o->writer, NULL);
-        o->writer_started = 0;
-    }
+    pthread_mutex_lock(&o->mutex);
+    o->writer_stop = 1;
+    pthread_cond_signal(&o->writer_cond);
+    pthread_mutex_unlock(&o->mutex);
+    ripc_thread_join(&o->writer);
     ripc_outbox_drain(o);
     pthread_mutex_lock(&o->write_lock);
     ripc_conn_close(o->conn);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <hiredis/hiredis.h>
 #include "redis_ipc.h"
+#include "ipc_util.h"
 
 struct ripc_stream;
 typedef struct ripc_outbox_cmd ripc_outbox_cmd;
@@ -16,9 +17,9 @@ typedef struct ripc_outbox {
     ripc_outbox_cmd *head, *tail;
     pthread_mutex_t write_lock; /* held by the one thread flushing; guards conn */
     redisContext *conn;
-    pthread_t writer;
+    ripc_thread writer;
     pthread_cond_t writer_cond;
-    int writer_started, writer_wanted, writer_stop;
+    int writer_wanted, writer_stop;
 } ripc_outbox;
 
 void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s);

@@ -13,14 +13,14 @@
 #include "ipc_outbox.h"
 #include "ipc_pool.h"
 #include "ipc_queue.h"
+#include "ipc_util.h"
 
 enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000, RIPC_MAX_DEAD = 16 };
 
 typedef struct ripc_dispatcher {
     struct ripc_stream *stream;
     char name[64];          /* dispatcher_<instance_id>_<n>, as 1.x names them */
-    pthread_t thread;
-    int started;
+    ripc_thread thread;
     pthread_mutex_t mutex;  /* guards conn and reading against ripc_stream_stop */
     redisContext *conn;
     int reading;            /* blocked in XREADGROUP: the only time stop may cut the connection */
@@ -75,17 +75,14 @@ struct ripc_stream {
     int reporter_started;
 
     ripc_dispatcher *dispatchers;
-    pthread_t waker;                 /* ipc_waker.c */
-    int waker_started;
+    ripc_thread waker;               /* ipc_waker.c */
     pthread_mutex_t waker_mutex;     /* guards waker_conn against stop */
     redisContext *waker_conn;
-    pthread_t liveness;              /* ipc_liveness.c */
-    int liveness_started;
+    ripc_thread liveness;            /* ipc_liveness.c */
     pthread_mutex_t liveness_mutex;  /* guards dead[] */
     char dead[RIPC_MAX_DEAD][RIPC_INSTANCE_ID_LEN + 32];
     int dead_count;
-    pthread_t housekeeper;
-    int housekeeper_started;
+    ripc_thread housekeeper;
 };
 
 /* Pushes a background error for the reporter (dropped past RIPC_MAX_EVENTS). */

@@ -35,6 +35,18 @@ int ripc_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, double de
     return pthread_cond_timedwait(cond, mutex, &ts);
 }
 
+int ripc_thread_start(ripc_thread *t, void *(*fn)(void *), void *arg)
+{
+    t->started = pthread_create(&t->id, NULL, fn, arg) == 0;
+    return t->started ? 0 : -1;
+}
+
+void ripc_thread_join(ripc_thread *t)
+{
+    if (t->started) pthread_join(t->id, NULL);
+    t->started = 0;
+}
+
 void ripc_random_hex(char *out, size_t n)
 {
     static const char digits[] = "0123456789abcdef";

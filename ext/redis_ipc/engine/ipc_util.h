@@ -16,6 +16,16 @@ void ripc_cond_init(pthread_cond_t *cond);
  * Returns 0 when signalled (or spuriously woken), ETIMEDOUT after the deadline. */
 int ripc_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, double deadline);
 
+/* A native thread the engine starts and joins once. */
+typedef struct ripc_thread {
+    pthread_t id;
+    int started;
+} ripc_thread;
+/* Returns 0, or -1 when the thread could not be created. */
+int ripc_thread_start(ripc_thread *t, void *(*fn)(void *), void *arg);
+/* Joins it if it runs; safe to call again. */
+void ripc_thread_join(ripc_thread *t);
+
 /* Fills out with n random lowercase hex characters and a terminating NUL. */
 void ripc_random_hex(char *out, size_t n);
 

@@ -53,12 +53,9 @@ static void *waker_main(void *arg)
 
 int ripc_waker_start(ripc_stream *s, ripc_error *err)
 {
-    if (pthread_create(&s->waker, NULL, waker_main, s) != 0) {
-        ripc_error_set(err, RIPC_STATE, "could not start the waker thread");
-        return RIPC_STATE;
-    }
-    s->waker_started = 1;
-    return RIPC_OK;
+    if (ripc_thread_start(&s->waker, waker_main, s) == 0) return RIPC_OK;
+    ripc_error_set(err, RIPC_STATE, "could not start the waker thread");
+    return RIPC_STATE;
 }
 
 void ripc_waker_stop(ripc_stream *s)
@@ -66,8 +63,7 @@ void ripc_waker_stop(ripc_stream *s)
     pthread_mutex_lock(&s->waker_mutex);
     ripc_conn_interrupt(s->waker_conn);
     pthread_mutex_unlock(&s->waker_mutex);
-    if (s->waker_started) pthread_join(s->waker, NULL);
-    s->waker_started = 0;
+    ripc_thread_join(&s->waker);
 }
 
 void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id)
