@@ -13,7 +13,7 @@ module RedisIPC
       consumer: { pool_size: 3, execution_interval: 0.01 },
       dispatcher: { pool_size: 2, execution_interval: 0.01 },
       # Beyond the 1.x options:
-      takeover: { heartbeat_interval: 0.5, dead_after: 1.25 },
+      takeover: { heartbeat_interval: 0.6, dead_after: 1.3 },
       max_content_bytes: 4 * 1024 * 1024,
       retention: 600
     }.freeze

@@ -23,8 +23,8 @@ void ripc_options_init(ripc_options *o)
     o->cleanup_interval = 1.0;
     o->block_timeout = 30.0;
     o->reclaim_idle = 10.0;
-    o->heartbeat_interval = 0.5;
-    o->dead_after = 1.25;
+    o->heartbeat_interval = 0.6;
+    o->dead_after = 1.3;
     o->max_content_bytes = 4u << 20;
     o->retention = 600.0;
 }
@@ -85,7 +85,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     if (o->cleanup_interval <= 0) o->cleanup_interval = 1.0;
     if (o->block_timeout <= 0) o->block_timeout = 30.0;
     if (o->reclaim_idle <= 0) o->reclaim_idle = 10.0;
-    if (o->heartbeat_interval <= 0) o->heartbeat_interval = 0.5;
+    if (o->heartbeat_interval <= 0) o->heartbeat_interval = 0.6;
     if (o->dead_after <= o->heartbeat_interval) o->dead_after = o->heartbeat_interval * 2.5;
     if (o->max_content_bytes == 0) o->max_content_bytes = 4u << 20;
     if (o->retention < 0) o->retention = 0;

@@ -91,8 +91,8 @@ typedef struct ripc_options {
     double cleanup_interval;/* how often expired ledger slots are swept, seconds; default 1 */
     double block_timeout;   /* how long one blocking read may wait before it is reissued; default 5 */
     double reclaim_idle;    /* entries pending this long on any consumer are reclaimed; default 10 (as 1.x) */
-    double heartbeat_interval; /* how often this instance says it is alive; default 0.5 */
-    double dead_after;      /* an instance silent this long is dead and taken over; default 1.25 */
+    double heartbeat_interval; /* how often this instance says it is alive; default 0.6 */
+    double dead_after;      /* an instance silent this long is dead and taken over; default 1.3 */
     size_t max_content_bytes; /* larger entries are malformed; default 4 MiB */
     double retention;       /* entries older than this that no group holds pending are trimmed; 0: never; default 600 */
 } ripc_options;

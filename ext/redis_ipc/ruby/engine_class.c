@@ -121,8 +121,8 @@ static VALUE init_body(VALUE arg)
     o.cleanup_interval = opt_double(h, "cleanup_interval", 1.0);
     o.block_timeout = opt_double(h, "block_timeout", 5.0);
     o.reclaim_idle = opt_double(h, "reclaim_idle", 10.0);
-    o.heartbeat_interval = opt_double(h, "heartbeat_interval", 0.5);
-    o.dead_after = opt_double(h, "dead_after", 1.25);
+    o.heartbeat_interval = opt_double(h, "heartbeat_interval", 0.6);
+    o.dead_after = opt_double(h, "dead_after", 1.3);
     o.retention = opt_double(h, "retention", 600.0);
     {
         VALUE max = opt(h, "max_content_bytes");
