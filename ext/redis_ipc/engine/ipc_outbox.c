@@ -213,31 +213,49 @@ static void wake_writer(ripc_outbox *o)
     pthread_mutex_unlock(&o->mutex);
 }
 
-static void submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int defer)
+void ripc_outbox_flush(ripc_outbox *o)
+{
+    if (combine(o, ROUNDS_PER_CALLER)) wake_writer(o);
+}
+
+static int submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int mode)
 {
     pthread_mutex_lock(&o->mutex);
     if (o->tail) o->tail->next = cmd;
     else o->head = cmd;
     o->tail = cmd;
     pthread_mutex_unlock(&o->mutex);
-    if (defer || combine(o, ROUNDS_PER_CALLER)) wake_writer(o);
+    switch (mode) {
+    case RIPC_WRITE_DEFER:
+        wake_writer(o);
+        return 0;
+    case RIPC_WRITE_QUEUE:
+        /* A flush under way takes our command (it checks the queue again
+         * after unlocking); only with none must the caller flush. */
+        if (pthread_mutex_trylock(&o->write_lock) != 0) return 0;
+        pthread_mutex_unlock(&o->write_lock);
+        return 1;
+    default:
+        ripc_outbox_flush(o);
+        return 0;
+    }
 }
 
-void ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
-                         const size_t lens[RIPC_FIELD_COUNT], int defer)
+int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
+                        const size_t lens[RIPC_FIELD_COUNT], int mode)
 {
     ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
     snprintf(cmd->request_id, sizeof(cmd->request_id), "%s", request_id);
-    submit(o, cmd, defer);
+    return submit(o, cmd, mode);
 }
 
-void ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
-                       const size_t lens[RIPC_FIELD_COUNT])
+int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
+                      const size_t lens[RIPC_FIELD_COUNT], int mode)
 {
     ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
     cmd->is_reply = 1;
     cmd->answered_redis_id = ripc_strdup(answered_redis_id);
-    submit(o, cmd, 0);
+    return submit(o, cmd, mode);
 }
 
 static void *writer_main(void *arg)

@@ -29,14 +29,18 @@ void ripc_outbox_stop(ripc_outbox *o);
 void ripc_outbox_drain(ripc_outbox *o);
 void ripc_outbox_destroy(ripc_outbox *o);
 
-/* A request's XADD; if it cannot be written, the ledger slot request_id fails.
- * With `defer`, the writer thread writes it and the caller returns at once
- * (a caller that keeps many requests in flight wants that); otherwise the
- * caller writes it itself unless another thread is writing already. */
-void ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
-                         const size_t lens[RIPC_FIELD_COUNT], int defer);
+/* How a command gets written (RIPC_WRITE_* in redis_ipc.h): NOW, by the
+ * caller unless another thread is writing already; DEFER, by the writer
+ * thread, the caller returning at once; QUEUE, queued, returning 1 when no
+ * write is under way and the caller must call ripc_outbox_flush. */
+
+/* A request's XADD; if it cannot be written, the ledger slot request_id fails. */
+int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
+                        const size_t lens[RIPC_FIELD_COUNT], int mode);
 /* A reply's XADD, and the answered request's XACK and XDEL (batched). */
-void ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
-                       const size_t lens[RIPC_FIELD_COUNT]);
+int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
+                      const size_t lens[RIPC_FIELD_COUNT], int mode);
+/* Writes what is queued (see RIPC_WRITE_QUEUE). */
+void ripc_outbox_flush(ripc_outbox *o);
 
 #endif

@@ -397,7 +397,7 @@ static int check_usable(ripc_stream *s, ripc_error *err)
 }
 
 static int send_request(ripc_stream *s, const char *to, const char *content, size_t len,
-                        double timeout, int defer, ripc_request **out, ripc_error *err)
+                        double timeout, int mode, ripc_request **out, int *flush, ripc_error *err)
 {
     *out = NULL;
     int rc = check_usable(s, err);
@@ -423,7 +423,8 @@ static int send_request(ripc_stream *s, const char *to, const char *content, siz
     size_t lens[RIPC_FIELD_COUNT] = { strlen(r->id), strlen(s->instance_id), 7, len, strlen(s->group), strlen(to) };
     /* Written by this thread, or by the one already writing (ipc_outbox.c);
      * a failure to write ends the request's slot with RIPC_CONNECTION. */
-    ripc_outbox_request(&s->outbox, r->id, values, lens, defer);
+    int must_flush = ripc_outbox_request(&s->outbox, r->id, values, lens, mode);
+    if (flush) *flush = must_flush;
     *out = r;
     return RIPC_OK;
 }
@@ -431,13 +432,25 @@ static int send_request(ripc_stream *s, const char *to, const char *content, siz
 int ripc_request_send(ripc_stream *s, const char *to, const char *content, size_t len,
                       double timeout, ripc_request **out, ripc_error *err)
 {
-    return send_request(s, to, content, len, timeout, 0, out, err);
+    return send_request(s, to, content, len, timeout, RIPC_WRITE_NOW, out, NULL, err);
 }
 
 int ripc_request_post(ripc_stream *s, const char *to, const char *content, size_t len,
                       double timeout, ripc_request **out, ripc_error *err)
 {
-    return send_request(s, to, content, len, timeout, 1, out, err);
+    return send_request(s, to, content, len, timeout, RIPC_WRITE_DEFER, out, NULL, err);
+}
+
+int ripc_request_send_queued(ripc_stream *s, const char *to, const char *content, size_t len,
+                             double timeout, ripc_request **out, int *flush, ripc_error *err)
+{
+    *flush = 0;
+    return send_request(s, to, content, len, timeout, RIPC_WRITE_QUEUE, out, flush, err);
+}
+
+void ripc_stream_flush(ripc_stream *s)
+{
+    ripc_outbox_flush(&s->outbox);
 }
 
 int ripc_request_wait(ripc_request *r, ripc_entry **reply) { return ripc_ledger_wait(r, reply); }
@@ -496,8 +509,8 @@ int ripc_stream_try_event(ripc_stream *s, ripc_event **out)
 
 int ripc_stream_events_fd(ripc_stream *s) { return ripc_queue_fd(&s->events); }
 
-int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
-                 const char *content, size_t len, ripc_error *err)
+static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
+                   const char *content, size_t len, int mode, int *flush, ripc_error *err)
 {
     if (s->pid != getpid()) return check_usable(s, err);
     /* Still allowed while stopping: handlers that run may finish. */
@@ -528,8 +541,22 @@ int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
     /* The reply, then (batched with other answers) the request's ack and
      * delete. If it cannot be written the request stays pending in Redis,
      * and the group reclaims and answers it again. */
-    ripc_outbox_reply(&s->outbox, request->redis_id, values, lens);
+    int must_flush = ripc_outbox_reply(&s->outbox, request->redis_id, values, lens, mode);
+    if (flush) *flush = must_flush;
     return RIPC_OK;
+}
+
+int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
+                 const char *content, size_t len, ripc_error *err)
+{
+    return respond(s, request, fulfilled, content, len, RIPC_WRITE_NOW, NULL, err);
+}
+
+int ripc_respond_queued(ripc_stream *s, const ripc_entry *request, int fulfilled,
+                        const char *content, size_t len, int *flush, ripc_error *err)
+{
+    *flush = 0;
+    return respond(s, request, fulfilled, content, len, RIPC_WRITE_QUEUE, flush, err);
 }
 
 void ripc_stream_stats(ripc_stream *s, ripc_stats *out)

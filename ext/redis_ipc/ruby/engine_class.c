@@ -250,19 +250,29 @@ typedef struct send_args {
     int rc;
 } send_args;
 
-static void *send_nogvl(void *arg)
+static void *flush_nogvl(void *stream)
 {
-    send_args *a = arg;
-    a->rc = ripc_request_send(a->stream, a->to, a->content, a->content_len, a->timeout, &a->request, &a->err);
+    ripc_stream_flush(stream);
     return NULL;
+}
+
+/* Queues a write without I/O (the GVL stays held: only short engine locks
+ * are taken), then writes with the GVL released only when no other thread
+ * is writing already; under load, another one nearly always is, and this
+ * thread never gives the GVL up. A write is bounded by the command timeout,
+ * so the unblocking function has nothing to cut short. */
+static void write_queued(ripc_stream *s, int flush)
+{
+    if (flush) rb_thread_call_without_gvl(flush_nogvl, s, ubf_nothing, NULL);
 }
 
 static VALUE send_body(VALUE arg)
 {
     send_args *a = (send_args *)arg;
-    /* Writing the request takes one bounded command (the redis timeout). */
-    rb_thread_call_without_gvl(send_nogvl, a, ubf_nothing, NULL);
+    int flush;
+    a->rc = ripc_request_send_queued(a->stream, a->to, a->content, a->content_len, a->timeout, &a->request, &flush, &a->err);
     if (a->rc != RIPC_OK) rbipc_raise(&a->err);
+    write_queued(a->stream, flush);
     a->rc = rbipc_wait_reply(a->request, 0, &a->reply);
     if (a->rc != RIPC_OK) rbipc_raise_outcome(a->rc, ripc_request_id(a->request), a->to, a->timeout);
     return rbipc_entry_to_array(a->reply);
@@ -405,18 +415,13 @@ typedef struct respond_args {
     int rc;
 } respond_args;
 
-static void *respond_nogvl(void *arg)
-{
-    respond_args *a = arg;
-    a->rc = ripc_respond(a->stream, &a->request, a->fulfilled, a->content, a->content_len, &a->err);
-    return NULL;
-}
-
 static VALUE respond_body(VALUE arg)
 {
     respond_args *a = (respond_args *)arg;
-    rb_thread_call_without_gvl(respond_nogvl, a, ubf_nothing, NULL);
+    int flush;
+    a->rc = ripc_respond_queued(a->stream, &a->request, a->fulfilled, a->content, a->content_len, &flush, &a->err);
     if (a->rc != RIPC_OK) rbipc_raise(&a->err);
+    write_queued(a->stream, flush);
     return Qtrue;
 }
 
