@@ -43,6 +43,15 @@ void ripc_conn_interrupt(redisContext *c)
     if (c && c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
 }
 
+void ripc_conn_swap(pthread_mutex_t *lock, redisContext **slot, redisContext *c)
+{
+    pthread_mutex_lock(lock);
+    redisContext *old = *slot;
+    *slot = c;
+    pthread_mutex_unlock(lock);
+    ripc_conn_close(old);
+}
+
 static int fail(redisContext *c, const ripc_redis_config *cfg, ripc_error *err, const char *what)
 {
     char where[300];

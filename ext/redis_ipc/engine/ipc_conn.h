@@ -3,6 +3,7 @@
 #ifndef RIPC_CONN_H
 #define RIPC_CONN_H
 
+#include <pthread.h>
 #include <hiredis/hiredis.h>
 #include "redis_ipc.h"
 
@@ -13,6 +14,9 @@ redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_tim
 void ripc_conn_close(redisContext *c);
 /* Makes a thread blocked on c return at once; c must then be closed by its owner. */
 void ripc_conn_interrupt(redisContext *c);
+/* Replaces *slot by c under lock (where another thread may interrupt it)
+ * and closes the old connection outside the lock. */
+void ripc_conn_swap(pthread_mutex_t *lock, redisContext **slot, redisContext *c);
 
 /* "redis://host:port/db" or "unix:///path": what error messages name. */
 void ripc_conn_describe(const ripc_redis_config *cfg, char *buf, size_t len);

@@ -14,11 +14,7 @@ static const double BACKOFF_FIRST = 0.01, BACKOFF_MAX = 0.25;
 
 static void set_conn(ripc_dispatcher *d, redisContext *c)
 {
-    pthread_mutex_lock(&d->mutex);
-    redisContext *old = d->conn;
-    d->conn = c;
-    pthread_mutex_unlock(&d->mutex);
-    ripc_conn_close(old);
+    ripc_conn_swap(&d->mutex, &d->conn, c);
 }
 
 /* Opens a connection and (re)joins the group; NULL while Redis is away. */

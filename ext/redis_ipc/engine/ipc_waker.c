@@ -14,11 +14,7 @@
 
 static void set_conn(ripc_stream *s, redisContext *c)
 {
-    pthread_mutex_lock(&s->waker_mutex);
-    redisContext *old = s->waker_conn;
-    s->waker_conn = c;
-    pthread_mutex_unlock(&s->waker_mutex);
-    ripc_conn_close(old);
+    ripc_conn_swap(&s->waker_mutex, &s->waker_conn, c);
 }
 
 static void *waker_main(void *arg)
