@@ -7,6 +7,7 @@
 #include "ipc_entry.h"
 #include "ipc_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,27 +75,48 @@ int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, ripc_error 
     return rc;
 }
 
-/* A reply for another instance of our group: move it to a consumer that
- * instance listed, as 1.x does, or drop it when it lists none. */
+static int claim_to(ripc_stream *s, redisContext *c, const char *consumer, const char *redis_id)
+{
+    redisReply *claim = redisCommand(c, "XCLAIM %s %s %s 0 %s", s->stream, s->group, consumer, redis_id);
+    int ok = claim && claim->type == REDIS_REPLY_ARRAY;
+    if (claim) freeReplyObject(claim);
+    return ok;
+}
+
+/* The consumer to hand instance iid's replies to: one it lists, as 1.x
+ * does; or, when the list is gone but iid is an instance of this engine
+ * that still beats (another instance took it for dead a moment ago), its
+ * inbox, whose name is fixed. NULL: drop the reply, as 1.x does. */
+static char *consumer_for(ripc_stream *s, redisContext *c, const char *iid)
+{
+    char *name = NULL;
+    redisReply *list = redisCommand(c, "LRANGE %s:%s:%s:consumers 0 -1", s->stream, s->group, iid);
+    if (list && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
+        const redisReply *pick = list->element[(size_t)rand() % list->elements];
+        if (pick->type == REDIS_REPLY_STRING) name = ripc_strdup(pick->str);
+    } else if (list && list->type == REDIS_REPLY_ARRAY) {
+        redisReply *beat = redisCommand(c, "ZSCORE %s:%s:instances %s", s->stream, s->group, iid);
+        if (beat && beat->type == REDIS_REPLY_STRING && atof(beat->str) > 0) {
+            size_t n = strlen(iid) + 16;
+            name = ripc_xmalloc(n);
+            snprintf(name, n, "consumer_%s_1", iid);
+        }
+        if (beat) freeReplyObject(beat);
+    }
+    if (list) freeReplyObject(list);
+    return name;
+}
+
+/* A reply for another instance of our group: move it to that instance's
+ * consumer and ring it (ipc_waker.c), or drop it when there is none. */
 static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch *b)
 {
     const char *iid = ripc_entry_field(e, RIPC_FIELD_INSTANCE_ID);
-    redisReply *list = redisCommand(c, "LRANGE %s:%s:%s:consumers 0 -1", s->stream, s->group, iid);
-    if (list && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
-        const redisReply *name = list->element[(size_t)rand() % list->elements];
-        if (name->type == REDIS_REPLY_STRING) {
-            redisReply *claim = redisCommand(c, "XCLAIM %s %s %s 0 %s", s->stream, s->group, name->str, e->redis_id);
-            int ok = claim && claim->type == REDIS_REPLY_ARRAY;
-            if (claim) freeReplyObject(claim);
-            if (ok) {
-                ripc_waker_ring(s, c, iid); /* an instance of this engine sweeps at once */
-                freeReplyObject(list);
-                return;
-            }
-        }
-    }
-    if (list) freeReplyObject(list);
-    batch_add(b, e->redis_id, 1);
+    char *consumer = consumer_for(s, c, iid);
+    int claimed = consumer && claim_to(s, c, consumer, e->redis_id);
+    free(consumer);
+    if (claimed) ripc_waker_ring(s, c, iid); /* an instance of this engine sweeps at once */
+    else batch_add(b, e->redis_id, 1);
 }
 
 static void route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch *b)
