@@ -48,7 +48,8 @@ module RedisIPC
         engine.connect
         @config = config
         @engine = engine
-        @threads = Array.new(config.consumer_pool_size) { |i| spawn("consumer #{i + 1}") { serve(engine) } }
+        take_turns = Mutex.new
+        @threads = Array.new(config.consumer_pool_size) { |i| spawn("consumer #{i + 1}") { serve(engine, take_turns) } }
         @threads << spawn("error reporter") { report_events(engine) }
         log(:info) { "connected to #{@stream_name} as #{@group_name} (instance #{engine.instance_id})" }
       end
@@ -183,8 +184,10 @@ module RedisIPC
 
     # A consumer: takes requests from the engine (waiting with the GVL
     # released) until the stream stops.
-    def serve(engine)
-      while (fields = engine.next_request)
+    def serve(engine, take_turns)
+      # One consumer at a time waits on the engine (the others wait for the
+      # mutex), so a request wakes one thread instead of all of them.
+      while (fields = take_turns.synchronize { engine.next_request })
         handle(Entry.from_native(fields))
       end
     end
