@@ -174,6 +174,10 @@ RSpec.describe "faults", timeout: 180 do
     end
 
     it "survives a child that exits normally, running finalizers on the inherited stream" do
+      # GCC 12's AddressSanitizer allocator takes no locks around fork, so a
+      # child of this many-threaded process can deadlock in malloc during
+      # Ruby's teardown; the plain and valgrind runs cover this example.
+      skip "fork of a threaded process under ASan (see comment)" if ENV["REDIS_IPC_SPEC_LIB"]
       connected_stream(stream_name, "echo")
       parent = connected_stream(stream_name, "parent")
       pid = fork { exit(0) }

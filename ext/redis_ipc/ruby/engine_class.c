@@ -7,6 +7,7 @@
 #include <ruby/io.h>
 #include <ruby/thread.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@
 
 typedef struct engine {
     ripc_stream *stream;
+    pid_t pid; /* the process that created it */
 } engine;
 
 static void *free_stream(void *stream)
@@ -26,13 +28,16 @@ static void engine_free(void *ptr)
 {
     engine *e = ptr;
     ripc_stream *s = e->stream;
+    pid_t pid = e->pid;
     xfree(e);
     if (!s) return;
     /* Dropped while connected: closing means joins and a few Redis commands
      * (flush, unregister), which must not run here with the GVL held and
-     * every Ruby thread stopped. A detached thread does it instead. */
+     * every Ruby thread stopped. A detached thread does it instead; not in
+     * a forked child, where the stream is the parent's and freeing it only
+     * closes inherited descriptors. */
     pthread_t closer;
-    if (ripc_stream_connected(s) && pthread_create(&closer, NULL, free_stream, s) == 0) {
+    if (pid == getpid() && ripc_stream_connected(s) && pthread_create(&closer, NULL, free_stream, s) == 0) {
         pthread_detach(closer);
         return;
     }
@@ -141,6 +146,7 @@ static VALUE init_body(VALUE arg)
         rb_raise(rb_eRedisIPCError, "engine is already initialized");
     }
     e->stream = s;
+    e->pid = getpid();
     return a->self;
 }
 
