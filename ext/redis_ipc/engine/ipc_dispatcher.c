@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { READ_COUNT = 128 };
 static const double BACKOFF_FIRST = 0.01, BACKOFF_MAX = 0.25;
@@ -18,10 +19,21 @@ static void set_conn(ripc_dispatcher *d, redisContext *c)
 }
 
 /* Opens a connection and (re)joins the group; NULL while Redis is away. */
+/* Opens a dispatcher connection and learns its CLIENT ID (see interrupt). */
+static redisContext *open_conn(ripc_dispatcher *d, ripc_error *err)
+{
+    redisContext *c = ripc_conn_open(&d->stream->options.redis, d->stream->options.block_timeout, err);
+    if (!c) return NULL;
+    redisReply *id = redisCommand(c, "CLIENT ID");
+    d->client_id = id && id->type == REDIS_REPLY_INTEGER ? id->integer : 0;
+    if (id) freeReplyObject(id);
+    return c;
+}
+
 static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
 {
     ripc_stream *s = d->stream;
-    redisContext *c = ripc_conn_open(&s->options.redis, s->options.block_timeout, err);
+    redisContext *c = open_conn(d, err);
     if (!c) return NULL;
     if (ripc_membership_join(s, c, err) != RIPC_OK) {
         ripc_conn_close(c);
@@ -115,7 +127,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         snprintf(d->name, sizeof(d->name), "dispatcher_%s_%d", s->instance_id, i + 1);
         pthread_mutex_init(&d->mutex, NULL);
         /* Connect here so connect() fails fast, with the address, when Redis is away. */
-        d->conn = ripc_conn_open(&s->options.redis, s->options.block_timeout, err);
+        d->conn = open_conn(d, err);
         if (!d->conn) return RIPC_CONNECTION;
         if (ripc_thread_start(&d->thread, dispatcher_main, d) != 0) {
             ripc_error_set(err, RIPC_STATE, "could not start a dispatcher thread");
@@ -125,14 +137,44 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
     return RIPC_OK;
 }
 
+static int still_reading(ripc_dispatcher *d)
+{
+    pthread_mutex_lock(&d->mutex);
+    int reading = d->reading;
+    pthread_mutex_unlock(&d->mutex);
+    return reading;
+}
+
+/* Ends blocked reads. CLIENT UNBLOCK makes Redis answer the read with
+ * nothing, atomically: either entries were delivered (and arrive whole, to
+ * be routed) or none were. Cutting the socket instead could lose a reply
+ * already on its way, leaving its entries pending on a consumer that is
+ * going away. The socket is cut only when Redis cannot be asked. */
 void ripc_dispatchers_interrupt(ripc_stream *s)
 {
+    redisContext *c = NULL;
+    ripc_error err;
+    int have_conn = ripc_pool_checkout(&s->pool, ripc_now() + 0.5, &c, &err) == RIPC_OK;
     for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) {
         ripc_dispatcher *d = &s->dispatchers[i];
+        /* A read sent but not yet blocked in Redis answers 0: ask again
+         * until the thread is out of its read, for up to a second. */
+        double give_up = ripc_now() + 1.0;
+        while (have_conn && d->client_id && still_reading(d) && ripc_now() < give_up) {
+            redisReply *r = redisCommand(c, "CLIENT UNBLOCK %lld", d->client_id);
+            int unblocked = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+            if (r) freeReplyObject(r);
+            if (!r) have_conn = 0;
+            if (!unblocked && still_reading(d)) {
+                struct timespec pause = { 0, 5 * 1000 * 1000 };
+                nanosleep(&pause, NULL);
+            }
+        }
         pthread_mutex_lock(&d->mutex);
         if (d->reading) ripc_conn_interrupt(d->conn);
         pthread_mutex_unlock(&d->mutex);
     }
+    if (c) ripc_pool_checkin(&s->pool, c, !have_conn || c->err);
 }
 
 void ripc_dispatchers_join(ripc_stream *s)

@@ -23,7 +23,8 @@ typedef struct ripc_dispatcher {
     ripc_thread thread;
     pthread_mutex_t mutex;  /* guards conn and reading against ripc_stream_stop */
     redisContext *conn;
-    int reading;            /* blocked in XREADGROUP: the only time stop may cut the connection */
+    int reading;            /* in XREADGROUP: the only time stop may interrupt it */
+    long long client_id;    /* CLIENT ID of conn, for CLIENT UNBLOCK; 0 unknown */
 } ripc_dispatcher;
 
 struct ripc_stream {
