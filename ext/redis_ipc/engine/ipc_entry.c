@@ -86,16 +86,6 @@ ripc_entry *ripc_entry_from_reply(const redisReply *element)
     return e;
 }
 
-ripc_entry *ripc_entry_new(const char *const values[RIPC_FIELD_COUNT], const size_t lens[RIPC_FIELD_COUNT])
-{
-    ripc_entry *e = ripc_xcalloc(1, sizeof(*e));
-    for (int i = 0; i < RIPC_FIELD_COUNT; i++) {
-        e->fields[i].ptr = ripc_memdup(values[i], lens[i]);
-        e->fields[i].len = lens[i];
-    }
-    return e;
-}
-
 void ripc_entry_xadd_argv(const char *stream, const char *const values[RIPC_FIELD_COUNT],
                           const size_t lens[RIPC_FIELD_COUNT], const char **argv, size_t *argvlen)
 {

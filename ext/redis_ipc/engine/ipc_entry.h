@@ -10,9 +10,6 @@
  * was deleted or breaks the contract comes back with `problem` set. */
 ripc_entry *ripc_entry_from_reply(const redisReply *element);
 
-/* An entry with the given fields (copied); used for the replies we build. */
-ripc_entry *ripc_entry_new(const char *const values[RIPC_FIELD_COUNT], const size_t lens[RIPC_FIELD_COUNT]);
-
 /* Field accessors: "" when absent. */
 static inline const char *ripc_entry_field(const ripc_entry *e, int field)
 {

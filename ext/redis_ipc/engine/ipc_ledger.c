@@ -63,13 +63,6 @@ static void settle(ripc_request *r, int state, int code, ripc_entry *reply)
     ripc_notifier_ring(&r->bell);
 }
 
-void ripc_ledger_fail(ripc_request *r, int code)
-{
-    pthread_mutex_lock(&r->ledger->mutex);
-    if (r->state == SLOT_WAITING) settle(r, SLOT_FAILED, code, NULL);
-    pthread_mutex_unlock(&r->ledger->mutex);
-}
-
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code)
 {
     int found;

@@ -45,9 +45,8 @@ void ripc_ledger_destroy(ripc_ledger *l);
 /* A new slot with a fresh id, registered, waiting until deadline. NULL when
  * closed (RIPC_CLOSED in *code) or out of descriptors (RIPC_STATE). */
 ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code);
-/* Marks a slot failed (its request could not be written). */
-void ripc_ledger_fail(ripc_request *r, int code);
-/* The same by request id; nothing happens when the slot is gone already. */
+/* Marks the slot of request `id` failed (its request could not be written);
+ * nothing happens when the slot is gone already. */
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code);
 
 enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN };

@@ -372,15 +372,6 @@ int ripc_inflight_remove(ripc_stream *s, const char *redis_id)
     return found;
 }
 
-int ripc_inflight_has(ripc_stream *s, const char *redis_id)
-{
-    int found;
-    pthread_mutex_lock(&s->inflight_mutex);
-    ripc_map_get(&s->inflight, redis_id, &found);
-    pthread_mutex_unlock(&s->inflight_mutex);
-    return found;
-}
-
 /* --- sending ---------------------------------------------------------------- */
 
 static int check_usable(ripc_stream *s, ripc_error *err)

@@ -152,6 +152,5 @@ int ripc_inflight_add(ripc_stream *s, const char *redis_id);
 int ripc_inflight_remove(ripc_stream *s, const char *redis_id);
 /* Returns 1 when the request was in flight and not answered yet. */
 int ripc_inflight_mark_answered(ripc_stream *s, const char *redis_id);
-int ripc_inflight_has(ripc_stream *s, const char *redis_id);
 
 #endif
