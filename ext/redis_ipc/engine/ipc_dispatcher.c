@@ -97,15 +97,11 @@ static void *dispatcher_main(void *arg)
         }
         backoff = BACKOFF_FIRST;
         ripc_stream_outage_over(s);
-        if (reply->type == REDIS_REPLY_ARRAY) {
-            ripc_batch batch;
-            ripc_batch_init(&batch);
-            for (size_t i = 0; i < reply->elements; i++) {
-                const redisReply *stream = reply->element[i];
-                if (stream->type == REDIS_REPLY_ARRAY && stream->elements == 2)
-                    ripc_route_entries(s, d->conn, stream->element[1], &batch);
-            }
-            if (ripc_batch_flush(s, d->conn, &batch, &err) != RIPC_OK && !atomic_load(&s->stopping)) {
+        /* [[stream, entries]]: we read one stream. */
+        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
+            reply->element[0]->elements == 2) {
+            ripc_route_and_ack(s, d->conn, reply->element[0]->element[1], &err);
+            if (d->conn->err && !atomic_load(&s->stopping)) {
                 ripc_stream_outage(s, &err);
                 set_conn(d, NULL);
             }

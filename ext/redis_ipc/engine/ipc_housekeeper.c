@@ -15,7 +15,9 @@
 static const double INBOX_BUSY = 0.02, INBOX_IDLE = 10.0;
 
 /* Reads every entry pending on our inbox consumer (XREADGROUP ... 0 pages
- * through history) and routes it. Returns how many entries it saw. */
+ * through history) and routes it. Returns how many it took; requests still
+ * being handled stay in the inbox and do not count, or a long handler would
+ * keep the sweep at its busy pace. */
 static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
 {
     char from[64] = "0";
@@ -38,11 +40,7 @@ static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
         const redisReply *last = entries->element[entries->elements - 1];
         if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING)
             snprintf(from, sizeof(from), "%s", last->element[0]->str);
-        seen += entries->elements;
-        ripc_batch batch;
-        ripc_batch_init(&batch);
-        ripc_route_entries(s, c, entries, &batch);
-        ripc_batch_flush(s, c, &batch, err);
+        seen += ripc_route_and_ack(s, c, entries, err);
         freeReplyObject(r);
         if (c->err) return seen;
     }
@@ -66,10 +64,7 @@ static void reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
             freeReplyObject(r);
             return;
         }
-        ripc_batch batch;
-        ripc_batch_init(&batch);
-        ripc_route_entries(s, c, r->element[1], &batch);
-        ripc_batch_flush(s, c, &batch, err);
+        ripc_route_and_ack(s, c, r->element[1], err);
         int done = r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "0-0") == 0;
         if (!done) snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         freeReplyObject(r);

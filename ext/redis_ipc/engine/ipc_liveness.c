@@ -68,10 +68,7 @@ static size_t claim_all(ripc_stream *s, redisContext *c, const char *consumer, r
         if (!entries) return claimed;
         if (entries->type == REDIS_REPLY_ARRAY) {
             claimed += entries->elements;
-            ripc_batch batch;
-            ripc_batch_init(&batch);
-            ripc_route_entries(s, c, entries, &batch);
-            ripc_batch_flush(s, c, &batch, err);
+            ripc_route_and_ack(s, c, entries, err);
         }
         freeReplyObject(entries);
         if (c->err) break;

@@ -11,12 +11,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ripc_batch_init(ripc_batch *b)
+/* The XACK and XDEL ids one read calls for, sent together at the end. */
+typedef struct ripc_batch {
+    const char **ack_ids;
+    const char **del_ids;
+    size_t ack_count, del_count, capacity;
+    char **owned;           /* ids copied for the batch */
+    size_t owned_count;
+} ripc_batch;
+
+static void ripc_batch_init(ripc_batch *b)
 {
     memset(b, 0, sizeof(*b));
 }
 
-void ripc_batch_free(ripc_batch *b)
+static void ripc_batch_free(ripc_batch *b)
 {
     for (size_t i = 0; i < b->owned_count; i++) free(b->owned[i]);
     free(b->owned);
@@ -40,7 +49,7 @@ static void batch_add(ripc_batch *b, const char *redis_id, int del)
     if (del) b->del_ids[b->del_count++] = id;
 }
 
-int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, ripc_error *err)
+static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, ripc_error *err)
 {
     if (!b->ack_count && !b->del_count) return RIPC_OK;
     size_t n = b->ack_count + b->del_count + 6;
@@ -119,7 +128,9 @@ static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
     else batch_add(b, e->redis_id, 1);
 }
 
-static void route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch *b)
+/* Returns 0 for a request already handed out (re-read from the inbox or
+ * reclaimed while its handler runs), 1 for anything else. */
+static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch *b)
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
@@ -130,7 +141,7 @@ static void route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
         if (strcmp(e->problem, "the entry was deleted from the stream") == 0) {
             batch_add(b, e->redis_id, 0);
             ripc_entry_free(e);
-            return;
+            return 1;
         }
         /* Garbage addressed to us, or to nobody: report it and remove it so
          * it is never read again. Garbage for another group is that group's. */
@@ -142,45 +153,48 @@ static void route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
             batch_add(b, e->redis_id, 0);
         }
         ripc_entry_free(e);
-        return;
+        return 1;
     }
     if (!for_us) {
         batch_add(b, e->redis_id, 0);
         ripc_entry_free(e);
-        return;
+        return 1;
     }
     if (ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) {
         /* Already handed out (an inbox re-read or a reclaim of our own entry): skip. */
-        if (ripc_inflight_add(s, e->redis_id) != 0 || ripc_queue_push(&s->requests, (ripc_qnode *)e) != 0) {
+        if (ripc_inflight_add(s, e->redis_id) != 0) {
             ripc_entry_free(e);
+            return 0;
         }
-        return;
+        if (ripc_queue_push(&s->requests, (ripc_qnode *)e) != 0) ripc_entry_free(e);
+        return 1;
     }
     if (!ripc_entry_field_is(e, RIPC_FIELD_INSTANCE_ID, s->instance_id)) {
         hand_over(s, c, e, b);
         ripc_entry_free(e);
-        return;
+        return 1;
     }
-    char *redis_id = ripc_strdup(e->redis_id);
-    char *id = ripc_strdup(ripc_entry_field(e, RIPC_FIELD_ID));
+    /* Queued for acknowledgement before the ledger may take the entry. */
+    batch_add(b, e->redis_id, 1);
     int delivered = ripc_ledger_deliver(&s->ledger, e);
-    if (delivered != RIPC_DELIVERED) {
-        if (delivered == RIPC_UNKNOWN)
-            ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
-                             "reply %s on stream %s answers request %s, which is not waiting (late or unknown)",
-                             redis_id, s->stream, id);
-        ripc_entry_free(e);
-    }
-    batch_add(b, redis_id, 1);
-    free(redis_id);
-    free(id);
+    if (delivered == RIPC_UNKNOWN)
+        ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
+                         "reply %s on stream %s answers request %s, which is not waiting (late or unknown)",
+                         e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_ID));
+    if (delivered != RIPC_DELIVERED) ripc_entry_free(e);
+    return 1;
 }
 
-void ripc_route_entries(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_batch *b)
+size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_error *err)
 {
-    if (!entries || entries->type != REDIS_REPLY_ARRAY) return;
+    size_t taken = 0;
+    if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
+    ripc_batch batch;
+    ripc_batch_init(&batch);
     for (size_t i = 0; i < entries->elements; i++) {
         ripc_entry *e = ripc_entry_from_reply(entries->element[i]);
-        if (e) route_one(s, c, e, b);
+        if (e) taken += (size_t)route_one(s, c, e, &batch);
     }
+    ripc_batch_flush(s, c, &batch, err);
+    return taken;
 }

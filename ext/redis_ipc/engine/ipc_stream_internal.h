@@ -113,20 +113,12 @@ void ripc_liveness_leave(ripc_stream *s, redisContext *c, int holds_pending);
 /* ipc_retention.c: trims entries no group will ever handle. */
 void ripc_retention_trim(ripc_stream *s, redisContext *c);
 
-/* ipc_router.c: what a group does with each entry it reads (WIRE.md "Flow"). */
-typedef struct ripc_batch {
-    const char **ack_ids;
-    const char **del_ids;
-    size_t ack_count, del_count, capacity;
-    char **owned;           /* ids copied for the batch */
-    size_t owned_count;
-} ripc_batch;
-void ripc_batch_init(ripc_batch *b);
-void ripc_batch_free(ripc_batch *b);
-/* Routes every entry of an entries array ([[id, fields], ...]). */
-void ripc_route_entries(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_batch *b);
-/* Sends the batched XACK and XDEL in one round trip. */
-int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, ripc_error *err);
+/* ipc_router.c: what a group does with each entry it reads (WIRE.md "Flow").
+ * Routes every entry of an entries array ([[id, fields], ...]), then sends
+ * the acknowledgements and deletes they call for in one round trip (a
+ * connection failure leaves c->err set). Returns how many entries were
+ * taken, not counting requests already handed out. */
+size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_error *err);
 
 /* ipc_dispatcher.c */
 int ripc_dispatchers_start(ripc_stream *s, ripc_error *err);
