@@ -7,15 +7,9 @@ require "json"
 # FLUSHALL, a deleted stream, fork.
 RSpec.describe "faults", timeout: 180 do
   let(:stream_name) { unique("faults") }
-  let(:fixtures) { File.expand_path("fixtures", __dir__) }
 
   def start_responder(group, delay = 0)
-    io = ruby_process(File.join(fixtures, "responder.rb"), stream_name, group, delay)
-    line = io.gets
-    raise "responder did not start: #{line.inspect}" unless line&.start_with?("ready")
-
-    (@processes ||= []) << io
-    io
+    start_fixture("responder.rb", stream_name, group, delay)
   end
 
   after do

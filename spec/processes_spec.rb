@@ -5,16 +5,6 @@ require "json"
 
 RSpec.describe "several processes", timeout: 120 do
   let(:stream_name) { unique("procs") }
-  let(:fixtures) { File.expand_path("fixtures", __dir__) }
-
-  def start(script, *args)
-    io = ruby_process(File.join(fixtures, script), *args)
-    line = io.gets
-    raise "#{script} did not start: #{line.inspect}" unless line&.start_with?("ready")
-
-    (@processes ||= []) << io
-    io
-  end
 
   after do
     (@processes || []).each do |io|
@@ -41,8 +31,8 @@ RSpec.describe "several processes", timeout: 120 do
   end
 
   it "spreads requests across two processes of one group, and each reply reaches the process that waits" do
-    responders = 2.times.map { start("responder.rb", stream_name, "workers") }
-    senders = 2.times.map { start("sender.rb", stream_name, "senders", "workers", 8, 50) }
+    responders = 2.times.map { start_fixture("responder.rb", stream_name, "workers") }
+    senders = 2.times.map { start_fixture("sender.rb", stream_name, "senders", "workers", 8, 50) }
     senders.each { |io| io.puts "go" }
     results = senders.map { |io| JSON.parse(io.gets) }
     results.each do |r|

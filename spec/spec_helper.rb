@@ -49,6 +49,17 @@ module SpecHelpers
     s
   end
 
+  # Starts a script of spec/fixtures that prints "ready ..." once connected;
+  # returns its IO, also kept in @processes for the spec's cleanup.
+  def start_fixture(script, *args)
+    io = ruby_process(File.expand_path("fixtures/#{script}", __dir__), *args)
+    line = io.gets
+    raise "#{script} did not start: #{line.inspect}" unless line&.start_with?("ready")
+
+    (@processes ||= []) << io
+    io
+  end
+
   # Runs a Ruby script in a separate process with the gem on its load path.
   def ruby_process(script, *args, env: {})
     lib = File.expand_path("../lib", __dir__)
