@@ -193,29 +193,27 @@ static VALUE engine_connect(VALUE self)
     return self;
 }
 
-static void *stop_nogvl(void *arg)
+static void *stop_nogvl(void *stream)
 {
-    ripc_stream_stop(((call_args *)arg)->stream);
+    ripc_stream_stop(stream);
     return NULL;
 }
 
-static void *close_nogvl(void *arg)
+static void *close_nogvl(void *stream)
 {
-    ripc_stream_close(((call_args *)arg)->stream);
+    ripc_stream_close(stream);
     return NULL;
 }
 
 static VALUE engine_stop(VALUE self)
 {
-    call_args a = { get_stream(self), { 0, "" }, 0 };
-    rb_thread_call_without_gvl(stop_nogvl, &a, ubf_nothing, NULL);
+    rb_thread_call_without_gvl(stop_nogvl, get_stream(self), ubf_nothing, NULL);
     return self;
 }
 
 static VALUE engine_close(VALUE self)
 {
-    call_args a = { get_stream(self), { 0, "" }, 0 };
-    rb_thread_call_without_gvl(close_nogvl, &a, ubf_nothing, NULL);
+    rb_thread_call_without_gvl(close_nogvl, get_stream(self), ubf_nothing, NULL);
     return self;
 }
 
@@ -319,20 +317,13 @@ static VALUE engine_send_request(VALUE self, VALUE to, VALUE content, VALUE time
     return rb_ensure(send_body, (VALUE)&a, send_cleanup, (VALUE)&a);
 }
 
-static void *post_request(void *arg)
-{
-    send_args *a = arg;
-    a->rc = ripc_request_post(a->stream, a->to, a->content, a->content_len, a->timeout, &a->request, &a->err);
-    return NULL;
-}
-
 static VALUE send_async_body(VALUE arg)
 {
     send_args *a = (send_args *)arg;
     /* Queued for the engine's writer, which batches it with the others in
      * flight. Posting only takes short engine locks (never held across I/O),
      * so it runs with the GVL held. */
-    post_request(a);
+    a->rc = ripc_request_post(a->stream, a->to, a->content, a->content_len, a->timeout, &a->request, &a->err);
     if (a->rc != RIPC_OK) rbipc_raise(&a->err);
     VALUE pending = rbipc_pending_new(a->request, a->to, a->timeout);
     a->request = NULL; /* the handle owns it now */
