@@ -32,7 +32,7 @@ module RedisIPC
         raise ArgumentError, "logger must respond to debug, info, warn and error"
       end
 
-      @pool_size = positive_integer(options.fetch(:pool_size, 10), "pool_size")
+      @pool_size = positive_integer(options.fetch(:pool_size, DEFAULTS[:pool_size]), "pool_size")
       @max_pool_size = options[:max_pool_size] && positive_integer(options[:max_pool_size], "max_pool_size")
       ledger = section(options, :ledger)
       @entry_timeout = positive_number(ledger[:entry_timeout], "ledger.entry_timeout")
