@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,9 +173,6 @@ static int cmd_send(int argc, char **argv)
 
 /* --- serve --------------------------------------------------------------- */
 
-static volatile sig_atomic_t stop_requested;
-static void on_stop_signal(int sig) { (void)sig; stop_requested = 1; }
-
 /* Content is JSON text on the wire: command output that is empty becomes
  * the JSON empty string, anything else goes as written (trailing newline
  * dropped), which a peer reads as JSON or as a raw string. */
@@ -230,17 +228,22 @@ static int cmd_serve(int argc, char **argv)
     if (!s) { fprintf(stderr, "redis-ipc: %s\n", err.message); return EXIT_USAGE; }
     ripc_stream_on_request(s, serve_request, &o, o.threads ? o.threads : 4);
     ripc_stream_on_error(s, serve_error, NULL);
+    /* SIGINT and SIGTERM are taken by sigwait below, never by a handler:
+     * blocked from here on, they wait until this thread asks for them
+     * (the engine's threads block them too), so none is lost in a race. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
     if (ripc_stream_connect(s, &err) != RIPC_OK) {
         fprintf(stderr, "redis-ipc: %s\n", err.message);
         ripc_stream_free(s);
         return EXIT_CONNECTION;
     }
     fprintf(stderr, "redis-ipc: serving %s as group %s (instance %s)\n", o.stream, o.group, ripc_stream_instance_id(s));
-    struct sigaction sa = { 0 };
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    while (!stop_requested) pause();
+    int sig;
+    sigwait(&stop_signals, &sig);
     ripc_stream_disconnect(s);
     ripc_stream_free(s);
     return 0;

@@ -116,6 +116,24 @@ RSpec.describe "C programs and the redis-ipc tool", timeout: 120 do
       expect(reply.content).to eq("it broke")
     end
 
+    it "runs the command with no signal blocked, though the engine's threads block them all" do
+      server = start(cli, "serve", "--stream", stream_name, "--group", "shell", "--",
+                     "sh", "-c", "cat >/dev/null; grep SigBlk /proc/self/status | tr -d '\\t'")
+      expect(server.gets).to include("serving")
+      ruby = connected_stream(stream_name, "ruby")
+      expect(ruby.send_to_group(content: 1, to: "shell").content).to eq("SigBlk:0000000000000000")
+    end
+
+    it "stops on SIGINT" do
+      server = start(cli, "serve", "--stream", stream_name, "--group", "echo", "--echo")
+      expect(server.gets).to include("serving")
+      Process.kill(:INT, server.pid)
+      Process.wait(server.pid)
+      expect($?.exitstatus).to eq(0)
+      @children.delete(server)
+      server.close
+    end
+
     it "echoes with --echo, and stops on SIGTERM" do
       server = start(cli, "serve", "--stream", stream_name, "--group", "echo", "--echo")
       expect(server.gets).to include("serving")

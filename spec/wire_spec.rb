@@ -89,13 +89,16 @@ RSpec.describe "the wire contract (WIRE.md)" do
       reply = request.merge("status" => "fulfilled", "content" => '"via 1.x"', "source_group" => "foreign",
                             "destination_group" => "parent")
       # A 1.x dispatcher of group "parent" reads the reply before ours can
-      # (MULTI makes that certain), finds our listed consumer and XCLAIMs
-      # the entry to it.
+      # (MULTI makes that certain), acknowledges what else it read (our own
+      # request, when our dispatchers have not read it yet), finds our
+      # listed consumer and XCLAIMs the reply to it.
       results = redis.multi do |tx|
         tx.xadd(stream_name, reply)
-        tx.xreadgroup("parent", "dispatcher_0ld1x0_1", stream_name, ">", count: 1)
+        tx.xreadgroup("parent", "dispatcher_0ld1x0_1", stream_name, ">", count: 100)
       end
       reply_id = results[0]
+      others = results[1].fetch(stream_name, []).map(&:first) - [reply_id]
+      redis.xack(stream_name, "parent", others) unless others.empty?
       listed = redis.lrange("#{stream_name}:parent:#{request["instance_id"]}:consumers", 0, -1)
       redis.xclaim(stream_name, "parent", listed.sample, 0, reply_id)
       redis.xack(stream_name, "foreign", redis_id)

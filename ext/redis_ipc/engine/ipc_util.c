@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,22 @@ int ripc_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, double de
     return pthread_cond_timedwait(cond, mutex, &ts);
 }
 
+int ripc_pthread_create(pthread_t *id, void *(*fn)(void *), void *arg)
+{
+    static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS };
+    sigset_t all, saved;
+    sigfillset(&all);
+    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) sigdelset(&all, faults[i]);
+    /* The new thread inherits the creator's mask: block, create, restore. */
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    int rc = pthread_create(id, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    return rc;
+}
+
 int ripc_thread_start(ripc_thread *t, void *(*fn)(void *), void *arg)
 {
-    t->started = pthread_create(&t->id, NULL, fn, arg) == 0;
+    t->started = ripc_pthread_create(&t->id, fn, arg) == 0;
     return t->started ? 0 : -1;
 }
 

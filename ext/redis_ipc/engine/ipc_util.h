@@ -16,6 +16,12 @@ void ripc_cond_init(pthread_cond_t *cond);
  * Returns 0 when signalled (or spuriously woken), ETIMEDOUT after the deadline. */
 int ripc_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, double deadline);
 
+/* pthread_create with every asynchronous signal blocked in the new thread:
+ * SIGINT, SIGTERM and the like go to the application's own threads (a
+ * Ruby process's main thread, a C program's sigwait), never to one of
+ * ours. Faults (SIGSEGV, SIGBUS, ...) stay deliverable so crash reports work. */
+int ripc_pthread_create(pthread_t *id, void *(*fn)(void *), void *arg);
+
 /* A native thread the engine starts and joins once. */
 typedef struct ripc_thread {
     pthread_t id;
