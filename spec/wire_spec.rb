@@ -141,6 +141,27 @@ RSpec.describe "the wire contract (WIRE.md)" do
     expect(raw_redis.xrange(stream_name, id, id)).not_to be_empty
   end
 
+  it "sends the acknowledgements of other groups' entries that still wait when it disconnects" do
+    bystander = connected_stream(stream_name, "bystander")
+    id = raw_redis.xadd(stream_name, { "id" => "y" * 21, "instance_id" => "abc123", "status" => "pending",
+                                     "content" => "1", "source_group" => "a", "destination_group" => "b" })
+    eventually { raw_redis.xinfo(:groups, stream_name).find { |g| g["name"] == "bystander" }["last-delivered-id"] == id }
+    bystander.disconnect
+    expect(raw_redis.xpending(stream_name, "bystander")["size"]).to eq(0)
+  end
+
+  it "acknowledges other groups' entries along with its own XACKs: two per sequential round trip" do
+    connected_stream(stream_name, "responder")
+    sender = connected_stream(stream_name, "sender")
+    sender.send_to_group(content: 0, to: "responder")
+    xacks = -> { raw_redis.info("commandstats").fetch("xack", {}).fetch("calls", 0).to_i }
+    before = xacks.call
+    50.times { |i| sender.send_to_group(content: i, to: "responder") }
+    # Each group acknowledges both entries of a round trip: 4 ids in 2 XACKs.
+    expect(xacks.call - before).to be <= 2 * 50 + 5
+    eventually { %w[responder sender].all? { |g| raw_redis.xpending(stream_name, g)["size"].zero? } }
+  end
+
   it "reports garbage addressed to it through on_error, removes it and keeps serving" do
     errors = Queue.new
     connected_stream(stream_name, "victim", errors: errors)

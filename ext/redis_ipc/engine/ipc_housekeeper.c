@@ -2,7 +2,8 @@
  * instances that the heartbeat thread found (ipc_liveness.c),
  * reads the inbox (the consumer that other instances of our group, 1.x ones
  * included, hand our replies to), reclaims entries left pending too long by
- * dead consumers, and trims the stream (ipc_retention.c). */
+ * dead consumers, sends the lazy acknowledgements nothing took along
+ * (ipc_lazy_acks.c), and trims the stream (ipc_retention.c). */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_util.h"
@@ -103,6 +104,8 @@ static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, doubl
         size_t seen = sweep_inbox(s, c, &err);
         due->inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
     }
+    double acks_due = ripc_lazy_acks_due(&s->lazy_acks);
+    if (!c->err && acks_due > 0 && now >= acks_due) ripc_send_lazy_acks(s, c, &err);
 }
 
 static void *housekeeper_main(void *arg)
@@ -130,20 +133,32 @@ static void *housekeeper_main(void *arg)
         if (waiting && due.inbox > now + INBOX_BUSY) due.inbox = now + INBOX_BUSY; /* a sender started waiting */
         if (atomic_exchange(&s->inbox_rung, 0)) due.inbox = now;                  /* a reply was handed to us */
         int takeovers = ripc_liveness_pending(s) > 0;
-        if (takeovers || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
+        double acks_due = ripc_lazy_acks_due(&s->lazy_acks);
+        int acks = acks_due > 0 && now >= acks_due;
+        if (takeovers || acks || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
             redisContext *c;
             if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
                 run_redis_chores(s, c, &due, now, waiting);
                 ripc_pool_checkin(&s->pool, c, c->err != 0);
             } else {
                 ripc_stream_outage(s, &err);
+                /* Entries whose lazy acknowledgement is dropped here stay
+                 * pending and come back through reclaim, to be acknowledged then. */
+                if (acks) {
+                    size_t n;
+                    char **ids = ripc_lazy_acks_take(&s->lazy_acks, &n);
+                    ripc_lazy_acks_free(ids, n);
+                }
                 double retry = now + o->heartbeat_interval;
                 if (due.inbox < retry) due.inbox = retry;
                 if (due.reclaim < retry) due.reclaim = retry;
                 if (due.trim < retry) due.trim = retry;
             }
         }
-        double wait = earliest(&due) - ripc_now();
+        double next = earliest(&due);
+        acks_due = ripc_lazy_acks_due(&s->lazy_acks);
+        if (acks_due > 0 && acks_due < next) next = acks_due;
+        double wait = next - ripc_now();
         if (wait > 0 && ripc_stream_sleep(s, wait, 1)) break;
     }
     return NULL;

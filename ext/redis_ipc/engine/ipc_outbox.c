@@ -7,7 +7,8 @@
  * sender therefore writes as directly as before, and 64 concurrent ones
  * share a handful of pipelined round trips. A background writer picks up
  * whatever a flusher leaves behind when it stops after a bounded number of
- * rounds to go back to its own business. */
+ * rounds to go back to its own business. The XACK of each batch also
+ * carries the lazy acknowledgements waiting (ipc_lazy_acks.c). */
 #include "ipc_outbox.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
@@ -92,6 +93,33 @@ static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, 
     }
 }
 
+/* XACK <stream> <group> answered... lazy..., then XDEL <stream> answered...,
+ * pipelined. Returns 0 when the connection failed. */
+static int write_acks(redisContext *c, ripc_stream *s, const char **answered, size_t n,
+                      const char *const *lazy, size_t lazy_count)
+{
+    size_t argc = 3 + n + lazy_count;
+    const char **argv = ripc_xmalloc(argc * sizeof(*argv));
+    size_t *lens = ripc_xmalloc(argc * sizeof(*lens));
+    argv[0] = "XACK"; argv[1] = s->stream; argv[2] = s->group;
+    for (size_t i = 0; i < n; i++) argv[3 + i] = answered[i];
+    for (size_t i = 0; i < lazy_count; i++) argv[3 + n + i] = lazy[i];
+    for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
+    int ok = redisAppendCommandArgv(c, (int)argc, argv, lens) == REDIS_OK;
+    /* XDEL <stream> answered...: the same ids, one slot further on. */
+    argv[1] = "XDEL"; lens[1] = 4;
+    argv[2] = s->stream; lens[2] = strlen(s->stream);
+    if (ok) ok = redisAppendCommandArgv(c, (int)(n + 2), argv + 1, lens + 1) == REDIS_OK;
+    free(argv);
+    free(lens);
+    for (int k = 0; k < 2 && ok; k++) {
+        void *reply = NULL;
+        ok = redisGetReply(c, &reply) == REDIS_OK;
+        if (reply) freeReplyObject(reply);
+    }
+    return ok;
+}
+
 /* Writes one batch. First every XADD, pipelined, in order; then, for the
  * replies Redis accepted, one XACK and one XDEL of the requests they
  * answer: a request is never acknowledged unless its reply was written.
@@ -111,9 +139,11 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch)
     size_t read = o->conn ? write_xadds(o->conn, cmds, n, replies) : 0;
     if (o->conn && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
 
-    size_t answered = 0;
-    const char **ack_argv = ripc_xmalloc((n + 4) * sizeof(*ack_argv));
-    size_t *ack_lens = ripc_xmalloc((n + 4) * sizeof(*ack_lens));
+    /* ids[0..answered) are the requests whose replies Redis accepted; the
+     * lazy acknowledgements waiting (ipc_lazy_acks.c) follow them in the
+     * XACK only. */
+    size_t answered = 0, lazy_count = 0;
+    const char **ids = ripc_xmalloc((n + 1) * sizeof(*ids));
     for (size_t i = 0; i < read; i++) {
         ripc_outbox_cmd *c = cmds[i];
         if (replies[i]->type == REDIS_REPLY_ERROR) {
@@ -124,45 +154,29 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch)
                 ripc_inflight_remove(s, c->answered_redis_id);
             }
         } else if (c->is_reply) {
-            ack_argv[4 + answered] = c->answered_redis_id;
-            ack_lens[4 + answered++] = strlen(c->answered_redis_id);
+            ids[answered++] = c->answered_redis_id;
         }
         freeReplyObject(replies[i]);
     }
     if (read < n) fail_unwritten(o, cmds, read, n, &err);
 
     if (answered && read == n) {
-        /* The ids sit at ack_argv[4..]; each command's words go right
-         * before them. XACK <stream> <group> ids... is formatted (copied
-         * into hiredis's buffer) before XDEL <stream> ids... reuses the slots. */
-        ack_argv[1] = "XACK"; ack_lens[1] = 4;
-        ack_argv[2] = s->stream; ack_lens[2] = strlen(s->stream);
-        ack_argv[3] = s->group; ack_lens[3] = strlen(s->group);
-        int ok = redisAppendCommandArgv(o->conn, (int)answered + 3, ack_argv + 1, ack_lens + 1) == REDIS_OK;
-        ack_argv[2] = "XDEL"; ack_lens[2] = 4;
-        ack_argv[3] = s->stream; ack_lens[3] = strlen(s->stream);
-        if (ok) ok = redisAppendCommandArgv(o->conn, (int)answered + 2, ack_argv + 2, ack_lens + 2) == REDIS_OK;
-        for (int k = 0; k < 2 && ok; k++) {
-            void *reply = NULL;
-            ok = redisGetReply(o->conn, &reply) == REDIS_OK;
-            if (reply) freeReplyObject(reply);
-        }
+        char **lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
+        int ok = write_acks(o->conn, s, ids, answered, (const char *const *)lazy, lazy_count);
+        ripc_lazy_acks_free(lazy, lazy_count);
         if (!ok) {
             ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
             ripc_stream_outage(s, &err);
         }
-        /* Acknowledged (or not: then reclaimed later and answered again, a
-         * duplicate its sender ignores). Either way it leaves our hands. */
-        for (size_t i = 0; i < answered; i++) ripc_inflight_remove(s, ack_argv[4 + i]);
-    } else if (answered) {
-        for (size_t i = 0; i < answered; i++) ripc_inflight_remove(s, ack_argv[4 + i]);
     }
+    /* Acknowledged (or not: then reclaimed later and answered again, a
+     * duplicate its sender ignores). Either way it leaves our hands. */
+    for (size_t i = 0; i < answered; i++) ripc_inflight_remove(s, ids[i]);
+    free(ids);
     if (o->conn && o->conn->err) {
         ripc_conn_close(o->conn);
         o->conn = NULL;
     }
-    free(ack_argv);
-    free(ack_lens);
     free(replies);
     for (size_t i = 0; i < n; i++) free_cmd(cmds[i]);
     free(cmds);

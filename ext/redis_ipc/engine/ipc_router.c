@@ -1,7 +1,7 @@
 /* What this group does with each entry it reads (WIRE.md "Flow in 1.x"):
- * entries for other groups are acknowledged; requests for us go to the
- * consumers; replies go to the ledger when they are ours, or are handed to
- * the instance of our group that waits for them. */
+ * entries for other groups are acknowledged (lazily: ipc_lazy_acks.c);
+ * requests for us go to the consumers; replies go to the ledger when they
+ * are ours, or are handed to the instance of our group that waits for them. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
@@ -11,13 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The XACK and XDEL ids one read calls for, sent together at the end. */
+/* The entries one read is done with: each is acknowledged and deleted,
+ * all together at the end. */
 typedef struct ripc_batch {
-    const char **ack_ids;
-    const char **del_ids;
-    size_t ack_count, del_count, capacity;
-    char **owned;           /* ids copied for the batch */
-    size_t owned_count;
+    char **ids; /* copies */
+    size_t count, capacity;
 } ripc_batch;
 
 static void ripc_batch_init(ripc_batch *b)
@@ -27,32 +25,33 @@ static void ripc_batch_init(ripc_batch *b)
 
 static void ripc_batch_free(ripc_batch *b)
 {
-    for (size_t i = 0; i < b->owned_count; i++) free(b->owned[i]);
-    free(b->owned);
-    free(b->ack_ids);
-    free(b->del_ids);
+    for (size_t i = 0; i < b->count; i++) free(b->ids[i]);
+    free(b->ids);
     ripc_batch_init(b);
 }
 
-static void batch_add(ripc_batch *b, const char *redis_id, int del)
+static void batch_add(ripc_batch *b, const char *redis_id)
 {
-    if (b->owned_count == b->capacity) {
+    if (b->count == b->capacity) {
         b->capacity = b->capacity ? b->capacity * 2 : 64;
-        b->owned = realloc(b->owned, b->capacity * sizeof(*b->owned));
-        b->ack_ids = realloc(b->ack_ids, b->capacity * sizeof(*b->ack_ids));
-        b->del_ids = realloc(b->del_ids, b->capacity * sizeof(*b->del_ids));
-        if (!b->owned || !b->ack_ids || !b->del_ids) abort();
+        b->ids = realloc(b->ids, b->capacity * sizeof(*b->ids));
+        if (!b->ids) abort();
     }
-    char *id = ripc_strdup(redis_id);
-    b->owned[b->owned_count++] = id;
-    b->ack_ids[b->ack_count++] = id;
-    if (del) b->del_ids[b->del_count++] = id;
+    b->ids[b->count++] = ripc_strdup(redis_id);
 }
 
-static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, ripc_error *err)
+/* Sends the batch's XACK and XDEL in one round trip. The lazy
+ * acknowledgements waiting (ipc_lazy_acks.c) ride along with an XACK this
+ * batch sends anyway, or go now when too many wait or take_lazy says so. */
+static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int take_lazy, ripc_error *err)
 {
-    if (!b->ack_count && !b->del_count) return RIPC_OK;
-    size_t n = b->ack_count + b->del_count + 6;
+    size_t lazy_count = 0;
+    char **lazy = NULL;
+    if (take_lazy || b->count || ripc_lazy_acks_count(&s->lazy_acks) >= RIPC_LAZY_ACKS_MAX)
+        lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
+    if (!b->count && !lazy_count) return RIPC_OK;
+    size_t acks = b->count + lazy_count;
+    size_t n = acks + b->count + 6;
     const char **argv = ripc_xmalloc(n * sizeof(*argv));
     size_t *lens = ripc_xmalloc(n * sizeof(*lens));
     int argcs[2], cmds = 0;
@@ -60,28 +59,36 @@ static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, ripc
     const size_t *lensv[2];
 
     size_t at = 0;
-    if (b->ack_count) {
+    if (acks) {
         argvs[cmds] = argv + at; lensv[cmds] = lens + at;
         argv[at] = "XACK"; lens[at++] = 4;
         argv[at] = s->stream; lens[at++] = strlen(s->stream);
         argv[at] = s->group; lens[at++] = strlen(s->group);
-        for (size_t i = 0; i < b->ack_count; i++) { argv[at] = b->ack_ids[i]; lens[at++] = strlen(b->ack_ids[i]); }
-        argcs[cmds++] = (int)(b->ack_count + 3);
+        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
+        for (size_t i = 0; i < lazy_count; i++) { argv[at] = lazy[i]; lens[at++] = strlen(lazy[i]); }
+        argcs[cmds++] = (int)(acks + 3);
     }
-    if (b->del_count) {
+    if (b->count) {
         argvs[cmds] = argv + at; lensv[cmds] = lens + at;
         argv[at] = "XDEL"; lens[at++] = 4;
         argv[at] = s->stream; lens[at++] = strlen(s->stream);
-        for (size_t i = 0; i < b->del_count; i++) { argv[at] = b->del_ids[i]; lens[at++] = strlen(b->del_ids[i]); }
-        argcs[cmds++] = (int)(b->del_count + 2);
+        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
+        argcs[cmds++] = (int)(b->count + 2);
     }
     redisReply *replies[2];
     int rc = ripc_conn_pipeline(c, cmds, argcs, argvs, lensv, replies, err) == 0 ? RIPC_OK : RIPC_CONNECTION;
     if (rc == RIPC_OK) for (int i = 0; i < cmds; i++) freeReplyObject(replies[i]);
     free(argv);
     free(lens);
+    ripc_lazy_acks_free(lazy, lazy_count);
     ripc_batch_free(b);
     return rc;
+}
+
+/* An entry for another group: its XACK can wait for company. */
+static void ack_lazily(ripc_stream *s, const char *redis_id)
+{
+    if (ripc_lazy_acks_add(&s->lazy_acks, redis_id)) ripc_stream_nudge_housekeeper(s);
 }
 
 static int claim_to(ripc_stream *s, redisContext *c, const char *consumer, const char *redis_id)
@@ -125,7 +132,7 @@ static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
     int claimed = consumer && claim_to(s, c, consumer, e->redis_id);
     free(consumer);
     if (claimed) ripc_waker_ring(s, c, iid); /* an instance of this engine sweeps at once */
-    else batch_add(b, e->redis_id, 1);
+    else batch_add(b, e->redis_id);
 }
 
 /* Returns 0 for a request already handed out (re-read from the inbox or
@@ -139,7 +146,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch 
 
     if (e->problem) {
         if (strcmp(e->problem, "the entry was deleted from the stream") == 0) {
-            batch_add(b, e->redis_id, 0);
+            ack_lazily(s, e->redis_id);
             ripc_entry_free(e);
             return 1;
         }
@@ -148,15 +155,15 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch 
         if (for_us || !dest->ptr) {
             ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY, "malformed entry %s on stream %s: %s",
                              e->redis_id, s->stream, e->problem);
-            batch_add(b, e->redis_id, 1);
+            batch_add(b, e->redis_id);
         } else {
-            batch_add(b, e->redis_id, 0);
+            ack_lazily(s, e->redis_id);
         }
         ripc_entry_free(e);
         return 1;
     }
     if (!for_us) {
-        batch_add(b, e->redis_id, 0);
+        ack_lazily(s, e->redis_id);
         ripc_entry_free(e);
         return 1;
     }
@@ -175,7 +182,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch 
         return 1;
     }
     /* Queued for acknowledgement before the ledger may take the entry. */
-    batch_add(b, e->redis_id, 1);
+    batch_add(b, e->redis_id);
     int delivered = ripc_ledger_deliver(&s->ledger, e);
     if (delivered == RIPC_UNKNOWN)
         ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
@@ -195,6 +202,13 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *ent
         ripc_entry *e = ripc_entry_from_reply(entries->element[i]);
         if (e) taken += (size_t)route_one(s, c, e, &batch);
     }
-    ripc_batch_flush(s, c, &batch, err);
+    ripc_batch_flush(s, c, &batch, 0, err);
     return taken;
+}
+
+void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err)
+{
+    ripc_batch batch;
+    ripc_batch_init(&batch);
+    ripc_batch_flush(s, c, &batch, 1, err);
 }

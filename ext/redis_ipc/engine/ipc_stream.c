@@ -92,6 +92,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
 
     ripc_pool_init(&s->pool, &o->redis, o->pool_size);
     ripc_outbox_init(&s->outbox, s);
+    ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
     pthread_mutex_init(&s->inflight_mutex, NULL);
     ripc_map_init(&s->inflight);
@@ -184,6 +185,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         /* Do not stay listed: peers would hand replies to nobody. */
         ripc_error ignored;
         if (joined && ripc_pool_checkout(&s->pool, 0, &c, &ignored) == RIPC_OK) {
+            ripc_send_lazy_acks(s, c, &ignored);
             ripc_membership_leave(s, c);
             ripc_pool_checkin(&s->pool, c, c->err != 0);
         }
@@ -238,6 +240,7 @@ void ripc_stream_close(ripc_stream *s)
         redisContext *c;
         ripc_error err;
         if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
+            ripc_send_lazy_acks(s, c, &err);
             ripc_membership_leave(s, c);
             ripc_pool_checkin(&s->pool, c, c->err != 0);
         }
@@ -274,6 +277,7 @@ static void unref(ripc_stream *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1) return;
     ripc_outbox_destroy(&s->outbox);
+    ripc_lazy_acks_destroy(&s->lazy_acks);
     ripc_queue_destroy(&s->requests, free_entry_node);
     ripc_queue_destroy(&s->events, free_event_node);
     ripc_ledger_destroy(&s->ledger);

@@ -8,6 +8,7 @@
 #include <hiredis/hiredis.h>
 
 #include "redis_ipc.h"
+#include "ipc_lazy_acks.h"
 #include "ipc_ledger.h"
 #include "ipc_map.h"
 #include "ipc_outbox.h"
@@ -39,6 +40,7 @@ struct ripc_stream {
 
     ripc_pool pool;
     ripc_outbox outbox;     /* every XADD, and the acks of answered requests */
+    ripc_lazy_acks lazy_acks; /* XACKs of entries for other groups, waiting for company */
     ripc_ledger ledger;
     ripc_queue requests;    /* requests read, waiting for a consumer */
     ripc_queue events;      /* background errors, waiting for a reporter */
@@ -119,6 +121,8 @@ void ripc_retention_trim(ripc_stream *s, redisContext *c);
  * connection failure leaves c->err set). Returns how many entries were
  * taken, not counting requests already handed out. */
 size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_error *err);
+/* Sends the lazy acknowledgements waiting (ipc_lazy_acks.c) now. */
+void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err);
 
 /* ipc_dispatcher.c */
 int ripc_dispatchers_start(ripc_stream *s, ripc_error *err);
