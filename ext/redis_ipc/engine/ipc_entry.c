@@ -10,10 +10,7 @@ const char *const ripc_field_names[RIPC_FIELD_COUNT] = {
 
 void ripc_entry_free(ripc_entry *entry)
 {
-    if (!entry) return;
-    free(entry->redis_id);
-    for (int i = 0; i < RIPC_FIELD_COUNT; i++) free(entry->fields[i].ptr);
-    free(entry);
+    free(entry); /* its strings live in the same block */
 }
 
 static int field_index(const char *name, size_t len)
@@ -45,17 +42,33 @@ static const char *check(ripc_entry *e)
     return NULL;
 }
 
+/* The [field, value, ...] array of an entry element, or NULL (a deleted entry has none). */
+static const redisReply *pairs_of(const redisReply *element)
+{
+    const redisReply *pairs = element->elements > 1 ? element->element[1] : NULL;
+    return pairs && pairs->type == REDIS_REPLY_ARRAY ? pairs : NULL;
+}
+
 ripc_entry *ripc_entry_from_reply(const redisReply *element)
 {
     if (!element || element->type != REDIS_REPLY_ARRAY || element->elements < 1) return NULL;
     const redisReply *id = element->element[0];
     if (!id || (id->type != REDIS_REPLY_STRING && id->type != REDIS_REPLY_STATUS)) return NULL;
+    const redisReply *pairs = pairs_of(element);
 
-    ripc_entry *e = ripc_xcalloc(1, sizeof(*e));
-    e->redis_id = ripc_memdup(id->str, id->len);
+    /* One block: the struct, then the id and each value NUL-terminated. A
+     * request crosses four threads between the read and the free, and one
+     * malloc instead of eight shows in the throughput. */
+    size_t size = sizeof(ripc_entry) + id->len + 1;
+    for (size_t i = 0; pairs && i < pairs->elements; i++)
+        if (i % 2 == 1 && pairs->element[i]->type == REDIS_REPLY_STRING) size += pairs->element[i]->len + 1;
+    ripc_entry *e = ripc_xcalloc(1, size);
+    char *at = (char *)(e + 1);
+    e->redis_id = at;
+    memcpy(at, id->str, id->len);
+    at += id->len + 1;
 
-    const redisReply *pairs = element->elements > 1 ? element->element[1] : NULL;
-    if (!pairs || pairs->type != REDIS_REPLY_ARRAY) {
+    if (!pairs) {
         /* XREADGROUP on history returns a nil body for entries deleted since. */
         e->problem = "the entry was deleted from the stream";
         return e;
@@ -79,11 +92,28 @@ ripc_entry *ripc_entry_from_reply(const redisReply *element)
             e->problem = "the entry has a field twice";
             continue;
         }
-        e->fields[idx].ptr = ripc_memdup(value->str, value->len);
+        memcpy(at, value->str, value->len);
+        e->fields[idx].ptr = at;
         e->fields[idx].len = value->len;
+        at += value->len + 1;
     }
     if (!e->problem) e->problem = check(e);
     return e;
+}
+
+int ripc_entry_element_for_other_group(const redisReply *element, const char *group)
+{
+    if (!element || element->type != REDIS_REPLY_ARRAY || element->elements < 1) return 0;
+    const redisReply *pairs = pairs_of(element);
+    if (!pairs || pairs->elements % 2 != 0) return 0;
+    static const char name[] = "destination_group";
+    for (size_t i = 0; i < pairs->elements; i += 2) {
+        const redisReply *n = pairs->element[i], *v = pairs->element[i + 1];
+        if (n->type != REDIS_REPLY_STRING || n->len != sizeof(name) - 1 || memcmp(n->str, name, n->len) != 0) continue;
+        if (v->type != REDIS_REPLY_STRING || v->len == 0) return 0;
+        return strlen(group) != v->len || memcmp(group, v->str, v->len) != 0;
+    }
+    return 0;
 }
 
 void ripc_entry_xadd_argv(const char *stream, const char *const values[RIPC_FIELD_COUNT],

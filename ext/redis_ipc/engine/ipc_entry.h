@@ -10,6 +10,11 @@
  * was deleted or breaks the contract comes back with `problem` set. */
 ripc_entry *ripc_entry_from_reply(const redisReply *element);
 
+/* True when the element names a destination_group other than group: an
+ * entry this group only acknowledges, whatever else it holds, so the
+ * router need not decode it. */
+int ripc_entry_element_for_other_group(const redisReply *element, const char *group);
+
 /* Field accessors: "" when absent. */
 static inline const char *ripc_entry_field(const ripc_entry *e, int field)
 {

@@ -199,7 +199,15 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *ent
     ripc_batch batch;
     ripc_batch_init(&batch);
     for (size_t i = 0; i < entries->elements; i++) {
-        ripc_entry *e = ripc_entry_from_reply(entries->element[i]);
+        const redisReply *element = entries->element[i];
+        /* Half of what a group reads is meant for others: acknowledged
+         * without being decoded. */
+        if (ripc_entry_element_for_other_group(element, s->group) && element->element[0]->type == REDIS_REPLY_STRING) {
+            ack_lazily(s, element->element[0]->str);
+            taken++;
+            continue;
+        }
+        ripc_entry *e = ripc_entry_from_reply(element);
         if (e) taken += (size_t)route_one(s, c, e, &batch);
     }
     ripc_batch_flush(s, c, &batch, 0, err);

@@ -61,8 +61,9 @@ typedef struct ripc_bytes {
     size_t len;
 } ripc_bytes;
 
-/* A request or a reply read from the stream. The engine owns the ones it hands
- * out until they are given back with ripc_entry_free. */
+/* A request or a reply read from the stream: one allocation holding the
+ * struct and every string it points to. Whoever the engine hands one to
+ * gives it back with ripc_entry_free (never free() its strings one by one). */
 typedef struct ripc_entry {
     struct ripc_entry *next; /* queue link: keep first */
     char *redis_id;          /* the stream entry id, e.g. "1700000000000-0" */
