@@ -5,16 +5,12 @@ require "spec_helper"
 RSpec.describe "garbage collection", timeout: 180 do
   let(:stream_name) { unique("gc") }
 
-  it "keeps working across GC.compact and compaction reference checks" do
-    connected_stream(stream_name, "echo")
-    sender = connected_stream(stream_name, "sender")
-    traffic = Thread.new { 200.times { |i| sender.send_to_group(content: { "i" => i, "s" => "x" * i }, to: "echo") } }
-    3.times do
-      GC.compact
-      GC.verify_compaction_references(double_heap: true, toward: :empty)
-    end
-    traffic.join
-    expect(sender.send_to_group(content: "after", to: "echo").content).to eq("after")
+  it "keeps working across GC.compact and compaction reference checks (in a process of its own)" do
+    # See spec/fixtures/compaction.rb for why not in this process.
+    io = start_fixture("compaction.rb", stream_name)
+    expect(io.read).to include("ok 201")
+    io.close
+    expect($?.exitstatus).to eq(0)
   end
 
   it "keeps working under GC.stress" do

@@ -121,6 +121,19 @@ module RedisIPC
       "#<#{self.class.name} stream=#{@stream_name.inspect} group=#{@group_name.inspect} connected=#{connected?}>"
     end
 
+    # Ruby before 3.2.1 (fixed by ruby/ruby#7081) reads one slot past the
+    # top of every thread's VM stack when it compacts the heap (GC.compact).
+    # A new thread's VM stack holds whatever its reused native stack held,
+    # so that slot can be a stale pointer into freed memory, and compaction
+    # crashes on it while the thread waits in the engine. Nested calls at
+    # the start of each thread this stream runs leave valid values (nil,
+    # small integers, this class) in the slots above its waits.
+    def self.clear_vm_stack(depth = 64)
+      clear_vm_stack(depth - 1) if depth.positive?
+      nil
+    end
+    private_class_method :clear_vm_stack
+
     def self.check_name(name, what)
       name = name.to_s if name.is_a?(Symbol)
       raise ArgumentError, "#{what} must be a String, got #{name.class}" unless name.is_a?(String)
@@ -176,7 +189,10 @@ module RedisIPC
     end
 
     def spawn(name, &block)
-      thread = Thread.new(&block)
+      thread = Thread.new do
+        Stream.send(:clear_vm_stack)
+        block.call
+      end
       thread.name = "redis_ipc #{@group_name} #{name}"
       thread.report_on_exception = false
       thread

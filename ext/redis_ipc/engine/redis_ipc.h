@@ -216,7 +216,10 @@ typedef void (*ripc_error_fn)(ripc_stream *s, int kind, const char *message, voi
 /* Set before ripc_stream_connect. With a request callback, connect starts
  * `threads` handler threads (0: 3) that take requests and call it; without
  * one, take requests yourself with ripc_stream_next_request. Likewise the
- * error callback replaces ripc_stream_next_event. */
+ * error callback replaces ripc_stream_next_event. Every thread the engine
+ * starts, these included, blocks asynchronous signals (SIGINT, SIGTERM,
+ * SIGCHLD, ...): they reach the program's own threads. A callback that
+ * starts a child process should reset the child's signal mask. */
 RIPC_API int ripc_stream_on_request(ripc_stream *s, ripc_request_fn fn, void *userdata, int threads);
 RIPC_API int ripc_stream_on_error(ripc_stream *s, ripc_error_fn fn, void *userdata);
 
