@@ -124,26 +124,18 @@ RSpec.describe "C programs and the redis-ipc tool", timeout: 120 do
       expect(ruby.send_to_group(content: 1, to: "shell").content).to eq("SigBlk:0000000000000000")
     end
 
-    it "stops on SIGINT" do
-      server = start(cli, "serve", "--stream", stream_name, "--group", "echo", "--echo")
-      expect(server.gets).to include("serving")
-      Process.kill(:INT, server.pid)
-      Process.wait(server.pid)
-      expect($?.exitstatus).to eq(0)
-      @children.delete(server)
-      server.close
-    end
-
-    it "echoes with --echo, and stops on SIGTERM" do
-      server = start(cli, "serve", "--stream", stream_name, "--group", "echo", "--echo")
-      expect(server.gets).to include("serving")
-      ruby = connected_stream(stream_name, "ruby")
-      expect(ruby.send_to_group(content: { "k" => "v" }, to: "echo").content).to eq({ k: "v" })
-      Process.kill(:TERM, server.pid)
-      Process.wait(server.pid)
-      expect($?.exitstatus).to eq(0)
-      @children.delete(server)
-      server.close
+    %i[TERM INT].each do |signal|
+      it "echoes with --echo, and stops on SIG#{signal}" do
+        server = start(cli, "serve", "--stream", stream_name, "--group", "echo", "--echo")
+        expect(server.gets).to include("serving")
+        ruby = connected_stream(stream_name, "ruby")
+        expect(ruby.send_to_group(content: { "k" => "v" }, to: "echo").content).to eq({ k: "v" })
+        Process.kill(signal, server.pid)
+        Process.wait(server.pid)
+        expect($?.exitstatus).to eq(0)
+        @children.delete(server)
+        server.close
+      end
     end
   end
 
