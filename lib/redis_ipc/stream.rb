@@ -201,9 +201,11 @@ module RedisIPC
     # A consumer: takes requests from the engine (waiting with the GVL
     # released) until the stream stops.
     def serve(engine, take_turns)
-      # One consumer at a time waits on the engine (the others wait for the
-      # mutex), so a request wakes one thread instead of all of them.
-      while (fields = take_turns.synchronize { engine.next_request })
+      # A request already queued is taken at once (timeout 0 never waits).
+      # Only waiting takes turns: one consumer at a time waits on the engine
+      # (the others wait for the mutex), so a request wakes one thread
+      # instead of all of them, and under load no thread waits at all.
+      while (fields = engine.next_request(0) || take_turns.synchronize { engine.next_request })
         handle(Entry.from_native(fields))
       end
     end

@@ -48,7 +48,7 @@ int ripc_callbacks_start(ripc_stream *s, ripc_error *err)
     if (s->request_fn) {
         s->handlers = ripc_xcalloc((size_t)s->handler_count, sizeof(*s->handlers));
         for (int i = 0; i < s->handler_count; i++) {
-            if (ripc_pthread_create(&s->handlers[i], handler_main, s) != 0) {
+            if (ripc_pthread_create(&s->handlers[i], "ripc handler", handler_main, s) != 0) {
                 s->handler_count = i;
                 ripc_error_set(err, RIPC_STATE, "could not start a handler thread");
                 return RIPC_STATE;
@@ -56,7 +56,7 @@ int ripc_callbacks_start(ripc_stream *s, ripc_error *err)
         }
     }
     if (s->error_fn) {
-        if (ripc_pthread_create(&s->reporter, reporter_main, s) != 0) {
+        if (ripc_pthread_create(&s->reporter, "ripc reporter", reporter_main, s) != 0) {
             ripc_error_set(err, RIPC_STATE, "could not start the error reporter thread");
             return RIPC_STATE;
         }

@@ -125,7 +125,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         /* Connect here so connect() fails fast, with the address, when Redis is away. */
         d->conn = open_conn(d, err);
         if (!d->conn) return RIPC_CONNECTION;
-        if (ripc_thread_start(&d->thread, dispatcher_main, d) != 0) {
+        if (ripc_thread_start(&d->thread, "ripc dispatcher", dispatcher_main, d) != 0) {
             ripc_error_set(err, RIPC_STATE, "could not start a dispatcher thread");
             return RIPC_STATE;
         }

@@ -11,9 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* While a sender waits, replies handed to our inbox must be seen quickly;
- * when nobody waits, a rare sweep only tidies up. */
-static const double INBOX_BUSY = 0.02, INBOX_IDLE = 10.0;
+/* While a sender waits, replies handed to our inbox must be seen quickly
+ * (RIPC_INBOX_BUSY); when nobody waits, a rare sweep only tidies up. */
+static const double INBOX_BUSY = RIPC_INBOX_BUSY, INBOX_IDLE = 10.0;
 
 /* Reads every entry pending on our inbox consumer (XREADGROUP ... 0 pages
  * through history) and routes it. Returns how many it took; requests still
@@ -166,7 +166,7 @@ static void *housekeeper_main(void *arg)
 
 int ripc_housekeeper_start(ripc_stream *s, ripc_error *err)
 {
-    if (ripc_thread_start(&s->housekeeper, housekeeper_main, s) == 0) return RIPC_OK;
+    if (ripc_thread_start(&s->housekeeper, "ripc housekeep", housekeeper_main, s) == 0) return RIPC_OK;
     ripc_error_set(err, RIPC_STATE, "could not start the housekeeper thread");
     return RIPC_STATE;
 }

@@ -125,7 +125,7 @@ static void note_dead(ripc_stream *s, const char *iid)
     for (int i = 0; i < s->dead_count; i++) known |= strcmp(s->dead[i], iid) == 0;
     if (!known && s->dead_count < RIPC_MAX_DEAD) snprintf(s->dead[s->dead_count++], sizeof(s->dead[0]), "%s", iid);
     pthread_mutex_unlock(&s->liveness_mutex);
-    ripc_stream_nudge_housekeeper(s);
+    ripc_stream_nudge_housekeeper(s, 0);
 }
 
 void ripc_liveness_take_overs(ripc_stream *s, redisContext *c, ripc_error *err)
@@ -176,7 +176,7 @@ static void *liveness_main(void *arg)
 
 int ripc_liveness_start(ripc_stream *s, ripc_error *err)
 {
-    if (ripc_thread_start(&s->liveness, liveness_main, s) == 0) return RIPC_OK;
+    if (ripc_thread_start(&s->liveness, "ripc heartbeat", liveness_main, s) == 0) return RIPC_OK;
     ripc_error_set(err, RIPC_STATE, "could not start the heartbeat thread");
     return RIPC_STATE;
 }

@@ -294,7 +294,7 @@ static void *writer_main(void *arg)
 int ripc_outbox_start(ripc_outbox *o)
 {
     o->writer_stop = 0;
-    return ripc_thread_start(&o->writer, writer_main, o);
+    return ripc_thread_start(&o->writer, "ripc writer", writer_main, o);
 }
 
 void ripc_outbox_drain(ripc_outbox *o)

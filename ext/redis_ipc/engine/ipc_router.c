@@ -88,7 +88,7 @@ static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int 
 /* An entry for another group: its XACK can wait for company. */
 static void ack_lazily(ripc_stream *s, const char *redis_id)
 {
-    if (ripc_lazy_acks_add(&s->lazy_acks, redis_id)) ripc_stream_nudge_housekeeper(s);
+    if (ripc_lazy_acks_add(&s->lazy_acks, redis_id)) ripc_stream_nudge_housekeeper(s, RIPC_LAZY_ACKS_DELAY);
 }
 
 static int claim_to(ripc_stream *s, redisContext *c, const char *consumer, const char *redis_id)

@@ -101,6 +101,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     pthread_mutex_init(&s->liveness_mutex, NULL);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
+    ripc_cond_init(&s->housekeeper_cond);
     s->pid = getpid();
     atomic_store(&s->refs, 1);
     int requests_ok = ripc_queue_init(&s->requests) == 0;
@@ -112,6 +113,15 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
         return NULL;
     }
     return s;
+}
+
+/* Wakes every sleeping background thread: the stream is stopping. */
+static void wake_sleepers(ripc_stream *s)
+{
+    pthread_mutex_lock(&s->stop_mutex);
+    pthread_cond_broadcast(&s->stop_cond);
+    pthread_cond_broadcast(&s->housekeeper_cond);
+    pthread_mutex_unlock(&s->stop_mutex);
 }
 
 static void build_names(ripc_stream *s)
@@ -171,9 +181,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     if (rc != RIPC_OK) {
         atomic_store(&s->stopping, 1);
         ripc_dispatchers_interrupt(s);
-        pthread_mutex_lock(&s->stop_mutex);
-        pthread_cond_broadcast(&s->stop_cond);
-        pthread_mutex_unlock(&s->stop_mutex);
+        wake_sleepers(s);
         ripc_dispatchers_join(s);
         ripc_housekeeper_join(s);
         ripc_liveness_join(s);
@@ -212,9 +220,7 @@ void ripc_stream_stop(ripc_stream *s)
         return;
     }
     atomic_store(&s->stopping, 1);
-    pthread_mutex_lock(&s->stop_mutex);
-    pthread_cond_broadcast(&s->stop_cond);
-    pthread_mutex_unlock(&s->stop_mutex);
+    wake_sleepers(s);
     ripc_dispatchers_interrupt(s);
     ripc_dispatchers_join(s);
     ripc_housekeeper_join(s);
@@ -289,6 +295,7 @@ static void unref(ripc_stream *s)
     pthread_mutex_destroy(&s->liveness_mutex);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);
+    pthread_cond_destroy(&s->housekeeper_cond);
     free(s->dispatchers);
     free(s->stream); free(s->group); free(s->inbox); free(s->consumers_key);
     free(s->host); free(s->path); free(s->username); free(s->password);
@@ -326,18 +333,25 @@ void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
 int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable)
 {
     double deadline = ripc_now() + seconds;
+    pthread_cond_t *cond = nudgeable ? &s->housekeeper_cond : &s->stop_cond;
     pthread_mutex_lock(&s->stop_mutex);
+    if (nudgeable) s->housekeeper_wakes_at = deadline;
     while (!atomic_load(&s->stopping) && !(nudgeable && atomic_load(&s->housekeeper_nudged)) && ripc_now() < deadline)
-        ripc_cond_wait_until(&s->stop_cond, &s->stop_mutex, deadline);
+        ripc_cond_wait_until(cond, &s->stop_mutex, deadline);
+    if (nudgeable) s->housekeeper_wakes_at = 0;
     pthread_mutex_unlock(&s->stop_mutex);
     return atomic_load(&s->stopping);
 }
 
-void ripc_stream_nudge_housekeeper(ripc_stream *s)
+void ripc_stream_nudge_housekeeper(ripc_stream *s, double within)
 {
+    /* The flag alone reaches a housekeeper that is busy (it looks before
+     * it sleeps); one that sleeps is woken only if it would sleep past the
+     * deadline, so frequent nudges (a sender starting to wait, each round
+     * trip) cost no wake-ups while it runs at its busy pace anyway. */
     atomic_store(&s->housekeeper_nudged, 1);
     pthread_mutex_lock(&s->stop_mutex);
-    pthread_cond_broadcast(&s->stop_cond);
+    if (s->housekeeper_wakes_at > ripc_now() + within) pthread_cond_signal(&s->housekeeper_cond);
     pthread_mutex_unlock(&s->stop_mutex);
 }
 
@@ -410,7 +424,7 @@ static int send_request(ripc_stream *s, const char *to, const char *content, siz
         else ripc_error_set(err, code, "out of file descriptors for waiting on a reply");
         return code;
     }
-    if (ripc_ledger_size(&s->ledger) == 1) ripc_stream_nudge_housekeeper(s); /* inbox sweeps speed up while we wait */
+    if (ripc_ledger_size(&s->ledger) == 1) ripc_stream_nudge_housekeeper(s, RIPC_INBOX_BUSY); /* inbox sweeps speed up while we wait */
 
     r->stream = s;
     atomic_fetch_add(&s->refs, 1);

@@ -52,6 +52,8 @@ struct ripc_stream {
 
     pthread_mutex_t lifecycle_mutex; /* connect/stop/close */
     pthread_cond_t stop_cond;        /* wakes sleeping background threads on stop */
+    pthread_cond_t housekeeper_cond; /* wakes the housekeeper alone: a nudge, or stop */
+    double housekeeper_wakes_at;     /* when the sleeping housekeeper wakes; 0 while awake (stop_mutex) */
     pthread_mutex_t stop_mutex;
     atomic_int connected;
     atomic_int stopping;
@@ -93,10 +95,13 @@ void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...) __attribut
 /* Connection trouble in a background thread: reported once per outage. */
 void ripc_stream_outage(ripc_stream *s, const ripc_error *err);
 void ripc_stream_outage_over(ripc_stream *s);
-/* Sleeps for seconds or until the stream stops (or, when nudgeable, until
- * ripc_stream_nudge_housekeeper); returns 1 when stopping. */
+/* Sleeps for seconds or until the stream stops (or, when nudgeable, as the
+ * housekeeper does, until ripc_stream_nudge_housekeeper); returns 1 when stopping. */
 int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable);
-void ripc_stream_nudge_housekeeper(ripc_stream *s);
+/* Makes the housekeeper run its chores within `within` seconds (0: now). */
+void ripc_stream_nudge_housekeeper(ripc_stream *s, double within);
+/* While a sender waits, replies handed to our inbox must be seen this quickly. */
+#define RIPC_INBOX_BUSY 0.02
 
 /* ipc_membership.c: creates the group and registers this instance (idempotent,
  * so it runs again after Redis lost its data). */

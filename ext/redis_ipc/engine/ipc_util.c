@@ -1,3 +1,6 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pthread_setname_np */
+#endif
 #include "ipc_util.h"
 
 #include <errno.h>
@@ -36,7 +39,7 @@ int ripc_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, double de
     return pthread_cond_timedwait(cond, mutex, &ts);
 }
 
-int ripc_pthread_create(pthread_t *id, void *(*fn)(void *), void *arg)
+int ripc_pthread_create(pthread_t *id, const char *name, void *(*fn)(void *), void *arg)
 {
     static const int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS };
     sigset_t all, saved;
@@ -46,12 +49,13 @@ int ripc_pthread_create(pthread_t *id, void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     int rc = pthread_create(id, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (rc == 0) pthread_setname_np(*id, name);
     return rc;
 }
 
-int ripc_thread_start(ripc_thread *t, void *(*fn)(void *), void *arg)
+int ripc_thread_start(ripc_thread *t, const char *name, void *(*fn)(void *), void *arg)
 {
-    t->started = ripc_pthread_create(&t->id, fn, arg) == 0;
+    t->started = ripc_pthread_create(&t->id, name, fn, arg) == 0;
     return t->started ? 0 : -1;
 }
 

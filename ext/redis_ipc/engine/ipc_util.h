@@ -19,8 +19,9 @@ int ripc_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, double de
 /* pthread_create with every asynchronous signal blocked in the new thread:
  * SIGINT, SIGTERM and the like go to the application's own threads (a
  * Ruby process's main thread, a C program's sigwait), never to one of
- * ours. Faults (SIGSEGV, SIGBUS, ...) stay deliverable so crash reports work. */
-int ripc_pthread_create(pthread_t *id, void *(*fn)(void *), void *arg);
+ * ours. Faults (SIGSEGV, SIGBUS, ...) stay deliverable so crash reports work.
+ * The thread is named (at most 15 characters) for top -H, gdb and perf. */
+int ripc_pthread_create(pthread_t *id, const char *name, void *(*fn)(void *), void *arg);
 
 /* A native thread the engine starts and joins once. */
 typedef struct ripc_thread {
@@ -28,7 +29,7 @@ typedef struct ripc_thread {
     int started;
 } ripc_thread;
 /* Returns 0, or -1 when the thread could not be created. */
-int ripc_thread_start(ripc_thread *t, void *(*fn)(void *), void *arg);
+int ripc_thread_start(ripc_thread *t, const char *name, void *(*fn)(void *), void *arg);
 /* Joins it if it runs; safe to call again. */
 void ripc_thread_join(ripc_thread *t);
 

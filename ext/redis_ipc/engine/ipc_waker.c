@@ -38,7 +38,7 @@ static void *waker_main(void *arg)
         while (!atomic_load(&s->stopping) && redisGetReply(c, &message) == REDIS_OK) {
             freeReplyObject(message);
             atomic_store(&s->inbox_rung, 1);
-            ripc_stream_nudge_housekeeper(s);
+            ripc_stream_nudge_housekeeper(s, 0);
         }
         set_conn(s, NULL);
         if (!atomic_load(&s->stopping)) ripc_stream_sleep(s, 0.05, 0);
@@ -49,7 +49,7 @@ static void *waker_main(void *arg)
 
 int ripc_waker_start(ripc_stream *s, ripc_error *err)
 {
-    if (ripc_thread_start(&s->waker, waker_main, s) == 0) return RIPC_OK;
+    if (ripc_thread_start(&s->waker, "ripc waker", waker_main, s) == 0) return RIPC_OK;
     ripc_error_set(err, RIPC_STATE, "could not start the waker thread");
     return RIPC_STATE;
 }

@@ -37,7 +37,7 @@ static void engine_free(void *ptr)
      * a forked child, where the stream is the parent's and freeing it only
      * closes inherited descriptors. */
     pthread_t closer;
-    if (pid == getpid() && ripc_stream_connected(s) && ripc_pthread_create(&closer, free_stream, s) == 0) {
+    if (pid == getpid() && ripc_stream_connected(s) && ripc_pthread_create(&closer, "ripc closer", free_stream, s) == 0) {
         pthread_detach(closer);
         return;
     }
