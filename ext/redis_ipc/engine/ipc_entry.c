@@ -106,10 +106,9 @@ int ripc_entry_element_for_other_group(const redisReply *element, const char *gr
     if (!element || element->type != REDIS_REPLY_ARRAY || element->elements < 1) return 0;
     const redisReply *pairs = pairs_of(element);
     if (!pairs || pairs->elements % 2 != 0) return 0;
-    static const char name[] = "destination_group";
     for (size_t i = 0; i < pairs->elements; i += 2) {
         const redisReply *n = pairs->element[i], *v = pairs->element[i + 1];
-        if (n->type != REDIS_REPLY_STRING || n->len != sizeof(name) - 1 || memcmp(n->str, name, n->len) != 0) continue;
+        if (n->type != REDIS_REPLY_STRING || field_index(n->str, n->len) != RIPC_FIELD_DESTINATION_GROUP) continue;
         if (v->type != REDIS_REPLY_STRING || v->len == 0) return 0;
         return strlen(group) != v->len || memcmp(group, v->str, v->len) != 0;
     }

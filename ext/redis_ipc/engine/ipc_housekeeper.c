@@ -87,7 +87,7 @@ static double earliest(const chores *due)
     return next;
 }
 
-static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, double now, int waiting)
+static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, double now, int waiting, int acks)
 {
     ripc_error err;
     const ripc_options *o = &s->options;
@@ -104,8 +104,7 @@ static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, doubl
         size_t seen = sweep_inbox(s, c, &err);
         due->inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
     }
-    double acks_due = ripc_lazy_acks_due(&s->lazy_acks);
-    if (!c->err && acks_due > 0 && now >= acks_due) ripc_send_lazy_acks(s, c, &err);
+    if (!c->err && acks) ripc_send_lazy_acks(s, c, &err);
 }
 
 static void *housekeeper_main(void *arg)
@@ -138,7 +137,7 @@ static void *housekeeper_main(void *arg)
         if (takeovers || acks || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
             redisContext *c;
             if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
-                run_redis_chores(s, c, &due, now, waiting);
+                run_redis_chores(s, c, &due, now, waiting, acks);
                 ripc_pool_checkin(&s->pool, c, c->err != 0);
             } else {
                 ripc_stream_outage(s, &err);
