@@ -36,7 +36,7 @@ RSpec.describe "faults", timeout: 180 do
         125.times do |i|
           sent = monotonic
           reply = sender.send_to_group(content: "#{t}-#{i}", to: "workers")
-          replies << [reply.content[:echo], reply.content[:pid], sent, monotonic]
+          replies << [reply.content[:echo], reply.content[:pid], sent, monotonic, reply.content[:redelivered]]
         rescue RedisIPC::Error => e
           failures << e
         end
@@ -56,6 +56,11 @@ RSpec.describe "faults", timeout: 180 do
     expect(results.map(&:first).uniq.size).to eq(2000)
     # Requests that were with the victim when it died were answered by the survivor.
     stuck = results.select { |_, _, sent, done| sent < killed_at && done > killed_at }
+    # The survivor's handler was told which requests it got from the dead
+    # instance, and only those (sent around the kill: SIGKILL takes a moment).
+    redelivered = results.select(&:last)
+    expect(redelivered).not_to be_empty
+    expect(redelivered).to all(satisfy { |_, _, sent, done| sent < killed_at + 0.5 && done > killed_at })
     slowest = stuck.map { |_, _, _, done| done - killed_at }.max || 0
     puts "\n    takeover: #{stuck.size} requests in flight at the kill, the last answered #{slowest.round(3)}s after it " \
          "(run: #{(monotonic - started).round(2)}s)"

@@ -51,8 +51,8 @@ module SpecHelpers
 
   # Starts a script of spec/fixtures that prints "ready ..." once connected;
   # returns its IO, also kept in @processes for the spec's cleanup.
-  def start_fixture(script, *args)
-    io = ruby_process(File.expand_path("fixtures/#{script}", __dir__), *args)
+  def start_fixture(script, *args, env: {})
+    io = ruby_process(File.expand_path("fixtures/#{script}", __dir__), *args, env: env)
     line = io.gets
     raise "#{script} did not start: #{line.inspect}" unless line&.start_with?("ready")
 

@@ -1,5 +1,6 @@
 #include "ipc_conn.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,13 @@ void ripc_conn_describe(const ripc_redis_config *cfg, char *buf, size_t len)
 void ripc_conn_close(redisContext *c)
 {
     if (c) redisFree(c);
+}
+
+int ripc_conn_idle_ok(redisContext *c)
+{
+    char byte;
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void ripc_conn_interrupt(redisContext *c)

@@ -12,6 +12,10 @@
 redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_timeout, ripc_error *err);
 /* Closes without sending anything (also right after fork: never QUIT a parent's socket). */
 void ripc_conn_close(redisContext *c);
+/* An idle connection has nothing to read; EOF or stray bytes mean the
+ * server closed it (restart, CLIENT KILL, idle timeout): replace it before
+ * writing rather than fail the command. */
+int ripc_conn_idle_ok(redisContext *c);
 /* Makes a thread blocked on c return at once; c must then be closed by its owner. */
 void ripc_conn_interrupt(redisContext *c);
 /* Replaces *slot by c under lock (where another thread may interrupt it)

@@ -30,12 +30,43 @@ static redisContext *open_conn(ripc_dispatcher *d, ripc_error *err)
     return c;
 }
 
+/* Routes what Redis delivered to this dispatcher and it never routed: a
+ * connection cut (CLIENT KILL, a timeout) can lose a reply already sent,
+ * leaving its entries pending here. Pages through this consumer's history;
+ * requests already handed out are skipped by the router. */
+static void catch_up(ripc_dispatcher *d, redisContext *c, ripc_error *err)
+{
+    ripc_stream *s = d->stream;
+    char from[80] = "0";
+    for (int page = 0; page < 64 && !c->err; page++) {
+        redisReply *r = redisCommand(c, "XREADGROUP GROUP %b %s COUNT 128 STREAMS %b %s", s->group, strlen(s->group),
+                                     d->name, s->stream, strlen(s->stream), from);
+        const redisReply *entries = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+                                    r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2
+                                    ? r->element[0]->element[1] : NULL;
+        int done = !entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0;
+        if (!done) {
+            const redisReply *last = entries->element[entries->elements - 1];
+            done = last->type != REDIS_REPLY_ARRAY || last->elements < 1 || last->element[0]->type != REDIS_REPLY_STRING;
+            if (!done) snprintf(from, sizeof(from), "%s", last->element[0]->str);
+            ripc_route_and_ack(s, c, entries, 0, err);
+        }
+        if (r) freeReplyObject(r);
+        if (done) return;
+    }
+}
+
 static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
 {
     ripc_stream *s = d->stream;
     redisContext *c = open_conn(d, err);
     if (!c) return NULL;
     if (ripc_membership_join(s, c, err) != RIPC_OK) {
+        ripc_conn_close(c);
+        return NULL;
+    }
+    catch_up(d, c, err);
+    if (c->err) {
         ripc_conn_close(c);
         return NULL;
     }
@@ -100,7 +131,7 @@ static void *dispatcher_main(void *arg)
         /* [[stream, entries]]: we read one stream. */
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
             reply->element[0]->elements == 2) {
-            ripc_route_and_ack(s, d->conn, reply->element[0]->element[1], &err);
+            ripc_route_and_ack(s, d->conn, reply->element[0]->element[1], 0, &err);
             if (d->conn->err && !atomic_load(&s->stopping)) {
                 ripc_stream_outage(s, &err);
                 set_conn(d, NULL);

@@ -41,36 +41,11 @@ static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
         const redisReply *last = entries->element[entries->elements - 1];
         if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING)
             snprintf(from, sizeof(from), "%s", last->element[0]->str);
-        seen += ripc_route_and_ack(s, c, entries, err);
+        seen += ripc_route_and_ack(s, c, entries, 0, err);
         freeReplyObject(r);
         if (c->err) return seen;
     }
     return seen;
-}
-
-/* XAUTOCLAIM (Redis 6.2+) moves entries idle longer than reclaim_idle to our
- * inbox and routes them again, as 1.x dispatchers do after 10 s. */
-static void reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
-{
-    char idle_ms[32], cursor[64] = "0-0";
-    snprintf(idle_ms, sizeof(idle_ms), "%lld", (long long)(s->options.reclaim_idle * 1000));
-    for (int round = 0; round < 16; round++) {
-        redisReply *r = redisCommand(c, "XAUTOCLAIM %s %s %s %s %s COUNT 128",
-                                     s->stream, s->group, s->inbox, idle_ms, cursor);
-        if (!r) {
-            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
-            return;
-        }
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
-            freeReplyObject(r);
-            return;
-        }
-        ripc_route_and_ack(s, c, r->element[1], err);
-        int done = r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "0-0") == 0;
-        if (!done) snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-        freeReplyObject(r);
-        if (done || c->err) return;
-    }
 }
 
 /* Each chore runs when due; the thread sleeps until the next one is. */
@@ -93,7 +68,7 @@ static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, doubl
     const ripc_options *o = &s->options;
     ripc_liveness_take_overs(s, c, &err);
     if (!c->err && now >= due->reclaim) {
-        reclaim(s, c, &err);
+        ripc_liveness_reclaim(s, c, &err);
         due->reclaim = now + o->reclaim_idle / 2;
     }
     if (!c->err && now >= due->trim) {

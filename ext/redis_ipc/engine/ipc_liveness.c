@@ -1,10 +1,20 @@
 /* Liveness and takeover. Each instance of this engine beats into the sorted
- * set <stream>:<group>:instances (member: instance id, score: wall-clock ms
- * of its last beat). An instance whose beat is older than dead_after is dead:
+ * set <stream>:<group>:instances (member: instance id, score: the server's
+ * time in ms at its last beat, ipc_server_clock.h, so hosts whose clocks
+ * differ agree). An instance whose beat is older than dead_after is dead:
  * the live instance that removes it from the set takes over the entries its
  * consumers had taken and not answered, long before the 10 s after which
- * 1.x peers would reclaim them. Instances of 1.x do not beat and are never
- * taken over here; the XAUTOCLAIM of the housekeeper covers them. */
+ * 1.x peers would reclaim them.
+ *
+ * A request must run twice only when an instance really died. So an
+ * instance judges others only after its own beats have gone through
+ * promptly for dead_after: when Redis stalls (CLIENT PAUSE, DEBUG SLEEP, a
+ * slow fork) or our connection breaks, every peer's beats stall too, and
+ * nobody is judged until all had the chance to beat again. Likewise the 10 s
+ * reclaim never takes entries from an instance that beats: a long handler
+ * is not a dead one. Instances of 1.x do not beat and are reclaimed as 1.x
+ * reclaims them; so are entries this instance holds but no longer tracks.
+ * Entries claimed either way are marked redelivered. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_util.h"
@@ -12,30 +22,86 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static long long wall_ms(void)
+/* TIME is asked again this often; the monotonic clock carries it between. */
+static const double CLOCK_MAX_AGE = 10.0;
+
+void ripc_liveness_init(ripc_liveness *lv)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    memset(lv, 0, sizeof(*lv));
+    ripc_server_clock_init(&lv->clock);
+    pthread_mutex_init(&lv->mutex, NULL);
 }
 
-/* Consumers are named dispatcher_<instance>_<n> and consumer_<instance>_<n>. */
-static int is_consumer_of(const char *name, const char *iid)
+void ripc_liveness_destroy(ripc_liveness *lv)
 {
-    char prefix[64];
-    snprintf(prefix, sizeof(prefix), "dispatcher_%s_", iid);
-    if (strncmp(name, prefix, strlen(prefix)) == 0) return 1;
-    snprintf(prefix, sizeof(prefix), "consumer_%s_", iid);
-    return strncmp(name, prefix, strlen(prefix)) == 0;
+    ripc_server_clock_destroy(&lv->clock);
+    pthread_mutex_destroy(&lv->mutex);
 }
 
-static long long pending_of(ripc_stream *s, redisContext *c, const char *consumer)
+void ripc_liveness_reset(ripc_liveness *lv)
 {
-    redisReply *r = redisCommand(c, "XPENDING %s %s - + 1 %s", s->stream, s->group, consumer);
-    long long n = r && r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
-    if (r) freeReplyObject(r);
+    ripc_server_clock_reset(&lv->clock);
+    lv->watch_since = 0;
+    lv->last_beat = 0;
+    atomic_store(&lv->beaten, 0);
+    pthread_mutex_lock(&lv->mutex);
+    lv->dead_count = 0;
+    pthread_mutex_unlock(&lv->mutex);
+}
+
+long long ripc_liveness_server_ms(ripc_stream *s, redisContext *c, ripc_error *err)
+{
+    return ripc_server_clock_ms(&s->liveness.clock, c, CLOCK_MAX_AGE, err);
+}
+
+static long long dead_ms(ripc_stream *s) { return (long long)(s->options.dead_after * 1000); }
+
+/* The instance id inside a consumer name: dispatcher_<iid>_<n> or
+ * consumer_<iid>_<n>, as 1.x names them. Returns 0 for other names. */
+static int instance_of(const char *consumer, char *iid, size_t size)
+{
+    const char *start = NULL;
+    if (strncmp(consumer, "dispatcher_", 11) == 0) start = consumer + 11;
+    else if (strncmp(consumer, "consumer_", 9) == 0) start = consumer + 9;
+    const char *end = start ? strrchr(start, '_') : NULL;
+    if (!end || end == start || (size_t)(end - start) >= size) return 0;
+    memcpy(iid, start, (size_t)(end - start));
+    iid[end - start] = '\0';
+    return 1;
+}
+
+/* XCLAIMs ids (argv-ready strings) to our inbox when idle at least min_idle
+ * ms, and routes what comes back as redelivered. Returns how many came. */
+static size_t claim_ids(ripc_stream *s, redisContext *c, const char **ids, size_t n, const char *min_idle, ripc_error *err)
+{
+    if (n == 0) return 0;
+    const char **argv = ripc_xmalloc((n + 5) * sizeof(*argv));
+    size_t *lens = ripc_xmalloc((n + 5) * sizeof(*lens));
+    argv[0] = "XCLAIM"; argv[1] = s->stream; argv[2] = s->group; argv[3] = s->inbox; argv[4] = min_idle;
+    for (size_t i = 0; i < n; i++) argv[5 + i] = ids[i];
+    for (size_t i = 0; i < n + 5; i++) lens[i] = strlen(argv[i]);
+    redisReply *entries = ripc_conn_run(c, (int)(n + 5), argv, lens, err);
+    free(argv);
+    free(lens);
+    size_t claimed = 0;
+    if (entries && entries->type == REDIS_REPLY_ARRAY) {
+        claimed = entries->elements;
+        ripc_route_and_ack(s, c, entries, 1, err);
+    }
+    if (entries) freeReplyObject(entries);
+    return claimed;
+}
+
+/* The ids of an XPENDING extended reply: [[id, consumer, idle, deliveries], ...]. */
+static size_t pending_ids(const redisReply *rows, const char **ids)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rows->elements; i++) {
+        const redisReply *row = rows->element[i];
+        if (row->type == REDIS_REPLY_ARRAY && row->elements >= 2 && row->element[0]->type == REDIS_REPLY_STRING)
+            ids[n++] = row->element[0]->str;
+    }
     return n;
 }
 
@@ -44,51 +110,57 @@ static long long pending_of(ripc_stream *s, redisContext *c, const char *consume
 static size_t claim_all(ripc_stream *s, redisContext *c, const char *consumer, ripc_error *err)
 {
     size_t claimed = 0;
-    for (int round = 0; round < 1000; round++) {
-        redisReply *pending = redisCommand(c, "XPENDING %s %s - + 128 %s", s->stream, s->group, consumer);
-        if (!pending || pending->type != REDIS_REPLY_ARRAY || pending->elements == 0) {
-            if (pending) freeReplyObject(pending);
-            break;
+    for (int round = 0; round < 1000 && !c->err; round++) {
+        redisReply *pending = redisCommand(c, "XPENDING %b %b - + 128 %b", s->stream, strlen(s->stream),
+                                           s->group, strlen(s->group), consumer, strlen(consumer));
+        int empty = !pending || pending->type != REDIS_REPLY_ARRAY || pending->elements == 0;
+        if (!empty) {
+            const char **ids = ripc_xmalloc(pending->elements * sizeof(*ids));
+            claimed += claim_ids(s, c, ids, pending_ids(pending, ids), "0", err);
+            free(ids);
         }
-        size_t n = pending->elements;
-        const char **argv = ripc_xmalloc((n + 5) * sizeof(*argv));
-        size_t *lens = ripc_xmalloc((n + 5) * sizeof(*lens));
-        argv[0] = "XCLAIM"; argv[1] = s->stream; argv[2] = s->group; argv[3] = s->inbox; argv[4] = "0";
-        size_t argc = 5;
-        for (size_t i = 0; i < n; i++) {
-            const redisReply *row = pending->element[i];
-            if (row->type == REDIS_REPLY_ARRAY && row->elements >= 1 && row->element[0]->type == REDIS_REPLY_STRING)
-                argv[argc++] = row->element[0]->str;
-        }
-        for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-        redisReply *entries = redisCommandArgv(c, (int)argc, argv, lens);
-        free(argv);
-        free(lens);
-        freeReplyObject(pending);
-        if (!entries) return claimed;
-        if (entries->type == REDIS_REPLY_ARRAY) {
-            claimed += entries->elements;
-            ripc_route_and_ack(s, c, entries, err);
-        }
-        freeReplyObject(entries);
-        if (c->err) break;
+        if (pending) freeReplyObject(pending);
+        if (empty) break;
     }
     return claimed;
 }
 
-static void take_over(ripc_stream *s, redisContext *c, const char *key, const char *iid, ripc_error *err)
+static long long pending_of(ripc_stream *s, redisContext *c, const char *consumer)
 {
+    redisReply *r = redisCommand(c, "XPENDING %b %b - + 1 %b", s->stream, strlen(s->stream), s->group,
+                                 strlen(s->group), consumer, strlen(consumer));
+    long long n = r && r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
+    if (r) freeReplyObject(r);
+    return n;
+}
+
+/* The score of iid's last beat, or -1 when it is not in the set. */
+static long long beat_of(ripc_stream *s, redisContext *c, const char *iid)
+{
+    redisReply *r = redisCommand(c, "ZSCORE %b %b", s->instances_key, strlen(s->instances_key), iid, strlen(iid));
+    long long score = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    if (r) freeReplyObject(r);
+    return score;
+}
+
+static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_error *err)
+{
+    /* It may have beaten since the beat that found it dead. */
+    long long now = ripc_liveness_server_ms(s, c, err);
+    if (now < 0 || beat_of(s, c, iid) >= now - dead_ms(s)) return;
     /* ZREM is the lock: of the live instances that saw the death, only the
      * one whose ZREM removed the member goes on. */
-    redisReply *r = redisCommand(c, "ZREM %s %s", key, iid);
+    redisReply *r = redisCommand(c, "ZREM %b %b", s->instances_key, strlen(s->instances_key), iid, strlen(iid));
     int won = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     if (r) freeReplyObject(r);
     if (!won) return;
     /* Unlist it first, so no peer hands it anything more. */
-    r = redisCommand(c, "DEL %s:%s:%s:consumers", s->stream, s->group, iid);
+    char *consumers_key = ripc_stream_consumers_key(s, iid);
+    r = redisCommand(c, "DEL %s", consumers_key);
+    free(consumers_key);
     if (r) freeReplyObject(r);
 
-    redisReply *info = redisCommand(c, "XINFO CONSUMERS %s %s", s->stream, s->group);
+    redisReply *info = redisCommand(c, "XINFO CONSUMERS %b %b", s->stream, strlen(s->stream), s->group, strlen(s->group));
     if (!info || info->type != REDIS_REPLY_ARRAY) {
         if (info) freeReplyObject(info);
         return;
@@ -102,12 +174,14 @@ static void take_over(ripc_stream *s, redisContext *c, const char *key, const ch
                 row->element[j + 1]->type == REDIS_REPLY_STRING)
                 name = row->element[j + 1]->str;
         }
-        if (!name || !is_consumer_of(name, iid)) continue;
+        char owner[RIPC_INSTANCE_NAME_MAX];
+        if (!name || !instance_of(name, owner, sizeof(owner)) || strcmp(owner, iid) != 0) continue;
         claimed += claim_all(s, c, name, err);
         /* A consumer is removed only once it holds nothing: deleting one
          * with pending entries would orphan them. */
         if (pending_of(s, c, name) == 0) {
-            redisReply *del = redisCommand(c, "XGROUP DELCONSUMER %s %s %s", s->stream, s->group, name);
+            redisReply *del = redisCommand(c, "XGROUP DELCONSUMER %b %b %b", s->stream, strlen(s->stream), s->group,
+                                           strlen(s->group), name, strlen(name));
             if (del) freeReplyObject(del);
         }
     }
@@ -120,80 +194,119 @@ static void take_over(ripc_stream *s, redisContext *c, const char *key, const ch
  * beat itself must never wait behind a takeover. */
 static void note_dead(ripc_stream *s, const char *iid)
 {
-    pthread_mutex_lock(&s->liveness_mutex);
+    ripc_liveness *lv = &s->liveness;
+    if (strlen(iid) >= RIPC_INSTANCE_NAME_MAX) return; /* not an id this engine writes */
+    pthread_mutex_lock(&lv->mutex);
     int known = 0;
-    for (int i = 0; i < s->dead_count; i++) known |= strcmp(s->dead[i], iid) == 0;
-    if (!known && s->dead_count < RIPC_MAX_DEAD) snprintf(s->dead[s->dead_count++], sizeof(s->dead[0]), "%s", iid);
-    pthread_mutex_unlock(&s->liveness_mutex);
+    for (int i = 0; i < lv->dead_count; i++) known |= strcmp(lv->dead[i], iid) == 0;
+    if (!known && lv->dead_count < RIPC_MAX_DEAD) snprintf(lv->dead[lv->dead_count++], sizeof(lv->dead[0]), "%s", iid);
+    pthread_mutex_unlock(&lv->mutex);
     ripc_stream_nudge_housekeeper(s, 0);
 }
 
 void ripc_liveness_take_overs(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    char key[512];
-    snprintf(key, sizeof(key), "%s:%s:instances", s->stream, s->group);
+    ripc_liveness *lv = &s->liveness;
     for (;;) {
-        char iid[RIPC_INSTANCE_ID_LEN + 32];
-        pthread_mutex_lock(&s->liveness_mutex);
-        int have = s->dead_count > 0;
-        if (have) snprintf(iid, sizeof(iid), "%s", s->dead[--s->dead_count]);
-        pthread_mutex_unlock(&s->liveness_mutex);
+        char iid[RIPC_INSTANCE_NAME_MAX];
+        pthread_mutex_lock(&lv->mutex);
+        int have = lv->dead_count > 0;
+        if (have) snprintf(iid, sizeof(iid), "%s", lv->dead[--lv->dead_count]);
+        pthread_mutex_unlock(&lv->mutex);
         if (!have || c->err || atomic_load(&s->stopping)) return;
-        take_over(s, c, key, iid, err);
+        take_over(s, c, iid, err);
     }
 }
 
 int ripc_liveness_pending(ripc_stream *s)
 {
-    pthread_mutex_lock(&s->liveness_mutex);
-    int n = s->dead_count;
-    pthread_mutex_unlock(&s->liveness_mutex);
+    pthread_mutex_lock(&s->liveness.mutex);
+    int n = s->liveness.dead_count;
+    pthread_mutex_unlock(&s->liveness.mutex);
     return n;
 }
 
-static void *liveness_main(void *arg)
+/* Is iid among the instances that beat within dead_after? */
+static int alive(const redisReply *live, const char *iid)
 {
-    ripc_stream *s = arg;
-    ripc_error err;
-    redisContext *c = NULL;
-    /* Its own thread and connection, so no chore can delay a beat past
-     * dead_after and get this live instance taken for dead. */
-    while (!ripc_stream_sleep(s, s->options.heartbeat_interval, 0)) {
-        if (!c) c = ripc_conn_open(&s->options.redis, 0, &err);
-        if (!c) {
-            ripc_stream_outage(s, &err);
-            continue;
+    for (size_t i = 0; live && live->type == REDIS_REPLY_ARRAY && i < live->elements; i++)
+        if (live->element[i]->type == REDIS_REPLY_STRING && strcmp(live->element[i]->str, iid) == 0) return 1;
+    return 0;
+}
+
+void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
+{
+    char idle_ms[32], from[80] = "-", live_from[32];
+    snprintf(idle_ms, sizeof(idle_ms), "%lld", (long long)(s->options.reclaim_idle * 1000));
+    redisReply *live = NULL;
+    for (int page = 0; page < 16 && !c->err; page++) {
+        redisReply *rows = redisCommand(c, "XPENDING %b %b IDLE %s %s + 128", s->stream, strlen(s->stream),
+                                        s->group, strlen(s->group), idle_ms, from);
+        if (!rows || rows->type != REDIS_REPLY_ARRAY || rows->elements == 0) {
+            if (rows) freeReplyObject(rows);
+            break;
         }
-        if (ripc_liveness_beat(s, c, &err) != RIPC_OK || c->err) {
-            ripc_stream_outage(s, &err);
-            ripc_conn_close(c);
-            c = NULL;
+        if (!live) {
+            /* Asked only when something is idle that long: a quiet group
+             * costs one XPENDING per round. */
+            long long now = ripc_liveness_server_ms(s, c, err);
+            if (now < 0) { freeReplyObject(rows); break; }
+            snprintf(live_from, sizeof(live_from), "%lld", now - dead_ms(s));
+            live = redisCommand(c, "ZRANGEBYSCORE %b %s +inf", s->instances_key, strlen(s->instances_key), live_from);
+            if (!live) { freeReplyObject(rows); break; }
         }
+        const char **ids = ripc_xmalloc(rows->elements * sizeof(*ids));
+        size_t n = 0;
+        for (size_t i = 0; i < rows->elements; i++) {
+            const redisReply *row = rows->element[i];
+            if (row->type != REDIS_REPLY_ARRAY || row->elements < 2 || row->element[0]->type != REDIS_REPLY_STRING ||
+                row->element[1]->type != REDIS_REPLY_STRING)
+                continue;
+            const char *id = row->element[0]->str;
+            char owner[RIPC_INSTANCE_NAME_MAX];
+            int known = instance_of(row->element[1]->str, owner, sizeof(owner));
+            if (known && strcmp(owner, s->instance_id) == 0) {
+                /* Ours: answered, with only its XACK lost (acknowledged now,
+                 * with the lazy ones); or being handled; or forgotten (its
+                 * reply given up after every retry): handled again. */
+                int state = ripc_inflight_state(s, id);
+                if (state == RIPC_INFLIGHT_ANSWERED) {
+                    ripc_lazy_acks_add(&s->lazy_acks, id);
+                    ripc_inflight_remove(s, id);
+                }
+                if (state != RIPC_INFLIGHT_NONE) continue;
+            } else if (known && alive(live, owner)) {
+                continue;
+            }
+            ids[n++] = id;
+        }
+        const redisReply *last = rows->element[rows->elements - 1];
+        int more = rows->elements == 128 && last->type == REDIS_REPLY_ARRAY && last->elements >= 1 &&
+                   last->element[0]->type == REDIS_REPLY_STRING;
+        if (more) snprintf(from, sizeof(from), "(%s", last->element[0]->str);
+        /* XCLAIM checks the idle time again: an entry taken meanwhile stays. */
+        claim_ids(s, c, ids, n, idle_ms, err);
+        free(ids);
+        freeReplyObject(rows);
+        if (!more) break;
     }
-    ripc_conn_close(c);
-    return NULL;
+    if (live) freeReplyObject(live);
 }
 
-int ripc_liveness_start(ripc_stream *s, ripc_error *err)
-{
-    if (ripc_thread_start(&s->liveness, "ripc heartbeat", liveness_main, s) == 0) return RIPC_OK;
-    ripc_error_set(err, RIPC_STATE, "could not start the heartbeat thread");
-    return RIPC_STATE;
-}
-
-void ripc_liveness_join(ripc_stream *s)
-{
-    ripc_thread_join(&s->liveness);
-}
-
+/* One beat: ZADD our score, and ask for instances older than dead_after. */
 int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    char key[512], now[32], dead_before[32];
-    snprintf(key, sizeof(key), "%s:%s:instances", s->stream, s->group);
-    long long ms = wall_ms();
+    ripc_liveness *lv = &s->liveness;
+    double sent = ripc_now();
+    long long ms = ripc_liveness_server_ms(s, c, err);
+    if (ms < 0) {
+        lv->watch_since = 0;
+        return RIPC_CONNECTION;
+    }
+    char now[32], dead_before[32];
     snprintf(now, sizeof(now), "%lld", ms);
-    snprintf(dead_before, sizeof(dead_before), "(%lld", ms - (long long)(s->options.dead_after * 1000));
-
+    snprintf(dead_before, sizeof(dead_before), "(%lld", ms - dead_ms(s));
+    const char *key = s->instances_key;
     const char *zadd[] = { "ZADD", key, now, s->instance_id };
     size_t zadd_len[] = { 4, strlen(key), strlen(now), strlen(s->instance_id) };
     const char *dead[] = { "ZRANGEBYSCORE", key, "-inf", dead_before, "LIMIT", "0", "16" };
@@ -203,13 +316,24 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     const char **argvs[] = { zadd, dead };
     const size_t *lens[] = { zadd_len, dead_len };
     redisReply *replies[2];
-    if (ripc_conn_pipeline(c, 2, argcs, argvs, lens, replies, err) != 0) return RIPC_CONNECTION;
+    if (ripc_conn_pipeline(c, 2, argcs, argvs, lens, replies, err) != 0) {
+        lv->watch_since = 0;
+        return RIPC_CONNECTION;
+    }
+    double done = ripc_now();
+    /* A slow beat, or a long gap since the last one, means Redis or this
+     * connection stalled, and every peer's beats with it: watch afresh. */
+    double beat = s->options.heartbeat_interval;
+    int prompt = done - sent < beat / 2 && lv->last_beat > 0 && sent - lv->last_beat < beat * 1.5;
+    if (!prompt || lv->watch_since == 0) lv->watch_since = done;
+    lv->last_beat = done;
+    int may_judge = done - lv->watch_since >= s->options.dead_after;
 
     /* ZADD answering 1 means we were not in the set: someone took us for
      * dead (or Redis lost its data). List ourselves again. */
-    if (replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer == 1 && atomic_exchange(&s->beaten, 1))
+    if (replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer == 1 && atomic_exchange(&lv->beaten, 1))
         ripc_membership_join(s, c, err);
-    if (replies[1]->type == REDIS_REPLY_ARRAY) {
+    if (may_judge && replies[1]->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i < replies[1]->elements && !atomic_load(&s->stopping); i++) {
             const redisReply *iid = replies[1]->element[i];
             if (iid->type == REDIS_REPLY_STRING && strcmp(iid->str, s->instance_id) != 0) note_dead(s, iid->str);
@@ -220,14 +344,48 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     return c->err ? RIPC_CONNECTION : RIPC_OK;
 }
 
+static void *liveness_main(void *arg)
+{
+    ripc_stream *s = arg;
+    ripc_error err;
+    redisContext *c = NULL;
+    /* Its own thread and connection, so no chore can delay a beat past
+     * dead_after and get this live instance taken for dead. */
+    while (!ripc_stream_sleep(s, s->options.heartbeat_interval, 0)) {
+        /* A broken connection is replaced and the beat sent at once, not a
+         * whole interval later: peers must not see a gap. */
+        for (int attempt = 0; attempt < 2; attempt++) {
+            if (!c) c = ripc_conn_open(&s->options.redis, 0, &err);
+            if (c && ripc_liveness_beat(s, c, &err) == RIPC_OK && !c->err) break;
+            if (c) ripc_conn_close(c);
+            c = NULL;
+            if (attempt == 1) ripc_stream_outage(s, &err);
+        }
+    }
+    ripc_conn_close(c);
+    return NULL;
+}
+
+int ripc_liveness_start(ripc_stream *s, ripc_error *err)
+{
+    if (ripc_thread_start(&s->liveness.thread, "ripc heartbeat", liveness_main, s) == 0) return RIPC_OK;
+    ripc_error_set(err, RIPC_STATE, "could not start the heartbeat thread");
+    return RIPC_STATE;
+}
+
+void ripc_liveness_join(ripc_stream *s)
+{
+    ripc_thread_join(&s->liveness.thread);
+}
+
 void ripc_liveness_leave(ripc_stream *s, redisContext *c, int holds_pending)
 {
     /* With entries still pending on our consumers, we mark ourselves dead so
      * that a live instance takes them over at its next beat; otherwise we
      * simply leave the set. */
-    char key[512];
-    snprintf(key, sizeof(key), "%s:%s:instances", s->stream, s->group);
-    redisReply *r = holds_pending ? redisCommand(c, "ZADD %s 0 %s", key, s->instance_id)
-                                  : redisCommand(c, "ZREM %s %s", key, s->instance_id);
+    const char *key = s->instances_key;
+    redisReply *r = holds_pending
+        ? redisCommand(c, "ZADD %b 0 %s", key, strlen(key), s->instance_id)
+        : redisCommand(c, "ZREM %b %s", key, strlen(key), s->instance_id);
     if (r) freeReplyObject(r);
 }

@@ -19,10 +19,14 @@
 #include <string.h>
 
 enum { ROUNDS_PER_CALLER = 2 };
+/* Unwritten replies are tried again every RETRY_PAUSE seconds, this many times. */
+enum { RETRY_LIMIT = 100 };
+static const double RETRY_PAUSE = 0.1;
 
 struct ripc_outbox_cmd {
     struct ripc_outbox_cmd *next;
     int is_reply;                       /* else a request */
+    int attempts;                       /* a reply: failed writes so far */
     char request_id[RIPC_REQUEST_ID_LEN + 1]; /* a request: the ledger slot to fail if it cannot be written */
     char *answered_redis_id;            /* a reply: the request entry to acknowledge and delete */
     char *blob;                         /* one allocation holding every argument */
@@ -81,15 +85,30 @@ static size_t write_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n, red
     return n;
 }
 
+/* A request fails now (its sender sees ConnectionError). A reply waits for
+ * the writer to try it again: its handler ran, and a Redis stall or a cut
+ * connection must not make the request run twice. Past RETRY_LIMIT, or
+ * while closing, it is given up: the request stays pending in Redis and is
+ * reclaimed (ipc_liveness.c) and answered again, marked redelivered. The
+ * caller's cmds[i] are taken (set to NULL) when kept for a retry. */
 static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, const ripc_error *err)
 {
     ripc_stream *s = o->stream;
     ripc_stream_outage(s, err);
     for (size_t i = from; i < n; i++) {
-        /* A request fails now (its sender sees ConnectionError); a reply's
-         * request stays pending in Redis and is reclaimed and answered again. */
-        if (!cmds[i]->is_reply) ripc_ledger_fail_id(&s->ledger, cmds[i]->request_id, RIPC_CONNECTION);
-        else ripc_inflight_remove(s, cmds[i]->answered_redis_id);
+        ripc_outbox_cmd *cmd = cmds[i];
+        if (!cmd->is_reply) {
+            ripc_ledger_fail_id(&s->ledger, cmd->request_id, RIPC_CONNECTION);
+        } else if (++cmd->attempts < RETRY_LIMIT && !atomic_load(&s->closing)) {
+            pthread_mutex_lock(&o->mutex);
+            cmd->next = o->retry;
+            o->retry = cmd;
+            pthread_cond_signal(&o->writer_cond);
+            pthread_mutex_unlock(&o->mutex);
+            cmds[i] = NULL;
+        } else {
+            ripc_inflight_remove(s, cmd->answered_redis_id);
+        }
     }
 }
 
@@ -120,6 +139,13 @@ static int write_acks(redisContext *c, ripc_stream *s, const char **answered, si
     return ok;
 }
 
+static int only_replies_from(ripc_outbox_cmd **cmds, size_t from, size_t n)
+{
+    for (size_t i = from; i < n; i++)
+        if (!cmds[i]->is_reply) return 0;
+    return 1;
+}
+
 /* Writes one batch. First every XADD, pipelined, in order; then, for the
  * replies Redis accepted, one XACK and one XDEL of the requests they
  * answer: a request is never acknowledged unless its reply was written.
@@ -135,9 +161,21 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch)
     n = 0;
     for (ripc_outbox_cmd *c = batch; c; c = c->next) cmds[n++] = c;
 
+    if (o->conn && !ripc_conn_idle_ok(o->conn)) {
+        ripc_conn_close(o->conn);
+        o->conn = NULL;
+    }
     if (!o->conn) o->conn = ripc_conn_open(&s->options.redis, 0, &err);
     size_t read = o->conn ? write_xadds(o->conn, cmds, n, replies) : 0;
     if (o->conn && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
+    if (read < n && only_replies_from(cmds, read, n)) {
+        /* Writing a reply twice is harmless (its sender keeps the first), so
+         * replies cut off by a broken connection get one more connection. */
+        ripc_conn_close(o->conn);
+        o->conn = ripc_conn_open(&s->options.redis, 0, &err);
+        if (o->conn) read += write_xadds(o->conn, cmds + read, n - read, replies + read);
+        if (o->conn && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
+    }
 
     /* ids[0..answered) are the requests whose replies Redis accepted; the
      * lazy acknowledgements waiting (ipc_lazy_acks.c) follow them in the
@@ -160,25 +198,28 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch)
     }
     if (read < n) fail_unwritten(o, cmds, read, n, &err);
 
-    if (answered && read == n) {
+    int acked = 0;
+    if (answered && o->conn && !o->conn->err) {
         char **lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
-        int ok = write_acks(o->conn, s, ids, answered, (const char *const *)lazy, lazy_count);
+        int ok = acked = write_acks(o->conn, s, ids, answered, (const char *const *)lazy, lazy_count);
         ripc_lazy_acks_free(lazy, lazy_count);
         if (!ok) {
             ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
             ripc_stream_outage(s, &err);
         }
     }
-    /* Acknowledged (or not: then reclaimed later and answered again, a
-     * duplicate its sender ignores). Either way it leaves our hands. */
-    for (size_t i = 0; i < answered; i++) ripc_inflight_remove(s, ids[i]);
+    /* Acknowledged, it leaves our hands. If the XACK failed, the request
+     * stays marked answered: the reclaim acknowledges it later instead of
+     * running it again (ipc_liveness.c). */
+    for (size_t i = 0; i < answered && acked; i++) ripc_inflight_remove(s, ids[i]);
     free(ids);
     if (o->conn && o->conn->err) {
         ripc_conn_close(o->conn);
         o->conn = NULL;
     }
     free(replies);
-    for (size_t i = 0; i < n; i++) free_cmd(cmds[i]);
+    for (size_t i = 0; i < n; i++)
+        if (cmds[i]) free_cmd(cmds[i]);
     free(cmds);
 }
 
@@ -272,11 +313,30 @@ int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char 
     return submit(o, cmd, mode);
 }
 
+/* Puts the replies waiting for a retry back in the queue. Called with the mutex held. */
+static void requeue_retries(ripc_outbox *o)
+{
+    while (o->retry) {
+        ripc_outbox_cmd *cmd = o->retry;
+        o->retry = cmd->next;
+        cmd->next = o->head;
+        o->head = cmd;
+        if (!o->tail) o->tail = cmd;
+    }
+}
+
 static void *writer_main(void *arg)
 {
     ripc_outbox *o = arg;
     pthread_mutex_lock(&o->mutex);
     while (!o->writer_stop) {
+        if (o->retry && !o->writer_wanted) {
+            /* Replies to try again: after a pause, not in a busy loop while Redis is away. */
+            ripc_cond_wait_until(&o->writer_cond, &o->mutex, ripc_now() + RETRY_PAUSE);
+            if (o->writer_stop) break;
+            requeue_retries(o);
+            o->writer_wanted = 1;
+        }
         if (!o->writer_wanted) {
             pthread_cond_wait(&o->writer_cond, &o->mutex);
             continue;
@@ -300,7 +360,11 @@ int ripc_outbox_start(ripc_outbox *o)
 void ripc_outbox_drain(ripc_outbox *o)
 {
     /* Blocking, not trylock: everything queued must be written before
-     * close, including what a submitter left while we held the lock. */
+     * close, including what a submitter left while we held the lock, and
+     * the replies waiting for a retry get a last try. */
+    pthread_mutex_lock(&o->mutex);
+    requeue_retries(o);
+    pthread_mutex_unlock(&o->mutex);
     do {
         pthread_mutex_lock(&o->write_lock);
         ripc_outbox_cmd *batch;
@@ -325,6 +389,7 @@ void ripc_outbox_stop(ripc_outbox *o)
 
 void ripc_outbox_destroy(ripc_outbox *o)
 {
+    requeue_retries(o);
     ripc_outbox_cmd *batch = take_all(o);
     while (batch) {
         ripc_outbox_cmd *next = batch->next;

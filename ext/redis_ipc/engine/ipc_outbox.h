@@ -15,6 +15,7 @@ typedef struct ripc_outbox {
     struct ripc_stream *stream;
     pthread_mutex_t mutex;      /* guards the queue and the writer's flags */
     ripc_outbox_cmd *head, *tail;
+    ripc_outbox_cmd *retry;     /* replies whose write failed, for the writer to try again */
     pthread_mutex_t write_lock; /* held by the one thread flushing; guards conn */
     redisContext *conn;
     ripc_thread writer;

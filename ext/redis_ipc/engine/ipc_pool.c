@@ -7,14 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* An idle connection has nothing to read; EOF or stray bytes mean it is dead. */
-static int still_open(redisContext *c)
-{
-    char byte;
-    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
 void ripc_pool_init(ripc_pool *p, const ripc_redis_config *config, int max)
 {
     pthread_mutex_init(&p->mutex, NULL);
@@ -35,7 +27,7 @@ int ripc_pool_checkout(ripc_pool *p, double deadline, redisContext **out, ripc_e
     for (;;) {
         if (p->idle_count > 0) {
             redisContext *c = p->idle[--p->idle_count];
-            if (!still_open(c)) {
+            if (!ripc_conn_idle_ok(c)) {
                 /* Redis restarted or closed it while idle: replace it
                  * rather than fail the caller's command. */
                 p->open_count--;

@@ -31,9 +31,11 @@ static int id_less(stream_id a, stream_id b)
 void ripc_retention_trim(ripc_stream *s, redisContext *c)
 {
     if (s->options.retention <= 0) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long cutoff = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - (long long)(s->options.retention * 1000);
+    /* Entry ids carry the server's clock, so the cut-off does too. */
+    ripc_error err;
+    long long now = ripc_liveness_server_ms(s, c, &err);
+    if (now < 0) return;
+    long long cutoff = now - (long long)(s->options.retention * 1000);
     if (cutoff <= 0) return;
     stream_id limit = { (unsigned long long)cutoff, 0 };
 

@@ -137,7 +137,7 @@ static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
 
 /* Returns 0 for a request already handed out (re-read from the inbox or
  * reclaimed while its handler runs), 1 for anything else. */
-static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch *b)
+static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redelivered, ripc_batch *b)
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
@@ -173,6 +173,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch 
             ripc_entry_free(e);
             return 0;
         }
+        e->redelivered = redelivered;
         if (ripc_queue_push(&s->requests, (ripc_qnode *)e) != 0) ripc_entry_free(e);
         return 1;
     }
@@ -192,7 +193,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch 
     return 1;
 }
 
-size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_error *err)
+size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered, ripc_error *err)
 {
     size_t taken = 0;
     if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
@@ -208,7 +209,7 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *ent
             continue;
         }
         ripc_entry *e = ripc_entry_from_reply(element);
-        if (e) taken += (size_t)route_one(s, c, e, &batch);
+        if (e) taken += (size_t)route_one(s, c, e, redelivered, &batch);
     }
     ripc_batch_flush(s, c, &batch, 0, err);
     return taken;

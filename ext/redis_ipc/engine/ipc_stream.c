@@ -98,7 +98,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_map_init(&s->inflight);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
     pthread_mutex_init(&s->waker_mutex, NULL);
-    pthread_mutex_init(&s->liveness_mutex, NULL);
+    ripc_liveness_init(&s->liveness);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
     ripc_cond_init(&s->housekeeper_cond);
@@ -124,17 +124,27 @@ static void wake_sleepers(ripc_stream *s)
     pthread_mutex_unlock(&s->stop_mutex);
 }
 
+char *ripc_stream_consumers_key(const ripc_stream *s, const char *instance_id)
+{
+    size_t n = strlen(s->stream) + strlen(s->group) + strlen(instance_id) + 16;
+    char *key = ripc_xmalloc(n);
+    snprintf(key, n, "%s:%s:%s:consumers", s->stream, s->group, instance_id);
+    return key;
+}
+
 static void build_names(ripc_stream *s)
 {
     free(s->inbox);
     free(s->consumers_key);
+    free(s->instances_key);
     ripc_random_hex(s->instance_id, RIPC_INSTANCE_ID_LEN);
     size_t n = strlen(s->instance_id) + 32;
     s->inbox = ripc_xmalloc(n);
     snprintf(s->inbox, n, "consumer_%s_1", s->instance_id);
-    n = strlen(s->stream) + strlen(s->group) + strlen(s->instance_id) + 16;
-    s->consumers_key = ripc_xmalloc(n);
-    snprintf(s->consumers_key, n, "%s:%s:%s:consumers", s->stream, s->group, s->instance_id);
+    s->consumers_key = ripc_stream_consumers_key(s, s->instance_id);
+    n = strlen(s->stream) + strlen(s->group) + 16;
+    s->instances_key = ripc_xmalloc(n);
+    snprintf(s->instances_key, n, "%s:%s:instances", s->stream, s->group);
 }
 
 int ripc_stream_connect(ripc_stream *s, ripc_error *err)
@@ -154,8 +164,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     atomic_store(&s->stopping, 0);
     atomic_store(&s->closing, 0);
     atomic_store(&s->outage, 0);
-    atomic_store(&s->beaten, 0);
-    s->dead_count = 0;
+    ripc_liveness_reset(&s->liveness);
     ripc_ledger_reopen(&s->ledger);
     ripc_queue_reopen(&s->requests);
     ripc_queue_reopen(&s->events);
@@ -292,12 +301,12 @@ static void unref(ripc_stream *s)
     pthread_mutex_destroy(&s->inflight_mutex);
     pthread_mutex_destroy(&s->lifecycle_mutex);
     pthread_mutex_destroy(&s->waker_mutex);
-    pthread_mutex_destroy(&s->liveness_mutex);
+    ripc_liveness_destroy(&s->liveness);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);
     pthread_cond_destroy(&s->housekeeper_cond);
     free(s->dispatchers);
-    free(s->stream); free(s->group); free(s->inbox); free(s->consumers_key);
+    free(s->stream); free(s->group); free(s->inbox); free(s->consumers_key); free(s->instances_key);
     free(s->host); free(s->path); free(s->username); free(s->password);
     free(s);
 }
@@ -366,6 +375,15 @@ int ripc_inflight_add(ripc_stream *s, const char *redis_id)
 /* Answered but not yet acknowledged: the id stays in the set (a re-read of
  * the entry must not hand it out again) until the outbox has its XACK. */
 static void *const ANSWERED = (void *)1;
+
+int ripc_inflight_state(ripc_stream *s, const char *redis_id)
+{
+    int found;
+    pthread_mutex_lock(&s->inflight_mutex);
+    void *state = ripc_map_get(&s->inflight, redis_id, &found);
+    pthread_mutex_unlock(&s->inflight_mutex);
+    return !found ? RIPC_INFLIGHT_NONE : state == ANSWERED ? RIPC_INFLIGHT_ANSWERED : RIPC_INFLIGHT_TAKEN;
+}
 
 int ripc_inflight_mark_answered(ripc_stream *s, const char *redis_id)
 {

@@ -10,13 +10,14 @@
 #include "redis_ipc.h"
 #include "ipc_lazy_acks.h"
 #include "ipc_ledger.h"
+#include "ipc_liveness.h"
 #include "ipc_map.h"
 #include "ipc_outbox.h"
 #include "ipc_pool.h"
 #include "ipc_queue.h"
 #include "ipc_util.h"
 
-enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000, RIPC_MAX_DEAD = 16 };
+enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000 };
 
 typedef struct ripc_dispatcher {
     struct ripc_stream *stream;
@@ -34,6 +35,7 @@ struct ripc_stream {
     char instance_id[RIPC_INSTANCE_ID_LEN + 1];
     char *inbox;            /* consumer_<instance_id>_1: the one name this instance lists */
     char *consumers_key;    /* <stream>:<group>:<instance_id>:consumers */
+    char *instances_key;    /* <stream>:<group>:instances */
 
     ripc_options options;   /* its strings point at the copies below */
     char *host, *path, *username, *password;
@@ -60,7 +62,6 @@ struct ripc_stream {
     atomic_int closing;              /* close has begun: no more writes */
     atomic_int outage;               /* an outage was reported and has not ended */
     atomic_int housekeeper_nudged;
-    atomic_int beaten;               /* the first heartbeat was sent */
     atomic_int inbox_rung;           /* the waker asks for an inbox sweep now */
     atomic_size_t takeovers, taken_over_entries;
     pid_t pid;                       /* the process that connected */
@@ -83,10 +84,7 @@ struct ripc_stream {
     ripc_thread waker;               /* ipc_waker.c */
     pthread_mutex_t waker_mutex;     /* guards waker_conn against stop */
     redisContext *waker_conn;
-    ripc_thread liveness;            /* ipc_liveness.c */
-    pthread_mutex_t liveness_mutex;  /* guards dead[] */
-    char dead[RIPC_MAX_DEAD][RIPC_INSTANCE_ID_LEN + 32];
-    int dead_count;
+    ripc_liveness liveness;          /* ipc_liveness.c */
     ripc_thread housekeeper;
 };
 
@@ -108,24 +106,19 @@ void ripc_stream_nudge_housekeeper(ripc_stream *s, double within);
 int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err);
 void ripc_membership_leave(ripc_stream *s, redisContext *c);
 
-/* ipc_liveness.c: heartbeats (a thread of their own), and taking over the
- * entries of dead instances (on the housekeeper). */
-int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err);
-int ripc_liveness_start(ripc_stream *s, ripc_error *err);
-void ripc_liveness_join(ripc_stream *s);
-void ripc_liveness_take_overs(ripc_stream *s, redisContext *c, ripc_error *err);
-int ripc_liveness_pending(ripc_stream *s);
-void ripc_liveness_leave(ripc_stream *s, redisContext *c, int holds_pending);
+/* <stream>:<group>:<instance_id>:consumers for any instance (a malloc'd string). */
+char *ripc_stream_consumers_key(const ripc_stream *s, const char *instance_id);
 
 /* ipc_retention.c: trims entries no group will ever handle. */
 void ripc_retention_trim(ripc_stream *s, redisContext *c);
 
 /* ipc_router.c: what a group does with each entry it reads (WIRE.md "Flow").
- * Routes every entry of an entries array ([[id, fields], ...]), then sends
+ * Routes every entry of an entries array ([[id, fields], ...]), marking
+ * requests redelivered when they were claimed from another consumer, then sends
  * the acknowledgements and deletes they call for in one round trip (a
  * connection failure leaves c->err set). Returns how many entries were
  * taken, not counting requests already handed out. */
-size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, ripc_error *err);
+size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered, ripc_error *err);
 /* Sends the lazy acknowledgements waiting (ipc_lazy_acks.c) now. */
 void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err);
 
@@ -151,6 +144,8 @@ void ripc_callbacks_join(ripc_stream *s, int lifecycle_held);
 /* In-flight set helpers (ipc_stream.c). */
 int ripc_inflight_add(ripc_stream *s, const char *redis_id);
 int ripc_inflight_remove(ripc_stream *s, const char *redis_id);
+enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED };
+int ripc_inflight_state(ripc_stream *s, const char *redis_id);
 /* Returns 1 when the request was in flight and not answered yet. */
 int ripc_inflight_mark_answered(ripc_stream *s, const char *redis_id);
 

@@ -69,6 +69,8 @@ typedef struct ripc_entry {
     char *redis_id;          /* the stream entry id, e.g. "1700000000000-0" */
     ripc_bytes fields[RIPC_FIELD_COUNT];
     const char *problem;     /* static text when the entry breaks the wire contract, else NULL */
+    int redelivered;         /* a request claimed from an instance that died (or a 1.x consumer idle
+                                past reclaim_idle): it may have been handled there already */
 } ripc_entry;
 
 RIPC_API void ripc_entry_free(ripc_entry *entry);

@@ -442,9 +442,10 @@ static VALUE engine_respond(VALUE self, VALUE request, VALUE fulfilled, VALUE co
 {
     ripc_stream *s = get_stream(self);
     Check_Type(request, T_ARRAY);
-    if (RARRAY_LEN(request) != 1 + RIPC_FIELD_COUNT) rb_raise(rb_eArgError, "not a request of this stream");
+    /* As rbipc_entry_to_array built it: the redis id, the six fields, the redelivered flag. */
+    if (RARRAY_LEN(request) != 2 + RIPC_FIELD_COUNT) rb_raise(rb_eArgError, "not a request of this stream");
     StringValue(content);
-    for (long i = 0; i < RARRAY_LEN(request); i++) Check_Type(RARRAY_AREF(request, i), T_STRING);
+    for (long i = 0; i <= RIPC_FIELD_COUNT; i++) Check_Type(RARRAY_AREF(request, i), T_STRING);
     respond_args a;
     memset(&a, 0, sizeof(a));
     a.stream = s;

@@ -14,7 +14,7 @@ void Init_redis_ipc_pending(VALUE mRedisIPC);
 NORETURN(void rbipc_raise(const ripc_error *err));
 /* Raises the exception for a request that ended without a reply. */
 NORETURN(void rbipc_raise_outcome(int rc, const char *request_id, const char *to, double timeout));
-/* [redis_id, id, instance_id, status, content, source_group, destination_group] */
+/* [redis_id, id, instance_id, status, content, source_group, destination_group, redelivered] */
 VALUE rbipc_entry_to_array(const ripc_entry *e);
 /* Waits, GVL released and interruptible, until fd is readable or the deadline (0: none). */
 void rbipc_wait_readable(int fd, double deadline);

@@ -14,12 +14,13 @@ module RedisIPC
       attr_reader :id, :redis_id, :instance_id, :status, :content, :source_group, :destination_group
 
       # Built from the engine's [redis_id, id, instance_id, status, content,
-      # source_group, destination_group].
+      # source_group, destination_group, redelivered].
       def self.from_native(fields)
-        new(*fields, native: fields)
+        new(*fields.first(7), redelivered: fields[7], native: fields)
       end
 
-      def initialize(redis_id, id, instance_id, status, raw_content, source_group, destination_group, native: nil)
+      def initialize(redis_id, id, instance_id, status, raw_content, source_group, destination_group,
+                     redelivered: false, native: nil)
         @redis_id = redis_id
         @id = id
         @instance_id = instance_id
@@ -28,6 +29,7 @@ module RedisIPC
         @content = Content.decode(raw_content)
         @source_group = source_group
         @destination_group = destination_group
+        @redelivered = redelivered ? true : false
         @native = native
         freeze
       end
@@ -35,6 +37,11 @@ module RedisIPC
       def pending? = status == STATUS_PENDING
       def fulfilled? = status == STATUS_FULFILLED
       def rejected? = status == STATUS_REJECTED
+
+      # True for a request that an instance which died had taken before this
+      # one got it: its handler may have run there already (at-least-once
+      # delivery; see the README). Always false for a reply.
+      def redelivered? = @redelivered
 
       # As 1.x's response: the content of a fulfilled reply...
       def value = fulfilled? ? content : nil
