@@ -20,7 +20,7 @@ RSpec.describe "file descriptors", timeout: 120 do
     open_fds - streams.sum { |s| s.stats.values_at(:reply_waiters, :spare_descriptors, :pool_connections).sum }
   end
 
-  it "keeps 10,000 send_to_group_async requests in flight in a process limited to 1024 descriptors" do
+  it "keeps 10,000 send_to_group_async requests in flight in a process limited to 1024 descriptors, File.open working" do
     # The child runs natively even in the valgrind pass (valgrind does not follow children).
     io = ruby_process(File.expand_path("fixtures/many_in_flight.rb", __dir__), stream_name, 10_000)
     expect(io.gets).to eq("ready\n")
@@ -36,6 +36,9 @@ RSpec.describe "file descriptors", timeout: 120 do
     expect(result[:wrong]).to eq(0)
     expect(result[:waiter]).to eq(9999)
     expect(result[:ledger_after]).to eq(0)
+    # With no descriptor left at all, a wait raises like File.open, and the request survives it.
+    expect(result[:out_of_fds]).to match(/\AErrno::EMFILE: .*no file descriptor left to wait for request/)
+    expect(result[:after_hogs]).to eq("waits again")
   end
 
   it "lends one descriptor per waiting thread and gets every one back when waiters are killed or answered" do

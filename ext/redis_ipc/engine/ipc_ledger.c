@@ -1,6 +1,7 @@
 #include "ipc_ledger.h"
 #include "ipc_util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,12 +155,14 @@ static void take_back_bell(ripc_ledger *l, ripc_notifier *bell)
 int ripc_ledger_watch(ripc_request *r, int *code)
 {
     ripc_ledger *l = r->ledger;
-    int fd = -1;
+    int fd = -1, why = 0;
     pthread_mutex_lock(&l->mutex);
     if (r->bell.read_fd >= 0) {
         *code = RIPC_STATE;
+        why = EBUSY;
     } else if (lend_bell(l, &r->bell) != 0) {
         *code = RIPC_AGAIN;
+        why = errno;
     } else {
         fd = r->bell.read_fd;
         l->lent_bells++;
@@ -167,6 +170,7 @@ int ripc_ledger_watch(ripc_request *r, int *code)
         if (r->state != SLOT_WAITING) ripc_notifier_ring(&r->bell);
     }
     pthread_mutex_unlock(&l->mutex);
+    if (fd < 0) errno = why;
     return fd;
 }
 

@@ -72,8 +72,8 @@ int ripc_ledger_ready(ripc_request *r);
 int ripc_ledger_wait(ripc_request *r, ripc_entry **reply);
 /* Lends the slot a doorbell from the pool and returns its descriptor,
  * readable once the slot has an outcome (at once when it has one already).
- * -1 with RIPC_STATE in *code when another thread watches the slot, or
- * RIPC_AGAIN when no descriptor could be opened. */
+ * -1 with RIPC_STATE in *code (errno EBUSY) when another thread watches the
+ * slot, or RIPC_AGAIN (errno from opening one) when no descriptor is left. */
 int ripc_ledger_watch(ripc_request *r, int *code);
 /* Gives the doorbell back (drained); nothing when the slot has none. */
 void ripc_ledger_unwatch(ripc_request *r);

@@ -4,6 +4,7 @@
 #include "ipc_entry.h"
 #include "ipc_util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -467,8 +468,10 @@ int ripc_request_watch(ripc_request *r, ripc_error *err)
     int code;
     int fd = ripc_ledger_watch(r, &code);
     if (fd >= 0) return fd;
+    int why = errno;
     if (code == RIPC_STATE) ripc_error_set(err, RIPC_STATE, "another thread is already waiting for request %s", r->id);
     else ripc_error_set(err, RIPC_STATE, "no file descriptor left to wait for request %s", r->id);
+    errno = why;
     return -1;
 }
 void ripc_request_unwatch(ripc_request *r) { ripc_ledger_unwatch(r); }

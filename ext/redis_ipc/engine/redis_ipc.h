@@ -181,8 +181,9 @@ RIPC_API int ripc_request_ready(ripc_request *r);
  * the Ruby binding waits, so interrupts reach it): lends the request a
  * descriptor from the stream's small pool, readable once ripc_request_try
  * has an outcome (at once if it has one already), until
- * ripc_request_unwatch gives it back. One watcher per request at a time;
- * -1 with err when another one watches or no descriptor is left. Watch the
+ * ripc_request_unwatch gives it back. One watcher per request at a time:
+ * -1 with err (RIPC_STATE) and errno EBUSY when another one watches, or
+ * errno EMFILE/ENFILE when no descriptor is left. Watch the
  * requests you are about to wait for, not every request in flight: a
  * descriptor lent per request would bring back the limit this avoids. */
 RIPC_API int ripc_request_watch(ripc_request *r, ripc_error *err);

@@ -1,6 +1,7 @@
 /* Helpers shared by the binding files: errors, entries, and waiting. */
 #include "redis_ipc_ext.h"
 
+#include <errno.h>
 #include <ruby/io.h>
 
 void rbipc_raise(const ripc_error *err)
@@ -90,7 +91,9 @@ int rbipc_wait_reply(ripc_request *r, double limit, ripc_entry **reply)
     if (rc != RIPC_AGAIN || (limit > 0 && ripc_monotonic_now() >= limit)) return rc;
     ripc_error err;
     watch_args a = { r, ripc_request_watch(r, &err), ripc_request_deadline(r), limit, reply };
-    if (a.fd < 0) rbipc_raise(&err);
+    /* Errno::EMFILE, as File.open raises when descriptors run out: the
+     * request goes on, and waiting works again once some are closed. */
+    if (a.fd < 0) rb_syserr_fail(errno, err.message);
     if (limit > 0 && limit < a.deadline) a.deadline = limit;
     /* The descriptor is the pool's, lent while this thread waits: an
      * interrupt raising out of the wait must give it back. */
