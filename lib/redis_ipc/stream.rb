@@ -114,7 +114,7 @@ module RedisIPC
 
     # Counters of the engine, for tests and metrics.
     def stats
-      @engine ? @engine.stats : { ledger_size: 0, queued_requests: 0, inflight_requests: 0, pool_connections: 0, takeovers: 0, taken_over_entries: 0 }
+      @engine ? @engine.stats : { ledger_size: 0, queued_requests: 0, inflight_requests: 0, pool_connections: 0, takeovers: 0, taken_over_entries: 0, reply_waiters: 0, spare_descriptors: 0 }
     end
 
     def inspect

@@ -1,6 +1,7 @@
 #include "ipc_ledger.h"
 #include "ipc_util.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@ void ripc_ledger_init(ripc_ledger *l)
     l->recent_next = 0;
     l->closed = 0;
     l->spare_count = 0;
+    l->lent_bells = 0;
 }
 
 void ripc_ledger_destroy(ripc_ledger *l)
@@ -27,25 +29,17 @@ void ripc_ledger_destroy(ripc_ledger *l)
     pthread_mutex_destroy(&l->mutex);
 }
 
-ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code)
+ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline)
 {
     ripc_request *r = ripc_xcalloc(1, sizeof(*r));
     r->ledger = l;
     r->deadline = deadline;
     r->state = SLOT_WAITING;
+    r->bell.read_fd = r->bell.write_fd = -1;
     pthread_mutex_lock(&l->mutex);
     if (l->closed) {
         pthread_mutex_unlock(&l->mutex);
         free(r);
-        *code = RIPC_CLOSED;
-        return NULL;
-    }
-    if (l->spare_count > 0) {
-        r->bell = l->spare_bells[--l->spare_count];
-    } else if (ripc_notifier_open(&r->bell) != 0) {
-        pthread_mutex_unlock(&l->mutex);
-        free(r);
-        *code = RIPC_STATE;
         return NULL;
     }
     do ripc_random_hex(r->id, RIPC_REQUEST_ID_LEN);
@@ -54,13 +48,14 @@ ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code)
     return r;
 }
 
-/* Gives a waiting slot its outcome. Called with the mutex held. */
+/* Gives a waiting slot its outcome and wakes its watcher, if it has one.
+ * Called with the mutex held. */
 static void settle(ripc_request *r, int state, int code, ripc_entry *reply)
 {
     r->state = state;
     r->error_code = code;
     r->reply = reply;
-    ripc_notifier_ring(&r->bell);
+    if (r->bell.read_fd >= 0) ripc_notifier_ring(&r->bell);
 }
 
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code)
@@ -130,27 +125,79 @@ int ripc_ledger_try(ripc_request *r, ripc_entry **reply)
     return rc;
 }
 
-int ripc_ledger_wait(ripc_request *r, ripc_entry **reply)
-{
-    for (;;) {
-        int rc = ripc_ledger_try(r, reply);
-        if (rc != RIPC_AGAIN) return rc;
-        pthread_mutex_lock(&r->ledger->mutex);
-        int woken = r->woken;
-        r->woken = 0;
-        if (woken) ripc_notifier_drain(&r->bell);
-        pthread_mutex_unlock(&r->ledger->mutex);
-        if (woken) return RIPC_WOKEN;
-        ripc_notifier_wait(&r->bell, r->deadline);
-    }
-}
-
-void ripc_ledger_wake(ripc_request *r)
+int ripc_ledger_ready(ripc_request *r)
 {
     pthread_mutex_lock(&r->ledger->mutex);
-    r->woken = 1;
-    ripc_notifier_ring(&r->bell);
+    int ready = r->state != SLOT_WAITING || ripc_now() >= r->deadline;
     pthread_mutex_unlock(&r->ledger->mutex);
+    return ready;
+}
+
+/* Both called with the mutex held. */
+static int lend_bell(ripc_ledger *l, ripc_notifier *bell)
+{
+    if (l->spare_count > 0) {
+        *bell = l->spare_bells[--l->spare_count];
+        return 0;
+    }
+    return ripc_notifier_open(bell);
+}
+
+static void take_back_bell(ripc_ledger *l, ripc_notifier *bell)
+{
+    /* Drained, so the next waiter does not wake for this one's outcome. */
+    ripc_notifier_drain(bell);
+    if (l->spare_count < RIPC_SPARE_BELLS) l->spare_bells[l->spare_count++] = *bell;
+    else ripc_notifier_close(bell);
+    bell->read_fd = bell->write_fd = -1;
+}
+
+int ripc_ledger_watch(ripc_request *r, int *code)
+{
+    ripc_ledger *l = r->ledger;
+    int fd = -1, why = 0;
+    pthread_mutex_lock(&l->mutex);
+    if (r->bell.read_fd >= 0) {
+        *code = RIPC_STATE;
+        why = EBUSY;
+    } else if (lend_bell(l, &r->bell) != 0) {
+        *code = RIPC_AGAIN;
+        why = errno;
+    } else {
+        fd = r->bell.read_fd;
+        l->lent_bells++;
+        /* The outcome may have come before anyone listened. */
+        if (r->state != SLOT_WAITING) ripc_notifier_ring(&r->bell);
+    }
+    pthread_mutex_unlock(&l->mutex);
+    if (fd < 0) errno = why;
+    return fd;
+}
+
+/* Called with the mutex held. */
+static void unwatch_locked(ripc_request *r)
+{
+    if (r->bell.read_fd < 0) return;
+    take_back_bell(r->ledger, &r->bell);
+    r->ledger->lent_bells--;
+}
+
+void ripc_ledger_unwatch(ripc_request *r)
+{
+    pthread_mutex_lock(&r->ledger->mutex);
+    unwatch_locked(r);
+    pthread_mutex_unlock(&r->ledger->mutex);
+}
+
+int ripc_ledger_wait(ripc_request *r, ripc_entry **reply)
+{
+    int rc = ripc_ledger_try(r, reply);
+    if (rc != RIPC_AGAIN) return rc;
+    int code;
+    if (ripc_ledger_watch(r, &code) < 0) return RIPC_STATE;
+    while ((rc = ripc_ledger_try(r, reply)) == RIPC_AGAIN) ripc_notifier_wait(&r->bell, r->deadline);
+    ripc_ledger_unwatch(r);
+    return rc;
 }
 
 void ripc_ledger_release(ripc_request *r)
@@ -159,9 +206,7 @@ void ripc_ledger_release(ripc_request *r)
     ripc_ledger *l = r->ledger;
     pthread_mutex_lock(&l->mutex);
     ripc_map_remove(&l->slots, r->id, NULL);
-    ripc_notifier_drain(&r->bell);
-    if (l->spare_count < RIPC_SPARE_BELLS) l->spare_bells[l->spare_count++] = r->bell;
-    else ripc_notifier_close(&r->bell);
+    unwatch_locked(r);
     pthread_mutex_unlock(&l->mutex);
     ripc_entry_free(r->reply);
     free(r);
@@ -209,4 +254,12 @@ size_t ripc_ledger_size(ripc_ledger *l)
     size_t n = l->slots.size;
     pthread_mutex_unlock(&l->mutex);
     return n;
+}
+
+void ripc_ledger_bells(ripc_ledger *l, size_t *lent, size_t *spare)
+{
+    pthread_mutex_lock(&l->mutex);
+    *lent = (size_t)l->lent_bells;
+    *spare = (size_t)l->spare_count;
+    pthread_mutex_unlock(&l->mutex);
 }

@@ -1,5 +1,9 @@
 /* The ledger: requests this instance sent and still waits on, by request id.
- * Dispatchers deliver replies into it; senders wait on their own slot. */
+ * Dispatchers deliver replies into it; senders wait on their own slot.
+ * Doorbells (descriptors) belong to waiters, not to requests: a thread that
+ * waits borrows one from the ledger's pool and attaches it to the request it
+ * waits for, so a process needs as many descriptors as threads waiting at
+ * the same moment, however many requests are in flight. */
 #ifndef RIPC_LEDGER_H
 #define RIPC_LEDGER_H
 
@@ -11,7 +15,10 @@
 enum { RIPC_REQUEST_ID_LEN = 21 };
 /* Ids remembered as answered: a second reply (at-least-once delivery, e.g.
  * after a takeover) up to this many answers later is ignored quietly. */
-enum { RIPC_RECENT_IDS = 16384, RIPC_SPARE_BELLS = 256 };
+enum { RIPC_RECENT_IDS = 16384 };
+/* Doorbells kept open for the next waiter; more waiters than this at once
+ * open and close their own. */
+enum { RIPC_SPARE_BELLS = 64 };
 
 typedef struct ripc_ledger {
     pthread_mutex_t mutex;
@@ -22,9 +29,10 @@ typedef struct ripc_ledger {
     ripc_map recent;
     char (*recent_ring)[RIPC_REQUEST_ID_LEN + 1]; /* RIPC_RECENT_IDS slots */
     int recent_next;
-    /* Doorbells of released slots, reused so a request costs no open/close. */
+    /* Doorbells given back by waiters, reused so a wait costs no open/close. */
     ripc_notifier spare_bells[RIPC_SPARE_BELLS];
     int spare_count;
+    int lent_bells; /* doorbells attached to slots now: one per watcher */
 } ripc_ledger;
 
 struct ripc_request {
@@ -33,18 +41,19 @@ struct ripc_request {
     char id[RIPC_REQUEST_ID_LEN + 1];
     double deadline;
     int state;              /* see ipc_ledger.c */
-    int woken;              /* ripc_request_wake was called */
     int error_code;         /* why the slot failed */
     ripc_entry *reply;
-    ripc_notifier bell;     /* readable once the slot has an outcome */
+    /* The doorbell of the thread watching this slot (read_fd < 0: nobody
+     * watches); rung when the slot gets its outcome. */
+    ripc_notifier bell;
 };
 
 void ripc_ledger_init(ripc_ledger *l);
 void ripc_ledger_destroy(ripc_ledger *l);
 
-/* A new slot with a fresh id, registered, waiting until deadline. NULL when
- * closed (RIPC_CLOSED in *code) or out of descriptors (RIPC_STATE). */
-ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code);
+/* A new slot with a fresh id, registered, waiting until deadline; NULL when
+ * the ledger is closed. It holds no descriptor. */
+ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline);
 /* Marks the slot of request `id` failed (its request could not be written);
  * nothing happens when the slot is gone already. */
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code);
@@ -56,9 +65,19 @@ int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply);
 /* The outcome so far: RIPC_OK (*reply is the caller's), RIPC_AGAIN (still
  * waiting), RIPC_TIMEOUT, RIPC_CLOSED or RIPC_CONNECTION. */
 int ripc_ledger_try(ripc_request *r, ripc_entry **reply);
-/* Blocks until there is an outcome or ripc_ledger_wake (RIPC_WOKEN). */
+/* 1 when ripc_ledger_try would not return RIPC_AGAIN; takes nothing. */
+int ripc_ledger_ready(ripc_request *r);
+/* Blocks until there is an outcome (or the deadline passes). RIPC_STATE
+ * when another thread watches the slot or no doorbell could be had. */
 int ripc_ledger_wait(ripc_request *r, ripc_entry **reply);
-void ripc_ledger_wake(ripc_request *r);
+/* Lends the slot a doorbell from the pool and returns its descriptor,
+ * readable once the slot has an outcome (at once when it has one already).
+ * -1 with RIPC_STATE in *code (errno EBUSY) when another thread watches the
+ * slot, or RIPC_AGAIN (errno from opening one) when no descriptor is left. */
+int ripc_ledger_watch(ripc_request *r, int *code);
+/* Gives the doorbell back (drained); nothing when the slot has none. */
+void ripc_ledger_unwatch(ripc_request *r);
+/* Unregisters and frees the slot, giving back any doorbell it holds. */
 void ripc_ledger_release(ripc_request *r);
 
 /* Ends slots whose deadline passed with RIPC_TIMEOUT. */
@@ -67,5 +86,7 @@ void ripc_ledger_sweep(ripc_ledger *l, double now);
 void ripc_ledger_close(ripc_ledger *l);
 void ripc_ledger_reopen(ripc_ledger *l);
 size_t ripc_ledger_size(ripc_ledger *l);
+/* Doorbells lent to watchers now, and kept spare. */
+void ripc_ledger_bells(ripc_ledger *l, size_t *lent, size_t *spare);
 
 #endif

@@ -4,6 +4,7 @@
 #include "ipc_entry.h"
 #include "ipc_util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +39,6 @@ const char *ripc_strerror(int code)
     case RIPC_TIMEOUT: return "timed out";
     case RIPC_CONNECTION: return "connection error";
     case RIPC_CLOSED: return "not connected";
-    case RIPC_WOKEN: return "woken";
     case RIPC_ARGUMENT: return "invalid argument";
     case RIPC_PROTOCOL: return "unexpected reply from Redis";
     case RIPC_STATE: return "invalid state";
@@ -435,12 +435,10 @@ static int send_request(ripc_stream *s, const char *to, const char *content, siz
     }
     if (!content) { content = ""; len = 0; }
     double now = ripc_now();
-    int code;
-    ripc_request *r = ripc_ledger_open(&s->ledger, now + (timeout > 0 ? timeout : s->options.entry_timeout), &code);
+    ripc_request *r = ripc_ledger_open(&s->ledger, now + (timeout > 0 ? timeout : s->options.entry_timeout));
     if (!r) {
-        if (code == RIPC_CLOSED) ripc_error_set(err, code, "stream %s is disconnecting", s->stream);
-        else ripc_error_set(err, code, "out of file descriptors for waiting on a reply");
-        return code;
+        ripc_error_set(err, RIPC_CLOSED, "stream %s is disconnecting", s->stream);
+        return RIPC_CLOSED;
     }
     if (ripc_ledger_size(&s->ledger) == 1) ripc_stream_nudge_housekeeper(s, RIPC_INBOX_BUSY); /* inbox sweeps speed up while we wait */
 
@@ -482,9 +480,20 @@ void ripc_stream_flush(ripc_stream *s)
 
 int ripc_request_wait(ripc_request *r, ripc_entry **reply) { return ripc_ledger_wait(r, reply); }
 int ripc_request_try(ripc_request *r, ripc_entry **reply) { return ripc_ledger_try(r, reply); }
-int ripc_request_fd(ripc_request *r) { return r->bell.read_fd; }
+int ripc_request_ready(ripc_request *r) { return ripc_ledger_ready(r); }
+int ripc_request_watch(ripc_request *r, ripc_error *err)
+{
+    int code;
+    int fd = ripc_ledger_watch(r, &code);
+    if (fd >= 0) return fd;
+    int why = errno;
+    if (code == RIPC_STATE) ripc_error_set(err, RIPC_STATE, "another thread is already waiting for request %s", r->id);
+    else ripc_error_set(err, RIPC_STATE, "no file descriptor left to wait for request %s", r->id);
+    errno = why;
+    return -1;
+}
+void ripc_request_unwatch(ripc_request *r) { ripc_ledger_unwatch(r); }
 double ripc_request_deadline(ripc_request *r) { return r->deadline; }
-void ripc_request_wake(ripc_request *r) { ripc_ledger_wake(r); }
 void ripc_request_release(ripc_request *r)
 {
     if (!r) return;
@@ -502,8 +511,7 @@ int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
     *reply = NULL;
     int rc = ripc_request_send(s, to, content, len, timeout, &r, err);
     if (rc != RIPC_OK) return rc;
-    do rc = ripc_request_wait(r, reply);
-    while (rc == RIPC_WOKEN);
+    rc = ripc_request_wait(r, reply);
     if (rc == RIPC_TIMEOUT) ripc_error_set(err, rc, "no reply from group %s within the timeout", to);
     else if (rc != RIPC_OK) ripc_error_set(err, rc, "%s while waiting for group %s", ripc_strerror(rc), to);
     ripc_request_release(r);
@@ -596,4 +604,5 @@ void ripc_stream_stats(ripc_stream *s, ripc_stats *out)
     out->pool_connections = (size_t)ripc_pool_open_count(&s->pool);
     out->takeovers = atomic_load(&s->takeovers);
     out->taken_over_entries = atomic_load(&s->taken_over_entries);
+    ripc_ledger_bells(&s->ledger, &out->reply_waiters, &out->spare_descriptors);
 }

@@ -32,7 +32,7 @@ enum {
     RIPC_TIMEOUT = -1,    /* no reply (or no item) before the deadline */
     RIPC_CONNECTION = -2, /* Redis could not be reached or failed mid-command */
     RIPC_CLOSED = -3,     /* the stream is not connected, or was disconnected while waiting */
-    RIPC_WOKEN = -4,      /* a wait was interrupted by a *_wake call: re-check and wait again */
+    /* -4 was RIPC_WOKEN, returned by the former ripc_request_wake */
     RIPC_ARGUMENT = -5,   /* a bad argument: nothing was written */
     RIPC_PROTOCOL = -6,   /* Redis answered something the engine did not expect */
     RIPC_STATE = -7,      /* the call does not fit the object's state (already connected, already answered) */
@@ -166,18 +166,33 @@ RIPC_API void ripc_stream_flush(ripc_stream *s);
  * RIPC_CONNECTION. */
 RIPC_API int ripc_request_post(ripc_stream *s, const char *to, const char *content, size_t len,
                                double timeout, ripc_request **out, ripc_error *err);
-/* Waits for the reply: RIPC_OK (*reply is yours to free), RIPC_TIMEOUT,
- * RIPC_CLOSED, RIPC_CONNECTION, or RIPC_WOKEN after ripc_request_wake. */
+/* Waiting for the reply. Descriptors belong to waiters, not requests: a
+ * request nobody waits for holds none, so any number can be in flight.
+ *
+ * ripc_request_wait blocks until the outcome or the request's deadline:
+ * RIPC_OK (*reply is yours to free), RIPC_TIMEOUT, RIPC_CLOSED,
+ * RIPC_CONNECTION, or RIPC_STATE when the reply was already taken, another
+ * thread waits for the same request, or no descriptor could be opened.
+ * To stop waits early, ripc_stream_stop ends them all with RIPC_CLOSED. */
 RIPC_API int ripc_request_wait(ripc_request *r, ripc_entry **reply);
 /* The same without blocking: RIPC_AGAIN while the reply is still awaited. */
 RIPC_API int ripc_request_try(ripc_request *r, ripc_entry **reply);
-/* A descriptor that becomes readable once ripc_request_try has an outcome:
- * wait on it with your own event loop, then call ripc_request_try. */
-RIPC_API int ripc_request_fd(ripc_request *r);
+/* 1 once ripc_request_try would not return RIPC_AGAIN; takes nothing. */
+RIPC_API int ripc_request_ready(ripc_request *r);
+/* For waiting from an event loop or a runtime's own I/O wait (that is how
+ * the Ruby binding waits, so interrupts reach it): lends the request a
+ * descriptor from the stream's small pool, readable once ripc_request_try
+ * has an outcome (at once if it has one already), until
+ * ripc_request_unwatch gives it back. One watcher per request at a time:
+ * -1 with err (RIPC_STATE) and errno EBUSY when another one watches, or
+ * errno EMFILE/ENFILE when no descriptor is left. Watch the
+ * requests you are about to wait for, not every request in flight: a
+ * descriptor lent per request would bring back the limit this avoids. */
+RIPC_API int ripc_request_watch(ripc_request *r, ripc_error *err);
+RIPC_API void ripc_request_unwatch(ripc_request *r);
 RIPC_API double ripc_request_deadline(ripc_request *r); /* on ripc_monotonic_now() */
-/* Makes a ripc_request_wait in another thread return RIPC_WOKEN. */
-RIPC_API void ripc_request_wake(ripc_request *r);
-/* Removes the request from the ledger and frees it; a reply arriving later is reported as unknown. */
+/* Removes the request from the ledger and frees it (giving back a descriptor
+ * it was watched with); a reply arriving later is reported as unknown. */
 RIPC_API void ripc_request_release(ripc_request *r);
 RIPC_API const char *ripc_request_id(ripc_request *r);
 
@@ -237,6 +252,8 @@ typedef struct ripc_stats {
     size_t pool_connections; /* command connections open */
     size_t takeovers;        /* dead instances this one took over */
     size_t taken_over_entries; /* entries claimed from them */
+    size_t reply_waiters;    /* requests being waited for now: each holds one descriptor */
+    size_t spare_descriptors;/* descriptors kept open for the next waiters */
 } ripc_stats;
 RIPC_API void ripc_stream_stats(ripc_stream *s, ripc_stats *out);
 

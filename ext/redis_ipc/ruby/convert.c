@@ -1,6 +1,7 @@
 /* Helpers shared by the binding files: errors, entries, and waiting. */
 #include "redis_ipc_ext.h"
 
+#include <errno.h>
 #include <ruby/io.h>
 
 void rbipc_raise(const ripc_error *err)
@@ -59,15 +60,43 @@ void rbipc_wait_readable(int fd, double deadline)
     rb_wait_for_single_fd(fd, RB_WAITFD_IN, tvp);
 }
 
+typedef struct watch_args {
+    ripc_request *request;
+    int fd;
+    double deadline, limit;
+    ripc_entry **reply;
+} watch_args;
+
+static VALUE watch_body(VALUE arg)
+{
+    watch_args *a = (watch_args *)arg;
+    int rc;
+    while ((rc = ripc_request_try(a->request, a->reply)) == RIPC_AGAIN) {
+        if (a->limit > 0 && ripc_monotonic_now() >= a->limit) break;
+        rbipc_wait_readable(a->fd, a->deadline);
+    }
+    return INT2FIX(rc);
+}
+
+static VALUE watch_cleanup(VALUE arg)
+{
+    ripc_request_unwatch(((watch_args *)arg)->request);
+    return Qnil;
+}
+
 int rbipc_wait_reply(ripc_request *r, double limit, ripc_entry **reply)
 {
-    int fd = ripc_request_fd(r);
-    double deadline = ripc_request_deadline(r);
-    if (limit > 0 && limit < deadline) deadline = limit;
-    int rc;
-    while ((rc = ripc_request_try(r, reply)) == RIPC_AGAIN) {
-        if (limit > 0 && ripc_monotonic_now() >= limit) break;
-        rbipc_wait_readable(fd, deadline);
-    }
-    return rc;
+    /* A reply already there costs no descriptor: collecting many async
+     * replies mostly ends here. */
+    int rc = ripc_request_try(r, reply);
+    if (rc != RIPC_AGAIN || (limit > 0 && ripc_monotonic_now() >= limit)) return rc;
+    ripc_error err;
+    watch_args a = { r, ripc_request_watch(r, &err), ripc_request_deadline(r), limit, reply };
+    /* Errno::EMFILE, as File.open raises when descriptors run out: the
+     * request goes on, and waiting works again once some are closed. */
+    if (a.fd < 0) rb_syserr_fail(errno, err.message);
+    if (limit > 0 && limit < a.deadline) a.deadline = limit;
+    /* The descriptor is the pool's, lent while this thread waits: an
+     * interrupt raising out of the wait must give it back. */
+    return FIX2INT(rb_ensure(watch_body, (VALUE)&a, watch_cleanup, (VALUE)&a));
 }

@@ -238,6 +238,8 @@ static VALUE engine_stats(VALUE self)
     rb_hash_aset(h, ID2SYM(rb_intern("pool_connections")), SIZET2NUM(st.pool_connections));
     rb_hash_aset(h, ID2SYM(rb_intern("takeovers")), SIZET2NUM(st.takeovers));
     rb_hash_aset(h, ID2SYM(rb_intern("taken_over_entries")), SIZET2NUM(st.taken_over_entries));
+    rb_hash_aset(h, ID2SYM(rb_intern("reply_waiters")), SIZET2NUM(st.reply_waiters));
+    rb_hash_aset(h, ID2SYM(rb_intern("spare_descriptors")), SIZET2NUM(st.spare_descriptors));
     return h;
 }
 

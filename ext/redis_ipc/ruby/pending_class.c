@@ -2,7 +2,6 @@
  * reply is waited for later (RedisIPC::Stream::PendingReply wraps it). */
 #include "redis_ipc_ext.h"
 
-#include <poll.h>
 #include <stdlib.h>
 
 #include "../engine/ipc_util.h"
@@ -115,10 +114,7 @@ static VALUE pending_ready_p(VALUE self)
 {
     pending *p;
     TypedData_Get_Struct(self, pending, &pending_type, p);
-    if (!p->request) return Qtrue;
-    if (ripc_monotonic_now() >= ripc_request_deadline(p->request)) return Qtrue;
-    struct pollfd fd = { .fd = ripc_request_fd(p->request), .events = POLLIN, .revents = 0 };
-    return poll(&fd, 1, 0) > 0 ? Qtrue : Qfalse;
+    return !p->request || ripc_request_ready(p->request) ? Qtrue : Qfalse;
 }
 
 static VALUE pending_id(VALUE self)
