@@ -35,6 +35,7 @@ struct ripc_request {
     int state;              /* see ipc_ledger.c */
     int woken;              /* ripc_request_wake was called */
     int error_code;         /* why the slot failed */
+    char *error_message;    /* RIPC_COMMAND: Redis's answer to the request's XADD (owned, freed on release) */
     ripc_entry *reply;
     ripc_notifier bell;     /* readable once the slot has an outcome */
 };
@@ -48,6 +49,8 @@ ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, int *code);
 /* Marks the slot of request `id` failed (its request could not be written);
  * nothing happens when the slot is gone already. */
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code);
+/* The same with RIPC_COMMAND: Redis refused the request's XADD with message. */
+void ripc_ledger_refuse_id(ripc_ledger *l, const char *id, const char *message);
 
 enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN };
 /* Hands a reply to its waiting slot; on RIPC_DELIVERED the ledger owns reply. */

@@ -205,6 +205,12 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     redisReply *replies[2];
     if (ripc_conn_pipeline(c, 2, argcs, argvs, lens, replies, err) != 0) return RIPC_CONNECTION;
 
+    /* A refused beat (OOM, NOPERM...) gets this live instance taken for dead. */
+    if (replies[0]->type == REDIS_REPLY_ERROR)
+        ripc_stream_refused(s, "ZADD", replies[0]->str, "Redis refused this instance's heartbeat (ZADD %s): %s; "
+                            "peers will take it for dead", key, replies[0]->str);
+    else
+        ripc_stream_accepted(s, "ZADD");
     /* ZADD answering 1 means we were not in the set: someone took us for
      * dead (or Redis lost its data). List ourselves again. */
     if (replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer == 1 && atomic_exchange(&s->beaten, 1))

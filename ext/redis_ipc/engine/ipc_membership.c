@@ -41,7 +41,7 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
     int rc = RIPC_OK;
     for (int i = 0; i < n && rc == RIPC_OK; i++) {
         if (i == 0 && ripc_reply_error_starts(replies[i], "BUSYGROUP")) continue;
-        if (ripc_reply_is_error(replies[i], err)) rc = RIPC_PROTOCOL;
+        if (ripc_reply_is_error(replies[i], err)) rc = RIPC_COMMAND;
     }
     for (int i = 0; i < n; i++) freeReplyObject(replies[i]);
     return rc;

@@ -2,6 +2,7 @@
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
+#include "ipc_permissions.h"
 #include "ipc_util.h"
 
 #include <stdarg.h>
@@ -43,6 +44,7 @@ const char *ripc_strerror(int code)
     case RIPC_PROTOCOL: return "unexpected reply from Redis";
     case RIPC_STATE: return "invalid state";
     case RIPC_AGAIN: return "not yet";
+    case RIPC_COMMAND: return "Redis refused the command";
     default: return "unknown error";
     }
 }
@@ -94,6 +96,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_outbox_init(&s->outbox, s);
     ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
+    ripc_refusals_init(&s->refusals);
     pthread_mutex_init(&s->inflight_mutex, NULL);
     ripc_map_init(&s->inflight);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
@@ -156,6 +159,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     atomic_store(&s->outage, 0);
     atomic_store(&s->beaten, 0);
     s->dead_count = 0;
+    ripc_refusals_reset(&s->refusals);
     ripc_ledger_reopen(&s->ledger);
     ripc_queue_reopen(&s->requests);
     ripc_queue_reopen(&s->events);
@@ -164,7 +168,9 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     int joined = 0;
     int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
     if (rc == RIPC_OK) {
-        rc = ripc_membership_join(s, c, err);
+        /* A missing ACL permission fails here, before anything is registered. */
+        rc = ripc_permissions_check(s, c, err);
+        if (rc == RIPC_OK) rc = ripc_membership_join(s, c, err);
         joined = rc == RIPC_OK;
         if (rc == RIPC_OK) rc = ripc_liveness_beat(s, c, err);
         ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
@@ -287,6 +293,7 @@ static void unref(ripc_stream *s)
     ripc_queue_destroy(&s->requests, free_entry_node);
     ripc_queue_destroy(&s->events, free_event_node);
     ripc_ledger_destroy(&s->ledger);
+    ripc_refusals_destroy(&s->refusals);
     ripc_pool_destroy(&s->pool);
     ripc_map_destroy(&s->inflight);
     pthread_mutex_destroy(&s->inflight_mutex);
@@ -322,13 +329,27 @@ void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...)
     if (ripc_queue_push(&s->events, (ripc_qnode *)e) != 0) ripc_event_free(e);
 }
 
+/* What a refusal met while (re-)joining the group is keyed under: a
+ * successful read after it, which ends the outage, clears it too. */
+static const char JOIN_COMMAND[] = "the group join";
+
 void ripc_stream_outage(ripc_stream *s, const ripc_error *err)
 {
     if (atomic_load(&s->stopping)) return;
+    if (err->code == RIPC_COMMAND) {
+        /* Redis answers, it refuses something: not an outage. */
+        const char *server_message = strstr(err->message, ": ");
+        ripc_stream_refused(s, JOIN_COMMAND, server_message ? server_message + 2 : err->message, "%s", err->message);
+        return;
+    }
     if (atomic_exchange(&s->outage, 1) == 0) ripc_stream_emit(s, RIPC_EVENT_CONNECTION, "%s", err->message);
 }
 
-void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
+void ripc_stream_outage_over(ripc_stream *s)
+{
+    atomic_store(&s->outage, 0);
+    ripc_stream_accepted(s, JOIN_COMMAND);
+}
 
 int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable)
 {
@@ -462,6 +483,11 @@ void ripc_stream_flush(ripc_stream *s)
     ripc_outbox_flush(&s->outbox);
 }
 
+int ripc_stream_flush_reply(ripc_stream *s, ripc_error *err)
+{
+    return ripc_outbox_flush_reply(&s->outbox, err);
+}
+
 int ripc_request_wait(ripc_request *r, ripc_entry **reply) { return ripc_ledger_wait(r, reply); }
 int ripc_request_try(ripc_request *r, ripc_entry **reply) { return ripc_ledger_try(r, reply); }
 int ripc_request_fd(ripc_request *r) { return r->bell.read_fd; }
@@ -476,6 +502,7 @@ void ripc_request_release(ripc_request *r)
     unref(s);
 }
 const char *ripc_request_id(ripc_request *r) { return r->id; }
+const char *ripc_request_error(ripc_request *r) { return r->error_message; }
 
 int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
               double timeout, ripc_entry **reply, ripc_error *err)
@@ -487,6 +514,7 @@ int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
     do rc = ripc_request_wait(r, reply);
     while (rc == RIPC_WOKEN);
     if (rc == RIPC_TIMEOUT) ripc_error_set(err, rc, "no reply from group %s within the timeout", to);
+    else if (rc == RIPC_COMMAND) ripc_error_set(err, rc, "Redis refused the request to group %s: %s", to, ripc_request_error(r));
     else if (rc != RIPC_OK) ripc_error_set(err, rc, "%s while waiting for group %s", ripc_strerror(rc), to);
     ripc_request_release(r);
     return rc;
@@ -550,7 +578,8 @@ static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
     /* The reply, then (batched with other answers) the request's ack and
      * delete. If it cannot be written the request stays pending in Redis,
      * and the group reclaims and answers it again. */
-    int must_flush = ripc_outbox_reply(&s->outbox, request->redis_id, values, lens, mode);
+    int must_flush = ripc_outbox_reply(&s->outbox, request->redis_id, values, lens, mode, err);
+    if (must_flush < 0) return must_flush; /* written by this thread, and refused */
     if (flush) *flush = must_flush;
     return RIPC_OK;
 }

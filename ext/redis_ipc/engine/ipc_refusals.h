@@ -1,0 +1,32 @@
+/* Commands Redis refused in the background (ipc_refusals.c). */
+#ifndef RIPC_REFUSALS_H
+#define RIPC_REFUSALS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum { RIPC_MAX_REFUSALS = 16, RIPC_REFUSAL_KEY_LEN = 80 };
+
+/* The causes reported and not cleared yet: "<command> <error code>". */
+typedef struct ripc_refusals {
+    pthread_mutex_t mutex;
+    atomic_int count;       /* read without the lock: the common case is none */
+    char causes[RIPC_MAX_REFUSALS][RIPC_REFUSAL_KEY_LEN];
+} ripc_refusals;
+
+void ripc_refusals_init(ripc_refusals *r);
+void ripc_refusals_destroy(ripc_refusals *r);
+/* Forgets every cause (a new connect). */
+void ripc_refusals_reset(ripc_refusals *r);
+
+struct ripc_stream;
+/* Redis refused `command` with server_message: reports the message that fmt
+ * makes as RIPC_EVENT_COMMAND, unless the same command was refused for the
+ * same cause (OOM, NOPERM...) and has not been accepted since. A retry loop
+ * therefore reports once, not once per retry. */
+void ripc_stream_refused(struct ripc_stream *s, const char *command, const char *server_message, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Redis accepted `command` again: its next refusal is news. */
+void ripc_stream_accepted(struct ripc_stream *s, const char *command);
+
+#endif
