@@ -207,8 +207,8 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
 
     /* A refused beat (OOM, NOPERM...) gets this live instance taken for dead. */
     if (replies[0]->type == REDIS_REPLY_ERROR)
-        ripc_stream_refused(s, "ZADD", replies[0]->str, "Redis refused this instance's heartbeat (ZADD %s): %s; "
-                            "peers will take it for dead", key, replies[0]->str);
+        ripc_stream_refused(s, "ZADD", replies[0]->str, "Redis refused this instance's heartbeat (ZADD on %s): %s "
+                            "(other instances of the group will take it for dead)", key, replies[0]->str);
     else
         ripc_stream_accepted(s, "ZADD");
     /* ZADD answering 1 means we were not in the set: someone took us for
