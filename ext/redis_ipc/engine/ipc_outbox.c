@@ -149,16 +149,10 @@ static int write_acks(redisContext *c, ripc_stream *s, const char **answered, si
     for (int k = 0; k < 2 && ok; k++) {
         void *reply = NULL;
         ok = redisGetReply(c, &reply) == REDIS_OK;
-        const redisReply *r = reply;
-        const char *command = k == 0 ? "XACK" : "XDEL";
         /* Refused (NOPERM after an ACL change...): the requests stay
          * pending, are reclaimed and answered again, a duplicate their
          * senders ignore. */
-        if (r && r->type == REDIS_REPLY_ERROR)
-            ripc_stream_refused(s, command, r->str, "Redis refused the %s of answered requests on stream %s: %s",
-                                command, s->stream, r->str);
-        else if (r)
-            ripc_stream_accepted(s, command);
+        ripc_stream_note_reply(s, k == 0 ? "XACK" : "XDEL", k == 0 ? "XACK of answered requests" : "XDEL of answered requests", reply);
         if (reply) freeReplyObject(reply);
     }
     return ok;

@@ -52,7 +52,7 @@ void ripc_stream_refused(ripc_stream *s, const char *command, const char *server
 {
     char cause[32], key[RIPC_REFUSAL_KEY_LEN];
     ripc_error_cause(server_message ? server_message : "", cause, sizeof(cause));
-    snprintf(key, sizeof(key), "%s %s", command, cause);
+    snprintf(key, sizeof(key), "%s|%s", command, cause);
     if (!remember(&s->refusals, key)) return;
     char message[512];
     va_list ap;
@@ -60,6 +60,14 @@ void ripc_stream_refused(ripc_stream *s, const char *command, const char *server
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
     ripc_stream_emit(s, RIPC_EVENT_COMMAND, "%s", message);
+}
+
+void ripc_stream_note_reply(ripc_stream *s, const char *command, const char *doing, const redisReply *r)
+{
+    if (!r) return;
+    if (r->type != REDIS_REPLY_ERROR) ripc_stream_accepted(s, command);
+    else if (!ripc_reply_error_starts(r, "NOGROUP"))
+        ripc_stream_refused(s, command, r->str, "Redis refused %s on stream %s: %s", doing, s->stream, r->str);
 }
 
 void ripc_stream_accepted(ripc_stream *s, const char *command)
@@ -70,7 +78,7 @@ void ripc_stream_accepted(ripc_stream *s, const char *command)
     pthread_mutex_lock(&r->mutex);
     int n = atomic_load(&r->count);
     for (int i = 0; i < n;) {
-        if (strncmp(r->causes[i], command, len) == 0 && r->causes[i][len] == ' ') {
+        if (strncmp(r->causes[i], command, len) == 0 && r->causes[i][len] == '|') {
             memmove(r->causes[i], r->causes[n - 1], RIPC_REFUSAL_KEY_LEN);
             n--;
         } else {

@@ -7,7 +7,7 @@
 
 enum { RIPC_MAX_REFUSALS = 16, RIPC_REFUSAL_KEY_LEN = 80 };
 
-/* The causes reported and not cleared yet: "<command> <error code>". */
+/* The causes reported and not cleared yet: "<command>|<error code>". */
 typedef struct ripc_refusals {
     pthread_mutex_t mutex;
     atomic_int count;       /* read without the lock: the common case is none */
@@ -20,6 +20,8 @@ void ripc_refusals_destroy(ripc_refusals *r);
 void ripc_refusals_reset(ripc_refusals *r);
 
 struct ripc_stream;
+/* `command` names the cause's source for the dedupe (a command, or what
+ * it was used for when one command has several uses). */
 /* Redis refused `command` with server_message: reports the message that fmt
  * makes as RIPC_EVENT_COMMAND, unless the same command was refused for the
  * same cause (OOM, NOPERM...) and has not been accepted since. A retry loop
@@ -28,5 +30,10 @@ void ripc_stream_refused(struct ripc_stream *s, const char *command, const char 
     __attribute__((format(printf, 4, 5)));
 /* Redis accepted `command` again: its next refusal is news. */
 void ripc_stream_accepted(struct ripc_stream *s, const char *command);
+/* Either of the above for a reply r of Redis to `command` (the key), with
+ * "Redis refused <doing> on stream <stream>: <error>" as the message.
+ * NOGROUP is not reported: the group is gone and the dispatchers re-join. */
+struct redisReply;
+void ripc_stream_note_reply(struct ripc_stream *s, const char *command, const char *doing, const struct redisReply *r);
 
 #endif
