@@ -153,14 +153,51 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
       expect(drain(errors).grep(RedisIPC::CommandError).map(&:message).grep(/reply/)).to eq([])
     end
 
+    it "tells of every refused reply: raised to the thread that wrote it, else to on_error once" do
+      errors = Queue.new
+      raised = Queue.new
+      open = false
+      s = RedisIPC::Stream.new(stream_name, "responder")
+      s.on_request do |e|
+        sleep 0.005 until open
+        begin
+          fulfill_request(e, content: e.content)
+        rescue RedisIPC::CommandError => refused
+          raised << refused
+          raise
+        end
+      end
+      s.on_error { |e| errors << e }
+      s.connect(redis_options: { url: server.url }, consumer: { pool_size: 8 })
+      (@streams ||= []) << s
+      sender = stream("sender", errors)
+      replies = Array.new(8) { |i| sender.send_to_group_async(content: i, to: "responder", timeout: 40) }
+      eventually { redis.xpending(stream_name, "responder")["size"] == 8 }
+      out_of_memory
+      open = true # eight answers at once: some are written by another thread's flush
+      eventually { s.stats[:inflight_requests].zero? } # every answer written, and refused
+      expect(redis.xpending(stream_name, "responder")["size"]).to eq(8)
+      memory_back
+      expect(replies.map { |r| r.value.content }).to eq((0...8).to_a) # answered again after the reclaim
+      raised_here = drain(raised)
+      reported = drain(errors).grep(RedisIPC::CommandError).select { |e| e.message.include?("reply") }
+      in_background = reported.reject { |e| raised_here.include?(e) }
+      expect(reported.size - in_background.size).to eq(raised_here.size) # each raised one reached on_error too
+      expect(in_background.size).to eq(raised_here.size < 8 ? 1 : 0)
+      expect(in_background.map(&:message)).to all(match(/refused the reply to request \h+: OOM.*stays pending/))
+      puts "\n    8 refused replies: #{raised_here.size} raised to their writer, the rest reported once to on_error"
+    end
+
     it "reports a refusal met in a background retry loop once per cause, and again after it cleared and came back" do
       errors = Queue.new
-      stream("lonely", errors)
+      lonely = stream("lonely", errors)
+      beats = "#{stream_name}:lonely:instances"
       2.times do
         out_of_memory
-        sleep 2 # three heartbeats (every 0.6 s) refused
+        sleep 2 # about three heartbeats (every 0.6 s) refused
         memory_back
-        sleep 1 # a heartbeat accepted clears the cause
+        back = redis.time.then { |seconds, micros| seconds * 1000 + micros / 1000 }
+        eventually { redis.zscore(beats, lonely.instance_id).to_i > back } # a beat accepted clears the cause
       end
       heartbeats = drain(errors).select { |e| e.message.include?("heartbeat") }
       expect(heartbeats.size).to eq(2)
