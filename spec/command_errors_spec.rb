@@ -67,6 +67,33 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
       expect(stream_as(user, "sender").send_to_group(content: "hi", to: "echo").content).to eq("hi")
     end
 
+    it "raises CommandError from send_to_group, and reports each background refusal once, when a permission is taken away later" do
+      user = acl_user
+      errors = Queue.new
+      echo = stream_as(user, "echo")
+      echo.on_error { |e| errors << e }
+      sender = stream_as(user, "sender")
+      expect(sender.send_to_group(content: 1, to: "echo").content).to eq(1)
+      raw_redis.call("ACL", "SETUSER", user[:username], "-xadd", "-xreadgroup")
+      expect { sender.send_to_group(content: 2, to: "echo", timeout: 10) }
+        .to raise_error(RedisIPC::CommandError, /refused the request to group echo: NOPERM.*xadd/)
+      # Reads already blocked in Redis go on; an entry ends them, and the next read is refused.
+      raw_redis.xadd(stream_name, { id: "x", instance_id: "x", status: "pending", content: "1",
+                                    source_group: "x", destination_group: "nobody" })
+      sleep 1.5 # the dispatchers retry their reads every 0.25 s meanwhile
+      reported = Array.new(errors.size) { errors.pop }
+      expect(reported).not_to be_empty
+      expect(reported).to all(be_a(RedisIPC::CommandError))
+      expect(reported.map(&:message)).to all(match(/XREADGROUP.*NOPERM/))
+      expect(reported.map(&:message).tally.values.max).to eq(1)
+      raw_redis.call("ACL", "SETUSER", user[:username], "+xadd", "+xreadgroup")
+      eventually(within: 10) do
+        sender.send_to_group(content: 3, to: "echo", timeout: 0.5).content == 3
+      rescue RedisIPC::Error
+        false
+      end
+    end
+
     it "lets a user with every permission it needs connect and round-trip, in a couple of milliseconds more" do
       user = acl_user
       started = monotonic
