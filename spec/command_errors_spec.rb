@@ -34,9 +34,9 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
     end
 
     {
-      "xadd" => /commands XADD\b/, "xack" => /commands XACK\b/, "zadd" => /commands ZADD\b/,
-      "publish" => /commands PUBLISH\b/, "xautoclaim" => /commands XAUTOCLAIM\b/,
-      "xgroup|createconsumer" => /commands XGROUP CREATECONSUMER\b/, "subscribe" => /commands SUBSCRIBE\b/
+      "xadd" => /command XADD\b/, "xack" => /command XACK\b/, "zadd" => /command ZADD\b/,
+      "publish" => /command PUBLISH\b/, "xautoclaim" => /command XAUTOCLAIM\b/,
+      "xgroup|createconsumer" => /command XGROUP CREATECONSUMER\b/, "subscribe" => /command SUBSCRIBE\b/
     }.each do |command, named|
       it "makes connect raise CommandError naming #{command.upcase} when the user lacks it, leaving nothing behind" do
         stream = RedisIPC::Stream.new(stream_name, "workers").on_request { |e| fulfill_request(e, content: e.content) }
@@ -45,6 +45,15 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
         expect(stream).not_to be_connected
         expect_nothing_registered
       end
+    end
+
+    it "names every missing command at once, and refuses a user that may open a transaction but not discard it" do
+      stream = RedisIPC::Stream.new(stream_name, "workers").on_request { nil }
+      expect { stream.connect(redis_options: acl_user("-xadd", "-zadd", "-lpush")) }
+        .to raise_error(RedisIPC::CommandError, /commands XADD, ZADD, LPUSH \(Redis says: NOPERM/)
+      expect { stream.connect(redis_options: acl_user("-discard")) }
+        .to raise_error(RedisIPC::CommandError, /MULTI but not DISCARD/)
+      expect_nothing_registered
     end
 
     it "names the keys and the channel when those are what the user may not touch" do
@@ -59,7 +68,7 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
     it "finds a missing permission even when the user may not run MULTI (the probes then run for real, harmlessly)" do
       stream = RedisIPC::Stream.new(stream_name, "workers").on_request { |e| fulfill_request(e, content: e.content) }
       expect { stream.connect(redis_options: acl_user("-multi", "-xclaim")) }
-        .to raise_error(RedisIPC::CommandError, /commands XCLAIM\b/)
+        .to raise_error(RedisIPC::CommandError, /command XCLAIM\b/)
       expect_nothing_registered
       # With MULTI refused too, a user that has the rest connects and works.
       user = acl_user("-multi")

@@ -98,20 +98,29 @@ static void add_once(char *buf, size_t len, const char *text)
  * the channel it touches (listed by name: every command on it is refused). */
 static void note_refusal(const probe *p, const char *server_message, char *commands, char *resources, size_t len)
 {
+    /* Redis 6.2/7.0: "...to run the 'xadd' command", "...to access one of the
+     * keys (channels) used as arguments"; 7.2: "User u has no permissions to
+     * run the 'xadd' command", "No permissions to access a key (channel)". */
     char item[600];
-    if (strstr(server_message, "key")) {
-        snprintf(item, sizeof(item), "key \"%s\"", p->key);
-        add_once(resources, len, item);
+    if (strstr(server_message, "to run")) {
+        add_once(commands, len, p->label);
     } else if (strstr(server_message, "channel")) {
         snprintf(item, sizeof(item), "channel \"%s\"", p->key);
+        add_once(resources, len, item);
+    } else if (strstr(server_message, "key")) {
+        snprintf(item, sizeof(item), "key \"%s\"", p->key);
         add_once(resources, len, item);
     } else {
         add_once(commands, len, p->label);
     }
 }
 
+/* Sends the probes (then DISCARD when in a transaction) and reads their
+ * replies. -1 when the connection fails; -2 when DISCARD was refused, which
+ * leaves the connection inside the transaction. */
 static int run(redisContext *c, const probe *const *sent, int n, int in_transaction, redisReply **replies)
 {
+    int rc = 0;
     for (int i = 0; i < n; i++) {
         const char *argv[MAX_ARGS];
         size_t lens[MAX_ARGS];
@@ -126,10 +135,14 @@ static int run(redisContext *c, const probe *const *sent, int n, int in_transact
     for (int i = 0; i < total; i++) {
         void *reply = NULL;
         if (redisGetReply(c, &reply) != REDIS_OK) return -1;
-        if (i < n) replies[i] = reply;
-        else freeReplyObject(reply);
+        if (i < n) {
+            replies[i] = reply;
+        } else {
+            if (((redisReply *)reply)->type != REDIS_REPLY_STATUS) rc = -2;
+            freeReplyObject(reply);
+        }
     }
-    return 0;
+    return rc;
 }
 
 int ripc_permissions_check(ripc_stream *s, redisContext *c, ripc_error *err)
@@ -152,9 +165,14 @@ int ripc_permissions_check(ripc_stream *s, redisContext *c, ripc_error *err)
     int count = 0;
     for (int i = 0; i < all.count; i++)
         if (in_transaction || !all.list[i].transaction_only) sent[count++] = &all.list[i];
-    if (c->err || run(c, sent, count, in_transaction, replies) != 0) {
+    int ran = c->err ? -1 : run(c, sent, count, in_transaction, replies);
+    if (ran == -1) {
         ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr[0] ? c->errstr : "no reply");
         rc = RIPC_CONNECTION;
+    } else if (ran == -2) {
+        /* An odd ACL (MULTI without DISCARD); connect closes this connection. */
+        ripc_error_set(err, RIPC_COMMAND, "the Redis user may run MULTI but not DISCARD, which redis_ipc needs to check its permissions");
+        rc = RIPC_COMMAND;
     } else {
         char commands[512] = "", resources[512] = "", first[256] = "";
         for (int i = 0; i < count; i++) {
@@ -165,7 +183,7 @@ int ripc_permissions_check(ripc_stream *s, redisContext *c, ripc_error *err)
         }
         if (rc == RIPC_COMMAND)
             ripc_error_set(err, RIPC_COMMAND, "the Redis user lacks permissions redis_ipc needs: %s%s%s%s (Redis says: %s)",
-                           commands[0] ? "commands " : "", commands, commands[0] && resources[0] ? "; " : "", resources, first);
+                           !commands[0] ? "" : strstr(commands, ", ") ? "commands " : "command ", commands, commands[0] && resources[0] ? "; " : "", resources, first);
     }
     for (int i = 0; i < count; i++) if (replies[i]) freeReplyObject(replies[i]);
     free(group);
