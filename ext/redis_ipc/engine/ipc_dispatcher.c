@@ -39,6 +39,7 @@ static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
         ripc_conn_close(c);
         return NULL;
     }
+    ripc_stream_accepted(s, RIPC_REFUSAL_JOIN);
     return c;
 }
 
@@ -75,6 +76,7 @@ static void *dispatcher_main(void *arg)
         d->reading = !stopping;
         pthread_mutex_unlock(&d->mutex);
         if (stopping) break;
+        double issued = ripc_now();
         redisReply *reply = ripc_conn_run(d->conn, 11, argv, lens, &err);
         pthread_mutex_lock(&d->mutex);
         d->reading = 0;
@@ -97,7 +99,7 @@ static void *dispatcher_main(void *arg)
         }
         backoff = BACKOFF_FIRST;
         ripc_stream_outage_over(s);
-        ripc_stream_accepted(s, "XREADGROUP");
+        ripc_stream_accepted_since(s, "XREADGROUP", issued);
         /* [[stream, entries]]: we read one stream. */
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
             reply->element[0]->elements == 2) {

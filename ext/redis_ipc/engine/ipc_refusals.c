@@ -9,7 +9,9 @@
 #include "ipc_refusals.h"
 #include "ipc_conn.h"
 #include "ipc_stream_internal.h"
+#include "ipc_util.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +44,7 @@ static int remember(ripc_refusals *r, const char *key)
     /* A full table still reports: too many distinct causes is no reason to go quiet. */
     if (!known && n < RIPC_MAX_REFUSALS) {
         snprintf(r->causes[n], RIPC_REFUSAL_KEY_LEN, "%s", key);
+        r->noted_at[n] = ripc_now();
         atomic_store(&r->count, n + 1);
     }
     pthread_mutex_unlock(&r->mutex);
@@ -72,14 +75,20 @@ void ripc_stream_note_reply(ripc_stream *s, const char *command, const char *doi
 
 void ripc_stream_accepted(ripc_stream *s, const char *command)
 {
+    ripc_stream_accepted_since(s, command, INFINITY);
+}
+
+void ripc_stream_accepted_since(ripc_stream *s, const char *command, double issued_at)
+{
     ripc_refusals *r = &s->refusals;
     if (atomic_load(&r->count) == 0) return; /* the hot path: one atomic read */
     size_t len = strlen(command);
     pthread_mutex_lock(&r->mutex);
     int n = atomic_load(&r->count);
     for (int i = 0; i < n;) {
-        if (strncmp(r->causes[i], command, len) == 0 && r->causes[i][len] == '|') {
+        if (strncmp(r->causes[i], command, len) == 0 && r->causes[i][len] == '|' && r->noted_at[i] < issued_at) {
             memmove(r->causes[i], r->causes[n - 1], RIPC_REFUSAL_KEY_LEN);
+            r->noted_at[i] = r->noted_at[n - 1];
             n--;
         } else {
             i++;

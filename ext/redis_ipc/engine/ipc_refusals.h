@@ -12,7 +12,11 @@ typedef struct ripc_refusals {
     pthread_mutex_t mutex;
     atomic_int count;       /* read without the lock: the common case is none */
     char causes[RIPC_MAX_REFUSALS][RIPC_REFUSAL_KEY_LEN];
+    double noted_at[RIPC_MAX_REFUSALS]; /* ripc_now() when each was reported */
 } ripc_refusals;
+
+/* The key of refusals met while (re-)joining the group (ripc_stream_outage). */
+#define RIPC_REFUSAL_JOIN "group join"
 
 void ripc_refusals_init(ripc_refusals *r);
 void ripc_refusals_destroy(ripc_refusals *r);
@@ -30,6 +34,10 @@ void ripc_stream_refused(struct ripc_stream *s, const char *command, const char 
     __attribute__((format(printf, 4, 5)));
 /* Redis accepted `command` again: its next refusal is news. */
 void ripc_stream_accepted(struct ripc_stream *s, const char *command);
+/* The same for a command sent at issued_at (ripc_now()): it only clears
+ * refusals noted before then. A read that blocked for seconds says
+ * nothing about a refusal another thread met meanwhile. */
+void ripc_stream_accepted_since(struct ripc_stream *s, const char *command, double issued_at);
 /* Either of the above for a reply r of Redis to `command` (the key), with
  * "Redis refused <doing> on stream <stream>: <error>" as the message.
  * NOGROUP is not reported: the group is gone and the dispatchers re-join. */

@@ -329,27 +329,20 @@ void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...)
     if (ripc_queue_push(&s->events, (ripc_qnode *)e) != 0) ripc_event_free(e);
 }
 
-/* What a refusal met while (re-)joining the group is keyed under: a
- * successful read after it, which ends the outage, clears it too. */
-static const char JOIN_COMMAND[] = "the group join";
-
 void ripc_stream_outage(ripc_stream *s, const ripc_error *err)
 {
     if (atomic_load(&s->stopping)) return;
     if (err->code == RIPC_COMMAND) {
-        /* Redis answers, it refuses something: not an outage. */
+        /* Redis answers, it refuses something (re-joining the group is
+         * the only case): not an outage. The next join that works clears it. */
         const char *server_message = strstr(err->message, ": ");
-        ripc_stream_refused(s, JOIN_COMMAND, server_message ? server_message + 2 : err->message, "%s", err->message);
+        ripc_stream_refused(s, RIPC_REFUSAL_JOIN, server_message ? server_message + 2 : err->message, "%s", err->message);
         return;
     }
     if (atomic_exchange(&s->outage, 1) == 0) ripc_stream_emit(s, RIPC_EVENT_CONNECTION, "%s", err->message);
 }
 
-void ripc_stream_outage_over(ripc_stream *s)
-{
-    atomic_store(&s->outage, 0);
-    ripc_stream_accepted(s, JOIN_COMMAND);
-}
+void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
 
 int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable)
 {
