@@ -11,6 +11,14 @@ module RedisIPC
   # (or no longer) connected.
   class ConnectionError < Error; end
 
+  # Redis answered a command with an error (OOM under maxmemory, READONLY on
+  # a replica, NOPERM for an ACL permission the user lacks, WRONGTYPE...).
+  # The message carries Redis's own words. Raised by connect (a missing
+  # permission), send_to_group (the request was refused), fulfill_request
+  # and reject_request (the reply was refused), and given to on_error for
+  # refusals met in the background, once per cause until it clears.
+  class CommandError < Error; end
+
   # The stream was set up wrongly, e.g. connected without an on_request block.
   class ConfigurationError < Error; end
 

@@ -225,7 +225,8 @@ module RedisIPC
     EVENT_ERRORS = {
       Engine::EVENT_MALFORMED_ENTRY => MalformedEntryError,
       Engine::EVENT_CONNECTION => ConnectionError,
-      Engine::EVENT_ERROR => Error
+      Engine::EVENT_ERROR => Error,
+      Engine::EVENT_COMMAND => CommandError
     }.freeze
     private_constant :EVENT_ERRORS
 

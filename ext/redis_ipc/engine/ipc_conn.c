@@ -149,10 +149,26 @@ broken:
 int ripc_reply_is_error(const redisReply *reply, ripc_error *err)
 {
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ripc_error_set(err, RIPC_PROTOCOL, "redis error: %s", reply->str);
+        ripc_error_refused(err, NULL, reply->str);
         return 1;
     }
     return 0;
+}
+
+void ripc_error_refused(ripc_error *err, const char *command, const char *server_message)
+{
+    if (command) ripc_error_set(err, RIPC_COMMAND, "Redis refused %s: %s", command, server_message);
+    else ripc_error_set(err, RIPC_COMMAND, "Redis refused a command: %s", server_message);
+}
+
+void ripc_error_cause(const char *server_message, char *buf, size_t len)
+{
+    /* Redis starts every error with its code in capitals (OOM, NOPERM,
+     * READONLY, WRONGTYPE, ERR...): the same code is the same cause. */
+    size_t n = strcspn(server_message, " ");
+    if (n >= len) n = len - 1;
+    memcpy(buf, server_message, n);
+    buf[n] = '\0';
 }
 
 int ripc_reply_error_starts(const redisReply *reply, const char *prefix)

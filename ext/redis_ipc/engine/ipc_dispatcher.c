@@ -65,6 +65,7 @@ static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
         ripc_conn_close(c);
         return NULL;
     }
+    ripc_stream_accepted(s, RIPC_REFUSAL_JOIN);
     catch_up(d, c, err);
     if (c->err) {
         ripc_conn_close(c);
@@ -106,6 +107,7 @@ static void *dispatcher_main(void *arg)
         d->reading = !stopping;
         pthread_mutex_unlock(&d->mutex);
         if (stopping) break;
+        double issued = ripc_now();
         redisReply *reply = ripc_conn_run(d->conn, 11, argv, lens, &err);
         pthread_mutex_lock(&d->mutex);
         d->reading = 0;
@@ -120,7 +122,7 @@ static void *dispatcher_main(void *arg)
             /* The stream or group was deleted (FLUSHALL, DEL, XGROUP DESTROY):
              * NOGROUP, or UNBLOCKED for a read that was waiting. Re-join. */
             int nogroup = ripc_reply_error_starts(reply, "NOGROUP") || ripc_reply_error_starts(reply, "UNBLOCKED");
-            if (!nogroup) ripc_stream_emit(s, RIPC_EVENT_ERROR, "XREADGROUP failed on stream %s: %s", s->stream, reply->str);
+            if (!nogroup) ripc_stream_refused(s, "XREADGROUP", reply->str, "Redis refused XREADGROUP on stream %s: %s", s->stream, reply->str);
             freeReplyObject(reply);
             if (ripc_membership_join(s, d->conn, &err) != RIPC_OK) set_conn(d, NULL);
             if (!nogroup && ripc_stream_sleep(s, BACKOFF_MAX, 0)) break;
@@ -128,6 +130,7 @@ static void *dispatcher_main(void *arg)
         }
         backoff = BACKOFF_FIRST;
         ripc_stream_outage_over(s);
+        ripc_stream_accepted_since(s, "XREADGROUP", issued);
         /* [[stream, entries]]: we read one stream. */
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
             reply->element[0]->elements == 2) {

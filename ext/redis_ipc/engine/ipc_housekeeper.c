@@ -30,6 +30,8 @@ static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
             ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
             return seen;
         }
+        /* Keyed apart from the dispatchers' XREADGROUP, which clears its own. */
+        ripc_stream_note_reply(s, "inbox XREADGROUP", "XREADGROUP of this instance's inbox", r);
         const redisReply *entries = NULL;
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
             r->element[0]->elements == 2)

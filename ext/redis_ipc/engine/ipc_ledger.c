@@ -67,6 +67,18 @@ void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code)
     pthread_mutex_unlock(&l->mutex);
 }
 
+void ripc_ledger_refuse_id(ripc_ledger *l, const char *id, const char *message)
+{
+    int found;
+    pthread_mutex_lock(&l->mutex);
+    ripc_request *r = ripc_map_get(&l->slots, id, &found);
+    if (found && r->state == SLOT_WAITING) {
+        r->error_message = ripc_strdup(message);
+        settle(r, SLOT_FAILED, RIPC_COMMAND, NULL);
+    }
+    pthread_mutex_unlock(&l->mutex);
+}
+
 static void remember(ripc_ledger *l, const char *id)
 {
     char *slot = l->recent_ring[l->recent_next];
@@ -209,6 +221,7 @@ void ripc_ledger_release(ripc_request *r)
     unwatch_locked(r);
     pthread_mutex_unlock(&l->mutex);
     ripc_entry_free(r->reply);
+    free(r->error_message);
     free(r);
 }
 

@@ -42,6 +42,7 @@ struct ripc_request {
     double deadline;
     int state;              /* see ipc_ledger.c */
     int error_code;         /* why the slot failed */
+    char *error_message;    /* RIPC_COMMAND: Redis's answer to the request's XADD (owned, freed on release) */
     ripc_entry *reply;
     /* The doorbell of the thread watching this slot (read_fd < 0: nobody
      * watches); rung when the slot gets its outcome. */
@@ -57,6 +58,8 @@ ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline);
 /* Marks the slot of request `id` failed (its request could not be written);
  * nothing happens when the slot is gone already. */
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code);
+/* The same with RIPC_COMMAND: Redis refused the request's XADD with message. */
+void ripc_ledger_refuse_id(ripc_ledger *l, const char *id, const char *message);
 
 enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN };
 /* Hands a reply to its waiting slot; on RIPC_DELIVERED the ledger owns reply. */

@@ -242,6 +242,7 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
     for (int page = 0; page < 16 && !c->err; page++) {
         redisReply *rows = redisCommand(c, "XPENDING %b %b IDLE %s %s + 128", s->stream, strlen(s->stream),
                                         s->group, strlen(s->group), idle_ms, from);
+        if (rows) ripc_stream_note_reply(s, "XPENDING", "XPENDING of idle entries", rows);
         if (!rows || rows->type != REDIS_REPLY_ARRAY || rows->elements == 0) {
             if (rows) freeReplyObject(rows);
             break;
@@ -329,6 +330,12 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     lv->last_beat = done;
     int may_judge = done - lv->watch_since >= s->options.dead_after;
 
+    /* A refused beat (OOM, NOPERM...) gets this live instance taken for dead. */
+    if (replies[0]->type == REDIS_REPLY_ERROR)
+        ripc_stream_refused(s, "ZADD", replies[0]->str, "Redis refused this instance's heartbeat (ZADD on %s): %s "
+                            "(other instances of the group will take it for dead)", key, replies[0]->str);
+    else
+        ripc_stream_accepted(s, "ZADD");
     /* ZADD answering 1 means we were not in the set: someone took us for
      * dead (or Redis lost its data). List ourselves again. */
     if (replies[0]->type == REDIS_REPLY_INTEGER && replies[0]->integer == 1 && atomic_exchange(&lv->beaten, 1))

@@ -41,7 +41,12 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
     int rc = RIPC_OK;
     for (int i = 0; i < n && rc == RIPC_OK; i++) {
         if (i == 0 && ripc_reply_error_starts(replies[i], "BUSYGROUP")) continue;
-        if (ripc_reply_is_error(replies[i], err)) rc = RIPC_PROTOCOL;
+        if (replies[i]->type != REDIS_REPLY_ERROR) continue;
+        const char *command = i == 0 ? "XGROUP CREATE" : i == n - 2 ? "LREM" : i == n - 1 ? "LPUSH" : "XGROUP CREATECONSUMER";
+        char what[1024];
+        snprintf(what, sizeof(what), "%s joining group %s of stream %s", command, s->group, s->stream);
+        ripc_error_refused(err, what, replies[i]->str);
+        rc = RIPC_COMMAND;
     }
     for (int i = 0; i < n; i++) freeReplyObject(replies[i]);
     return rc;

@@ -15,6 +15,8 @@
 #include "ipc_stream_internal.h"
 #include "ipc_util.h"
 
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,10 +25,26 @@ enum { ROUNDS_PER_CALLER = 2 };
 enum { RETRY_LIMIT = 100 };
 static const double RETRY_PAUSE = 0.1;
 
+/* The reply a thread writes itself, so that a refusal of it is returned to
+ * that thread (which raises) instead of going to on_error. Only the thread
+ * that flushes a command knows its outcome; a command another thread's
+ * flush took along is that thread's to report. */
+typedef struct own_reply {
+    unsigned long long token;
+    ripc_error *err;
+    int refused;
+} own_reply;
+
+static atomic_ullong next_token = 1;
+/* The reply this thread queued with RIPC_WRITE_QUEUE and must flush (see
+ * ripc_outbox_flush_reply): a queued write and its flush are two calls. */
+static _Thread_local unsigned long long queued_reply;
+
 struct ripc_outbox_cmd {
     struct ripc_outbox_cmd *next;
     int is_reply;                       /* else a request */
     int attempts;                       /* a reply: failed writes so far */
+    unsigned long long token;           /* a reply: tells its writer it is the one (own_reply) */
     char request_id[RIPC_REQUEST_ID_LEN + 1]; /* a request: the ledger slot to fail if it cannot be written */
     char *answered_redis_id;            /* a reply: the request entry to acknowledge and delete */
     char *blob;                         /* one allocation holding every argument */
@@ -112,6 +130,22 @@ static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, 
     }
 }
 
+static void refuse_reply(ripc_stream *s, ripc_outbox_cmd *c, const char *server_message, own_reply *mine)
+{
+    ripc_inflight_remove(s, c->answered_redis_id);
+    /* argv[4] is the value of the first field, the request id (ripc_entry_xadd_argv). */
+    int id_len = (int)c->lens[4];
+    const char *id = c->argv[4];
+    if (mine && mine->token == c->token) {
+        mine->refused = 1;
+        ripc_error_set(mine->err, RIPC_COMMAND, "Redis refused the reply to request %.*s: %s", id_len, id, server_message);
+        return;
+    }
+    ripc_stream_refused(s, "XADD", server_message,
+                        "Redis refused the reply to request %.*s: %s (it stays pending and is answered again %gs after it was read)",
+                        id_len, id, server_message, s->options.reclaim_idle);
+}
+
 /* XACK <stream> <group> answered... lazy..., then XDEL <stream> answered...,
  * pipelined. Returns 0 when the connection failed. */
 static int write_acks(redisContext *c, ripc_stream *s, const char **answered, size_t n,
@@ -134,6 +168,10 @@ static int write_acks(redisContext *c, ripc_stream *s, const char **answered, si
     for (int k = 0; k < 2 && ok; k++) {
         void *reply = NULL;
         ok = redisGetReply(c, &reply) == REDIS_OK;
+        /* Refused (NOPERM after an ACL change...): the requests stay
+         * pending, are reclaimed and answered again, a duplicate their
+         * senders ignore. */
+        ripc_stream_note_reply(s, k == 0 ? "XACK" : "XDEL", k == 0 ? "XACK of answered requests" : "XDEL of answered requests", reply);
         if (reply) freeReplyObject(reply);
     }
     return ok;
@@ -150,7 +188,7 @@ static int only_replies_from(ripc_outbox_cmd **cmds, size_t from, size_t n)
  * replies Redis accepted, one XACK and one XDEL of the requests they
  * answer: a request is never acknowledged unless its reply was written.
  * Called with write_lock held. */
-static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch)
+static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
 {
     ripc_stream *s = o->stream;
     ripc_error err;
@@ -181,21 +219,25 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch)
      * lazy acknowledgements waiting (ipc_lazy_acks.c) follow them in the
      * XACK only. */
     size_t answered = 0, lazy_count = 0;
+    int accepted = 0;
     const char **ids = ripc_xmalloc((n + 1) * sizeof(*ids));
     for (size_t i = 0; i < read; i++) {
         ripc_outbox_cmd *c = cmds[i];
         if (replies[i]->type == REDIS_REPLY_ERROR) {
-            /* Refused (e.g. OOM): that one command fails, the others stand. */
-            if (!c->is_reply) ripc_ledger_fail_id(&s->ledger, c->request_id, RIPC_PROTOCOL);
-            else {
-                ripc_stream_emit(s, RIPC_EVENT_ERROR, "a reply could not be written: %s", replies[i]->str);
-                ripc_inflight_remove(s, c->answered_redis_id);
-            }
-        } else if (c->is_reply) {
-            ids[answered++] = c->answered_redis_id;
+            /* Refused (OOM, READONLY, NOPERM...): that one command fails,
+             * the others stand. A request's sender gets Redis's words at
+             * once. A reply's request stays pending in Redis (never
+             * acknowledged without a reply): reclaimed after reclaim_idle,
+             * it is handed out and answered again. */
+            if (!c->is_reply) ripc_ledger_refuse_id(&s->ledger, c->request_id, replies[i]->str);
+            else refuse_reply(s, c, replies[i]->str, mine);
+        } else {
+            accepted = 1;
+            if (c->is_reply) ids[answered++] = c->answered_redis_id;
         }
         freeReplyObject(replies[i]);
     }
+    if (accepted) ripc_stream_accepted(s, "XADD");
     if (read < n) fail_unwritten(o, cmds, read, n, &err);
 
     int acked = 0;
@@ -242,14 +284,14 @@ static int queue_empty(ripc_outbox *o)
 
 /* Flushes while there is work, at most `rounds` batches (0: no limit).
  * Returns 1 when it left work behind. */
-static int combine(ripc_outbox *o, int rounds)
+static int combine(ripc_outbox *o, int rounds, own_reply *mine)
 {
     int done = 0;
     for (;;) {
         if (pthread_mutex_trylock(&o->write_lock) != 0) return 0; /* the flusher will see our work */
         ripc_outbox_cmd *batch;
         while ((rounds == 0 || done < rounds) && (batch = take_all(o))) {
-            flush_batch(o, batch);
+            flush_batch(o, batch, mine);
             done++;
         }
         pthread_mutex_unlock(&o->write_lock);
@@ -268,12 +310,25 @@ static void wake_writer(ripc_outbox *o)
     pthread_mutex_unlock(&o->mutex);
 }
 
-void ripc_outbox_flush(ripc_outbox *o)
+static void flush_own(ripc_outbox *o, own_reply *mine)
 {
-    if (combine(o, ROUNDS_PER_CALLER)) wake_writer(o);
+    if (combine(o, ROUNDS_PER_CALLER, mine)) wake_writer(o);
 }
 
-static int submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int mode)
+void ripc_outbox_flush(ripc_outbox *o)
+{
+    flush_own(o, NULL);
+}
+
+int ripc_outbox_flush_reply(ripc_outbox *o, ripc_error *err)
+{
+    own_reply mine = { queued_reply, err, 0 };
+    queued_reply = 0;
+    flush_own(o, mine.token ? &mine : NULL);
+    return mine.refused ? RIPC_COMMAND : RIPC_OK;
+}
+
+static int submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int mode, own_reply *mine)
 {
     pthread_mutex_lock(&o->mutex);
     if (o->tail) o->tail->next = cmd;
@@ -291,7 +346,7 @@ static int submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int mode)
         pthread_mutex_unlock(&o->write_lock);
         return 1;
     default:
-        ripc_outbox_flush(o);
+        flush_own(o, mine);
         return 0;
     }
 }
@@ -301,16 +356,21 @@ int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *cons
 {
     ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
     snprintf(cmd->request_id, sizeof(cmd->request_id), "%s", request_id);
-    return submit(o, cmd, mode);
+    return submit(o, cmd, mode, NULL);
 }
 
 int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
-                      const size_t lens[RIPC_FIELD_COUNT], int mode)
+                      const size_t lens[RIPC_FIELD_COUNT], int mode, ripc_error *err)
 {
     ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
     cmd->is_reply = 1;
     cmd->answered_redis_id = ripc_strdup(answered_redis_id);
-    return submit(o, cmd, mode);
+    unsigned long long token = cmd->token = atomic_fetch_add(&next_token, 1);
+    own_reply mine = { token, err, 0 };
+    /* cmd may be written and freed by another thread once submitted. */
+    int must_flush = submit(o, cmd, mode, &mine);
+    if (mode == RIPC_WRITE_QUEUE) queued_reply = must_flush ? token : 0;
+    return mine.refused ? RIPC_COMMAND : must_flush;
 }
 
 /* Puts the replies waiting for a retry back in the queue. Called with the mutex held. */
@@ -344,7 +404,7 @@ static void *writer_main(void *arg)
         o->writer_wanted = 0;
         pthread_mutex_unlock(&o->mutex);
         /* Unbounded, but it may find the lock taken: then the holder flushes. */
-        while (combine(o, 0)) {}
+        while (combine(o, 0, NULL)) {}
         pthread_mutex_lock(&o->mutex);
     }
     pthread_mutex_unlock(&o->mutex);
@@ -368,7 +428,7 @@ void ripc_outbox_drain(ripc_outbox *o)
     do {
         pthread_mutex_lock(&o->write_lock);
         ripc_outbox_cmd *batch;
-        while ((batch = take_all(o))) flush_batch(o, batch);
+        while ((batch = take_all(o))) flush_batch(o, batch, NULL);
         pthread_mutex_unlock(&o->write_lock);
     } while (!queue_empty(o));
 }

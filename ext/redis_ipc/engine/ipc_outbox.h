@@ -38,10 +38,16 @@ void ripc_outbox_destroy(ripc_outbox *o);
 /* A request's XADD; if it cannot be written, the ledger slot request_id fails. */
 int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
                         const size_t lens[RIPC_FIELD_COUNT], int mode);
-/* A reply's XADD, and the answered request's XACK and XDEL (batched). */
+/* A reply's XADD, and the answered request's XACK and XDEL (batched).
+ * RIPC_COMMAND (err set) when this thread wrote it (RIPC_WRITE_NOW) and
+ * Redis refused it; a refusal met by another thread's write goes to the
+ * stream's events (RIPC_EVENT_COMMAND). */
 int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
-                      const size_t lens[RIPC_FIELD_COUNT], int mode);
+                      const size_t lens[RIPC_FIELD_COUNT], int mode, ripc_error *err);
 /* Writes what is queued (see RIPC_WRITE_QUEUE). */
 void ripc_outbox_flush(ripc_outbox *o);
+/* The same after this thread queued a reply and was told to flush:
+ * RIPC_COMMAND (err set) when that reply was written here and refused. */
+int ripc_outbox_flush_reply(ripc_outbox *o, ripc_error *err);
 
 #endif

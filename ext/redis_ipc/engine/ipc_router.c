@@ -77,7 +77,13 @@ static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int 
     }
     redisReply *replies[2];
     int rc = ripc_conn_pipeline(c, cmds, argcs, argvs, lensv, replies, err) == 0 ? RIPC_OK : RIPC_CONNECTION;
-    if (rc == RIPC_OK) for (int i = 0; i < cmds; i++) freeReplyObject(replies[i]);
+    if (rc == RIPC_OK) {
+        for (int i = 0; i < cmds; i++) {
+            /* Refused, the entries stay pending: reclaimed and routed again later. */
+            ripc_stream_note_reply(s, argvs[i][0], argvs[i][0], replies[i]);
+            freeReplyObject(replies[i]);
+        }
+    }
     free(argv);
     free(lens);
     ripc_lazy_acks_free(lazy, lazy_count);

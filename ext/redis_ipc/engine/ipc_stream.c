@@ -2,6 +2,7 @@
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
+#include "ipc_permissions.h"
 #include "ipc_util.h"
 
 #include <errno.h>
@@ -43,6 +44,7 @@ const char *ripc_strerror(int code)
     case RIPC_PROTOCOL: return "unexpected reply from Redis";
     case RIPC_STATE: return "invalid state";
     case RIPC_AGAIN: return "not yet";
+    case RIPC_COMMAND: return "Redis refused the command";
     default: return "unknown error";
     }
 }
@@ -94,6 +96,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_outbox_init(&s->outbox, s);
     ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
+    ripc_refusals_init(&s->refusals);
     pthread_mutex_init(&s->inflight_mutex, NULL);
     ripc_map_init(&s->inflight);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
@@ -165,6 +168,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     atomic_store(&s->closing, 0);
     atomic_store(&s->outage, 0);
     ripc_liveness_reset(&s->liveness);
+    ripc_refusals_reset(&s->refusals);
     ripc_ledger_reopen(&s->ledger);
     ripc_queue_reopen(&s->requests);
     ripc_queue_reopen(&s->events);
@@ -173,7 +177,9 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     int joined = 0;
     int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
     if (rc == RIPC_OK) {
-        rc = ripc_membership_join(s, c, err);
+        /* A missing ACL permission fails here, before anything is registered. */
+        rc = ripc_permissions_check(s, c, err);
+        if (rc == RIPC_OK) rc = ripc_membership_join(s, c, err);
         joined = rc == RIPC_OK;
         if (rc == RIPC_OK) rc = ripc_liveness_beat(s, c, err);
         ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
@@ -296,6 +302,7 @@ static void unref(ripc_stream *s)
     ripc_queue_destroy(&s->requests, free_entry_node);
     ripc_queue_destroy(&s->events, free_event_node);
     ripc_ledger_destroy(&s->ledger);
+    ripc_refusals_destroy(&s->refusals);
     ripc_pool_destroy(&s->pool);
     ripc_map_destroy(&s->inflight);
     pthread_mutex_destroy(&s->inflight_mutex);
@@ -334,6 +341,13 @@ void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...)
 void ripc_stream_outage(ripc_stream *s, const ripc_error *err)
 {
     if (atomic_load(&s->stopping)) return;
+    if (err->code == RIPC_COMMAND) {
+        /* Redis answers, it refuses something (re-joining the group is
+         * the only case): not an outage. The next join that works clears it. */
+        const char *server_message = strstr(err->message, ": ");
+        ripc_stream_refused(s, RIPC_REFUSAL_JOIN, server_message ? server_message + 2 : err->message, "%s", err->message);
+        return;
+    }
     if (atomic_exchange(&s->outage, 1) == 0) ripc_stream_emit(s, RIPC_EVENT_CONNECTION, "%s", err->message);
 }
 
@@ -478,6 +492,11 @@ void ripc_stream_flush(ripc_stream *s)
     ripc_outbox_flush(&s->outbox);
 }
 
+int ripc_stream_flush_reply(ripc_stream *s, ripc_error *err)
+{
+    return ripc_outbox_flush_reply(&s->outbox, err);
+}
+
 int ripc_request_wait(ripc_request *r, ripc_entry **reply) { return ripc_ledger_wait(r, reply); }
 int ripc_request_try(ripc_request *r, ripc_entry **reply) { return ripc_ledger_try(r, reply); }
 int ripc_request_ready(ripc_request *r) { return ripc_ledger_ready(r); }
@@ -503,6 +522,7 @@ void ripc_request_release(ripc_request *r)
     unref(s);
 }
 const char *ripc_request_id(ripc_request *r) { return r->id; }
+const char *ripc_request_error(ripc_request *r) { return r->error_message; }
 
 int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
               double timeout, ripc_entry **reply, ripc_error *err)
@@ -513,6 +533,7 @@ int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
     if (rc != RIPC_OK) return rc;
     rc = ripc_request_wait(r, reply);
     if (rc == RIPC_TIMEOUT) ripc_error_set(err, rc, "no reply from group %s within the timeout", to);
+    else if (rc == RIPC_COMMAND) ripc_error_set(err, rc, "Redis refused the request to group %s: %s", to, ripc_request_error(r));
     else if (rc != RIPC_OK) ripc_error_set(err, rc, "%s while waiting for group %s", ripc_strerror(rc), to);
     ripc_request_release(r);
     return rc;
@@ -576,7 +597,8 @@ static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
     /* The reply, then (batched with other answers) the request's ack and
      * delete. If it cannot be written the request stays pending in Redis,
      * and the group reclaims and answers it again. */
-    int must_flush = ripc_outbox_reply(&s->outbox, request->redis_id, values, lens, mode);
+    int must_flush = ripc_outbox_reply(&s->outbox, request->redis_id, values, lens, mode, err);
+    if (must_flush < 0) return must_flush; /* written by this thread, and refused */
     if (flush) *flush = must_flush;
     return RIPC_OK;
 }

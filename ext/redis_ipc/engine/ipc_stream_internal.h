@@ -15,6 +15,7 @@
 #include "ipc_outbox.h"
 #include "ipc_pool.h"
 #include "ipc_queue.h"
+#include "ipc_refusals.h"
 #include "ipc_util.h"
 
 enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000 };
@@ -46,6 +47,7 @@ struct ripc_stream {
     ripc_ledger ledger;
     ripc_queue requests;    /* requests read, waiting for a consumer */
     ripc_queue events;      /* background errors, waiting for a reporter */
+    ripc_refusals refusals; /* refused commands reported and not accepted since */
 
     /* Requests handed to consumers and not answered yet, by Redis entry id:
      * keeps a re-read (inbox sweep, reclaim) from handing one out twice. */
@@ -90,7 +92,8 @@ struct ripc_stream {
 
 /* Pushes a background error for the reporter (dropped past RIPC_MAX_EVENTS). */
 void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Connection trouble in a background thread: reported once per outage. */
+/* Connection trouble in a background thread: reported once per outage
+ * (an err of RIPC_COMMAND, a refusal while re-joining, once per cause). */
 void ripc_stream_outage(ripc_stream *s, const ripc_error *err);
 void ripc_stream_outage_over(ripc_stream *s);
 /* Sleeps for seconds or until the stream stops (or, when nudgeable, as the

@@ -36,7 +36,8 @@ enum {
     RIPC_ARGUMENT = -5,   /* a bad argument: nothing was written */
     RIPC_PROTOCOL = -6,   /* Redis answered something the engine did not expect */
     RIPC_STATE = -7,      /* the call does not fit the object's state (already connected, already answered) */
-    RIPC_AGAIN = -8       /* a non-blocking call found nothing yet */
+    RIPC_AGAIN = -8,      /* a non-blocking call found nothing yet */
+    RIPC_COMMAND = -9     /* Redis refused a command (OOM, READONLY, NOPERM, WRONGTYPE...): the message has Redis's words */
 };
 
 typedef struct ripc_error {
@@ -110,7 +111,8 @@ typedef struct ripc_stream ripc_stream;
 enum {
     RIPC_EVENT_MALFORMED_ENTRY = 1,
     RIPC_EVENT_CONNECTION = 2,
-    RIPC_EVENT_ERROR = 3
+    RIPC_EVENT_ERROR = 3,
+    RIPC_EVENT_COMMAND = 4 /* Redis refused a command; once per cause until it is accepted again */
 };
 typedef struct ripc_event {
     struct ripc_event *next; /* queue link: keep first */
@@ -159,6 +161,11 @@ RIPC_API int ripc_request_send_queued(ripc_stream *s, const char *to, const char
 RIPC_API int ripc_respond_queued(ripc_stream *s, const ripc_entry *request, int fulfilled,
                                  const char *content, size_t len, int *flush, ripc_error *err);
 RIPC_API void ripc_stream_flush(ripc_stream *s);
+/* ripc_stream_flush after ripc_respond_queued asked for it: RIPC_COMMAND
+ * (with Redis's message) when Redis refused that reply, RIPC_OK otherwise.
+ * Only a reply this thread writes can be refused here; one that another
+ * thread's flush took along is reported as RIPC_EVENT_COMMAND instead. */
+RIPC_API int ripc_stream_flush_reply(ripc_stream *s, ripc_error *err);
 
 /* Like ripc_request_send, but returns without writing: the engine's writer
  * thread writes it, batched with others. For keeping many requests in
@@ -171,7 +178,8 @@ RIPC_API int ripc_request_post(ripc_stream *s, const char *to, const char *conte
  *
  * ripc_request_wait blocks until the outcome or the request's deadline:
  * RIPC_OK (*reply is yours to free), RIPC_TIMEOUT, RIPC_CLOSED,
- * RIPC_CONNECTION, or RIPC_STATE when the reply was already taken, another
+ * RIPC_CONNECTION, RIPC_COMMAND (Redis refused the request's XADD: see
+ * ripc_request_error), or RIPC_STATE when the reply was already taken, another
  * thread waits for the same request, or no descriptor could be opened.
  * To stop waits early, ripc_stream_stop ends them all with RIPC_CLOSED. */
 RIPC_API int ripc_request_wait(ripc_request *r, ripc_entry **reply);
@@ -195,6 +203,8 @@ RIPC_API double ripc_request_deadline(ripc_request *r); /* on ripc_monotonic_now
  * it was watched with); a reply arriving later is reported as unknown. */
 RIPC_API void ripc_request_release(ripc_request *r);
 RIPC_API const char *ripc_request_id(ripc_request *r);
+/* After RIPC_COMMAND: what Redis answered when it refused the request (else NULL). */
+RIPC_API const char *ripc_request_error(ripc_request *r);
 
 /* Convenience for C callers: send, wait, release. */
 RIPC_API int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
@@ -212,7 +222,10 @@ RIPC_API int ripc_stream_try_request(ripc_stream *s, ripc_entry **out);
 RIPC_API int ripc_stream_requests_fd(ripc_stream *s);
 
 /* Answers a request: writes the reply, acknowledges and deletes the request.
- * RIPC_STATE when the request was already answered. */
+ * RIPC_STATE when the request was already answered; RIPC_COMMAND when Redis
+ * refused the reply (the request stays pending and is reclaimed and handed
+ * out again after reclaim_idle; a refusal of a reply that another thread's
+ * write took along goes to the events as RIPC_EVENT_COMMAND instead). */
 RIPC_API int ripc_respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
                  const char *content, size_t len, ripc_error *err);
 

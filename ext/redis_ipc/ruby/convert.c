@@ -11,14 +11,18 @@ void rbipc_raise(const ripc_error *err)
     case RIPC_TIMEOUT: klass = rb_eRedisIPCTimeoutError; break;
     case RIPC_CONNECTION: case RIPC_CLOSED: klass = rb_eRedisIPCConnectionError; break;
     case RIPC_ARGUMENT: klass = rb_eArgError; break;
+    case RIPC_COMMAND: klass = rb_eRedisIPCCommandError; break;
     default: klass = rb_eRedisIPCError; break;
     }
     rb_raise(klass, "%s", err->message);
 }
 
-void rbipc_raise_outcome(int rc, const char *request_id, const char *to, double timeout)
+void rbipc_raise_outcome(int rc, ripc_request *request, const char *to, double timeout)
 {
+    const char *request_id = ripc_request_id(request);
     switch (rc) {
+    case RIPC_COMMAND:
+        rb_raise(rb_eRedisIPCCommandError, "Redis refused the request to group %s: %s", to, ripc_request_error(request));
     case RIPC_TIMEOUT:
         rb_raise(rb_eRedisIPCTimeoutError, "no reply from group %s within %.3gs (request %s)", to, timeout, request_id);
     case RIPC_CLOSED:

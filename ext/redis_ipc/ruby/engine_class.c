@@ -280,7 +280,7 @@ static VALUE send_body(VALUE arg)
     if (a->rc != RIPC_OK) rbipc_raise(&a->err);
     write_queued(a->stream, flush);
     a->rc = rbipc_wait_reply(a->request, 0, &a->reply);
-    if (a->rc != RIPC_OK) rbipc_raise_outcome(a->rc, ripc_request_id(a->request), a->to, a->timeout);
+    if (a->rc != RIPC_OK) rbipc_raise_outcome(a->rc, a->request, a->to, a->timeout);
     return rbipc_entry_to_array(a->reply);
 }
 
@@ -414,13 +414,23 @@ typedef struct respond_args {
     int rc;
 } respond_args;
 
+static void *flush_reply_nogvl(void *arg)
+{
+    respond_args *a = arg;
+    a->rc = ripc_stream_flush_reply(a->stream, &a->err);
+    return NULL;
+}
+
 static VALUE respond_body(VALUE arg)
 {
     respond_args *a = (respond_args *)arg;
     int flush;
     a->rc = ripc_respond_queued(a->stream, &a->request, a->fulfilled, a->content, a->content_len, &flush, &a->err);
     if (a->rc != RIPC_OK) rbipc_raise(&a->err);
-    write_queued(a->stream, flush);
+    /* Writing it here tells us if Redis refused it (CommandError); a reply
+     * another thread's write took along is reported to on_error instead. */
+    if (flush) rb_thread_call_without_gvl(flush_reply_nogvl, a, ubf_nothing, NULL);
+    if (a->rc != RIPC_OK) rbipc_raise(&a->err);
     return Qtrue;
 }
 
@@ -483,4 +493,5 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_const(cEngine, "EVENT_MALFORMED_ENTRY", INT2NUM(RIPC_EVENT_MALFORMED_ENTRY));
     rb_define_const(cEngine, "EVENT_CONNECTION", INT2NUM(RIPC_EVENT_CONNECTION));
     rb_define_const(cEngine, "EVENT_ERROR", INT2NUM(RIPC_EVENT_ERROR));
+    rb_define_const(cEngine, "EVENT_COMMAND", INT2NUM(RIPC_EVENT_COMMAND));
 }

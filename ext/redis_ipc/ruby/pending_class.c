@@ -75,7 +75,7 @@ static VALUE wait_body(VALUE arg)
     wait_args *a = (wait_args *)arg;
     a->rc = rbipc_wait_reply(a->p->request, a->limit, &a->reply);
     if (a->rc == RIPC_AGAIN) return Qnil;
-    if (a->rc != RIPC_OK) rbipc_raise_outcome(a->rc, ripc_request_id(a->p->request), a->p->to, a->p->timeout);
+    if (a->rc != RIPC_OK) rbipc_raise_outcome(a->rc, a->p->request, a->p->to, a->p->timeout);
     return rbipc_entry_to_array(a->reply);
 }
 

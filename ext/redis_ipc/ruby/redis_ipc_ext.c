@@ -2,7 +2,7 @@
  * defined, then sets up each binding. */
 #include "redis_ipc_ext.h"
 
-VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError;
+VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError, rb_eRedisIPCCommandError;
 
 static VALUE pinned_class(VALUE under, const char *name)
 {
@@ -18,6 +18,7 @@ RUBY_FUNC_EXPORTED void Init_redis_ipc(void)
     rb_eRedisIPCError = pinned_class(mRedisIPC, "Error");
     rb_eRedisIPCTimeoutError = pinned_class(mRedisIPC, "TimeoutError");
     rb_eRedisIPCConnectionError = pinned_class(mRedisIPC, "ConnectionError");
+    rb_eRedisIPCCommandError = pinned_class(mRedisIPC, "CommandError");
     Init_redis_ipc_engine(mRedisIPC);
     Init_redis_ipc_pending(mRedisIPC);
 }

@@ -5,7 +5,7 @@
 #include "../engine/redis_ipc.h"
 
 /* Exception classes, defined in lib/redis_ipc/errors.rb and pinned at load. */
-extern VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError;
+extern VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError, rb_eRedisIPCCommandError;
 
 void Init_redis_ipc_engine(VALUE mRedisIPC);
 void Init_redis_ipc_pending(VALUE mRedisIPC);
@@ -13,7 +13,7 @@ void Init_redis_ipc_pending(VALUE mRedisIPC);
 /* convert.c: what every binding file needs. */
 NORETURN(void rbipc_raise(const ripc_error *err));
 /* Raises the exception for a request that ended without a reply. */
-NORETURN(void rbipc_raise_outcome(int rc, const char *request_id, const char *to, double timeout));
+NORETURN(void rbipc_raise_outcome(int rc, ripc_request *request, const char *to, double timeout));
 /* [redis_id, id, instance_id, status, content, source_group, destination_group, redelivered] */
 VALUE rbipc_entry_to_array(const ripc_entry *e);
 /* Waits, GVL released and interruptible, until fd is readable or the deadline (0: none). */
