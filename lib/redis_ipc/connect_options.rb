@@ -68,6 +68,7 @@ module RedisIPC
       @redis.merge(
         pool_size: command_pool_size,
         dispatcher_count: @dispatcher_pool_size,
+        consumer_count: @consumer_pool_size,
         entry_timeout: @entry_timeout.to_f,
         cleanup_interval: @cleanup_interval.to_f,
         heartbeat_interval: @heartbeat_interval.to_f,

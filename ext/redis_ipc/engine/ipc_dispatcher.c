@@ -10,7 +10,11 @@
 #include <string.h>
 #include <time.h>
 
-enum { READ_COUNT = 128 };
+/* At most READ_COUNT entries a read, and about READ_BUDGET times
+ * max_content_bytes of them (plan_next_read). */
+enum { READ_COUNT = 128, READ_BUDGET = 4 };
+/* How long a read blocks while requests wait parked for room. */
+static const double PARKED_BLOCK = 0.1;
 static const double BACKOFF_FIRST = 0.01, BACKOFF_MAX = 0.25;
 
 static void set_conn(ripc_dispatcher *d, redisContext *c)
@@ -30,30 +34,81 @@ static redisContext *open_conn(ripc_dispatcher *d, ripc_error *err)
     return c;
 }
 
-/* Routes what Redis delivered to this dispatcher and it never routed: a
- * connection cut (CLIENT KILL, a timeout) can lose a reply already sent,
- * leaving its entries pending here. Pages through this consumer's history;
- * requests already handed out are skipped by the router. */
+/* The size of the largest entry of an entries array, in bytes of its values. */
+static size_t largest_entry(const redisReply *entries)
+{
+    size_t largest = 0;
+    for (size_t i = 0; entries && entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
+        const redisReply *e = entries->element[i];
+        const redisReply *pairs = e->type == REDIS_REPLY_ARRAY && e->elements > 1 ? e->element[1] : NULL;
+        size_t size = 0;
+        for (size_t j = 0; pairs && pairs->type == REDIS_REPLY_ARRAY && j < pairs->elements; j++)
+            if (pairs->element[j]->type == REDIS_REPLY_STRING) size += pairs->element[j]->len;
+        if (size > largest) largest = size;
+    }
+    return largest;
+}
+
+/* How many entries the next read asks for. Requests for us beyond the room
+ * would be parked on this consumer, out of reach of the group's other
+ * instances: so about the room, plus as many as the last read brought for
+ * others (replies, other groups' traffic), which cost no room. And a read
+ * holds every entry it returns at once, whatever their size: the count
+ * shrinks when large entries come, so that a read stays near READ_BUDGET
+ * times max_content_bytes, and grows back as they stop. */
+static void plan_next_read(ripc_dispatcher *d, const redisReply *entries, const ripc_routed *routed)
+{
+    ripc_stream *s = d->stream;
+    size_t largest = largest_entry(entries);
+    d->largest = largest > d->largest / 2 ? largest : d->largest / 2;
+    size_t by_size = s->options.max_content_bytes * READ_BUDGET / (d->largest > 1024 ? d->largest : 1024);
+    size_t others = entries && entries->type == REDIS_REPLY_ARRAY ? entries->elements - routed->requests : 0;
+    size_t by_room = ripc_inflight_room(&s->inflight) + others + 1;
+    size_t count = by_size < by_room ? by_size : by_room;
+    d->count = count < 1 ? 1 : count > READ_COUNT ? READ_COUNT : (int)count;
+}
+
+/* The entries of an XREADGROUP reply on one stream: [[stream, entries]]. */
+static const redisReply *entries_of(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->elements != 2)
+        return NULL;
+    return r->element[0]->element[1];
+}
+
+/* Routes what waits on this dispatcher's own consumer: requests parked for
+ * lack of room, and entries Redis delivered to a connection that was cut
+ * before they arrived (CLIENT KILL, a timeout). Pages through the consumer's
+ * history while there is room; requests already handed out are skipped by
+ * the router. Sets d->parked when some stay parked. */
 static void catch_up(ripc_dispatcher *d, redisContext *c, ripc_error *err)
 {
     ripc_stream *s = d->stream;
     char from[80] = "0";
+    d->parked = 0;
     for (int page = 0; page < 64 && !c->err; page++) {
-        redisReply *r = redisCommand(c, "XREADGROUP GROUP %b %s COUNT 128 STREAMS %b %s", s->group, strlen(s->group),
-                                     d->name, s->stream, strlen(s->stream), from);
-        const redisReply *entries = r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
-                                    r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2
-                                    ? r->element[0]->element[1] : NULL;
+        redisReply *r = redisCommand(c, "XREADGROUP GROUP %b %s COUNT %d STREAMS %b %s", s->group, strlen(s->group),
+                                     d->name, d->count, s->stream, strlen(s->stream), from);
+        const redisReply *entries = entries_of(r);
         int done = !entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0;
         if (!done) {
             const redisReply *last = entries->element[entries->elements - 1];
             done = last->type != REDIS_REPLY_ARRAY || last->elements < 1 || last->element[0]->type != REDIS_REPLY_STRING;
             if (!done) snprintf(from, sizeof(from), "%s", last->element[0]->str);
-            ripc_route_and_ack(s, c, entries, 0, err);
+            ripc_routed routed = { 0, 0 };
+            ripc_route_and_ack(s, c, entries, 0, &routed, err);
+            plan_next_read(d, entries, &routed);
+            /* No room left: what follows stays parked, read again later. */
+            if (routed.parked) {
+                d->parked = 1;
+                done = 1;
+            }
         }
         if (r) freeReplyObject(r);
         if (done) return;
     }
+    d->parked = 1; /* history longer than we read: look again */
 }
 
 static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
@@ -74,13 +129,34 @@ static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
     return c;
 }
 
+/* Before each read: 1 when the dispatcher should read new entries now.
+ * Full (as many requests taken as the consumers may hold), it reads new
+ * entries only while a sender of this instance waits (its replies must
+ * come, say to a handler that itself sends a request): requests beyond the
+ * room stay parked. Otherwise it leaves new entries to the group's other
+ * instances and waits for room. With room, parked requests come first. */
+static int ready_to_read(ripc_dispatcher *d, ripc_error *err)
+{
+    ripc_stream *s = d->stream;
+    size_t room = ripc_inflight_room(&s->inflight);
+    if (room > 0 && d->parked) {
+        catch_up(d, d->conn, err);
+        return 0;
+    }
+    if (room == 0 && ripc_ledger_size(&s->ledger) == 0) {
+        ripc_inflight_wait_room(&s->inflight, ripc_now() + PARKED_BLOCK);
+        return 0;
+    }
+    return 1;
+}
+
 static void *dispatcher_main(void *arg)
 {
     ripc_dispatcher *d = arg;
     ripc_stream *s = d->stream;
-    char block_ms[32], count[16];
+    char block_ms[32], parked_block_ms[32], count[16];
     snprintf(block_ms, sizeof(block_ms), "%lld", (long long)(s->options.block_timeout * 1000));
-    snprintf(count, sizeof(count), "%d", READ_COUNT);
+    snprintf(parked_block_ms, sizeof(parked_block_ms), "%lld", (long long)(PARKED_BLOCK * 1000));
     const char *argv[] = { "XREADGROUP", "GROUP", s->group, d->name, "COUNT", count, "BLOCK", block_ms, "STREAMS", s->stream, ">" };
     size_t lens[11];
     for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
@@ -100,6 +176,18 @@ static void *dispatcher_main(void *arg)
             /* ripc_stream_stop may have run before the connection was visible to it. */
             if (atomic_load(&s->stopping)) break;
         }
+        if (!ready_to_read(d, &err)) {
+            if (d->conn->err && !atomic_load(&s->stopping)) {
+                ripc_stream_outage(s, &err);
+                set_conn(d, NULL);
+            }
+            continue;
+        }
+        /* While requests wait parked, a short block: room is looked at again soon. */
+        argv[7] = d->parked || ripc_inflight_room(&s->inflight) == 0 ? parked_block_ms : block_ms;
+        lens[7] = strlen(argv[7]);
+        snprintf(count, sizeof(count), "%d", d->count);
+        lens[5] = strlen(count);
         /* Stop may interrupt the blocking read, never the routing after it:
          * entries read are always routed and acknowledged. */
         pthread_mutex_lock(&d->mutex);
@@ -131,10 +219,12 @@ static void *dispatcher_main(void *arg)
         backoff = BACKOFF_FIRST;
         ripc_stream_outage_over(s);
         ripc_stream_accepted_since(s, "XREADGROUP", issued);
-        /* [[stream, entries]]: we read one stream. */
-        if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 && reply->element[0]->type == REDIS_REPLY_ARRAY &&
-            reply->element[0]->elements == 2) {
-            ripc_route_and_ack(s, d->conn, reply->element[0]->element[1], 0, &err);
+        const redisReply *entries = entries_of(reply);
+        if (entries) {
+            ripc_routed routed = { 0, 0 };
+            ripc_route_and_ack(s, d->conn, entries, 0, &routed, &err);
+            if (routed.parked) d->parked = 1;
+            plan_next_read(d, entries, &routed);
             if (d->conn->err && !atomic_load(&s->stopping)) {
                 ripc_stream_outage(s, &err);
                 set_conn(d, NULL);
@@ -154,6 +244,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
     for (int i = 0; i < n; i++) {
         ripc_dispatcher *d = &s->dispatchers[i];
         d->stream = s;
+        d->count = 1 + (int)ripc_inflight_room(&s->inflight);
         snprintf(d->name, sizeof(d->name), "dispatcher_%s_%d", s->instance_id, i + 1);
         pthread_mutex_init(&d->mutex, NULL);
         /* Connect here so connect() fails fast, with the address, when Redis is away. */

@@ -43,7 +43,9 @@ static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
         const redisReply *last = entries->element[entries->elements - 1];
         if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING)
             snprintf(from, sizeof(from), "%s", last->element[0]->str);
-        seen += ripc_route_and_ack(s, c, entries, 0, err);
+        /* Requests reach our inbox only by takeover or reclaim: redelivered. */
+        ripc_routed routed = { 0, 0 };
+        seen += ripc_route_and_ack(s, c, entries, 1, &routed, err) + routed.parked; /* parked: sweep again soon */
         freeReplyObject(r);
         if (c->err) return seen;
     }

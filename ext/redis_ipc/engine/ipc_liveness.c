@@ -85,9 +85,16 @@ static size_t claim_ids(ripc_stream *s, redisContext *c, const char **ids, size_
     free(argv);
     free(lens);
     size_t claimed = 0;
+    ripc_routed routed = { 0, 0 };
     if (entries && entries->type == REDIS_REPLY_ARRAY) {
         claimed = entries->elements;
-        ripc_route_and_ack(s, c, entries, 1, err);
+        ripc_route_and_ack(s, c, entries, 1, &routed, err);
+    }
+    if (routed.parked) {
+        /* Requests parked on our inbox for lack of room: the inbox sweep
+         * hands them out as consumers free up. */
+        atomic_store(&s->inbox_rung, 1);
+        ripc_stream_nudge_housekeeper(s, 0);
     }
     if (entries) freeReplyObject(entries);
     return claimed;
@@ -270,10 +277,10 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
                 /* Ours: answered, with only its XACK lost (acknowledged now,
                  * with the lazy ones); or being handled; or forgotten (its
                  * reply given up after every retry): handled again. */
-                int state = ripc_inflight_state(s, id);
+                int state = ripc_inflight_state(&s->inflight, id);
                 if (state == RIPC_INFLIGHT_ANSWERED) {
                     ripc_lazy_acks_add(&s->lazy_acks, id);
-                    ripc_inflight_remove(s, id);
+                    ripc_inflight_remove(&s->inflight, id);
                 }
                 if (state != RIPC_INFLIGHT_NONE) continue;
             } else if (known && alive(live, owner)) {

@@ -125,14 +125,14 @@ static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, 
             pthread_mutex_unlock(&o->mutex);
             cmds[i] = NULL;
         } else {
-            ripc_inflight_remove(s, cmd->answered_redis_id);
+            ripc_inflight_remove(&s->inflight, cmd->answered_redis_id);
         }
     }
 }
 
 static void refuse_reply(ripc_stream *s, ripc_outbox_cmd *c, const char *server_message, own_reply *mine)
 {
-    ripc_inflight_remove(s, c->answered_redis_id);
+    ripc_inflight_remove(&s->inflight, c->answered_redis_id);
     /* argv[4] is the value of the first field, the request id (ripc_entry_xadd_argv). */
     int id_len = (int)c->lens[4];
     const char *id = c->argv[4];
@@ -253,7 +253,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     /* Acknowledged, it leaves our hands. If the XACK failed, the request
      * stays marked answered: the reclaim acknowledges it later instead of
      * running it again (ipc_liveness.c). */
-    for (size_t i = 0; i < answered && acked; i++) ripc_inflight_remove(s, ids[i]);
+    for (size_t i = 0; i < answered && acked; i++) ripc_inflight_remove(&s->inflight, ids[i]);
     free(ids);
     if (o->conn && o->conn->err) {
         ripc_conn_close(o->conn);

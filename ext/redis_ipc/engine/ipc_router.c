@@ -142,8 +142,9 @@ static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
 }
 
 /* Returns 0 for a request already handed out (re-read from the inbox or
- * reclaimed while its handler runs), 1 for anything else. */
-static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redelivered, ripc_batch *b)
+ * reclaimed while its handler runs) or parked for lack of room (counted in
+ * routed), 1 for anything else. */
+static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redelivered, ripc_batch *b, ripc_routed *routed)
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
@@ -175,7 +176,12 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
     }
     if (ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) {
         /* Already handed out (an inbox re-read or a reclaim of our own entry): skip. */
-        if (ripc_inflight_add(s, e->redis_id) != 0) {
+        int taken = ripc_inflight_take(&s->inflight, e->redis_id);
+        if (routed) routed->requests++;
+        if (taken != RIPC_TAKE_OK) {
+            /* Handed out before, or no room: then it stays pending on the
+             * consumer that read it, parked until a consumer is free. */
+            if (taken == RIPC_TAKE_FULL && routed) routed->parked++;
             ripc_entry_free(e);
             return 0;
         }
@@ -199,7 +205,8 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
     return 1;
 }
 
-size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered, ripc_error *err)
+size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered,
+                          ripc_routed *routed, ripc_error *err)
 {
     size_t taken = 0;
     if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
@@ -215,7 +222,7 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *ent
             continue;
         }
         ripc_entry *e = ripc_entry_from_reply(element);
-        if (e) taken += (size_t)route_one(s, c, e, redelivered, &batch);
+        if (e) taken += (size_t)route_one(s, c, e, redelivered, &batch, routed);
     }
     ripc_batch_flush(s, c, &batch, 0, err);
     return taken;

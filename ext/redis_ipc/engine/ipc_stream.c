@@ -21,6 +21,7 @@ void ripc_options_init(ripc_options *o)
     o->redis.connect_timeout = 1.0;
     o->pool_size = 10;
     o->dispatcher_count = 2;
+    o->consumer_count = 3;
     o->entry_timeout = 5.0;
     o->cleanup_interval = 1.0;
     o->block_timeout = 30.0;
@@ -83,6 +84,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     o->redis.password = s->password;
     if (o->pool_size < 1) o->pool_size = 1;
     if (o->dispatcher_count < 1) o->dispatcher_count = 1;
+    if (o->consumer_count < 1) o->consumer_count = 3;
     if (o->entry_timeout <= 0) o->entry_timeout = 5.0;
     if (o->cleanup_interval <= 0) o->cleanup_interval = 1.0;
     if (o->block_timeout <= 0) o->block_timeout = 30.0;
@@ -97,8 +99,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
     ripc_refusals_init(&s->refusals);
-    pthread_mutex_init(&s->inflight_mutex, NULL);
-    ripc_map_init(&s->inflight);
+    ripc_inflight_init(&s->inflight, 1);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
     pthread_mutex_init(&s->waker_mutex, NULL);
     ripc_liveness_init(&s->liveness);
@@ -121,6 +122,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
 /* Wakes every sleeping background thread: the stream is stopping. */
 static void wake_sleepers(ripc_stream *s)
 {
+    ripc_inflight_close(&s->inflight);
     pthread_mutex_lock(&s->stop_mutex);
     pthread_cond_broadcast(&s->stop_cond);
     pthread_cond_broadcast(&s->housekeeper_cond);
@@ -164,6 +166,10 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         return RIPC_STATE;
     }
     build_names(s); /* each connect is a new instance, as in 1.x */
+    /* Bounded prefetch: requests taken but not answered stay within the
+     * threads that take them plus a small margin; the rest wait in Redis. */
+    int takers = s->request_fn ? s->handler_count : s->options.consumer_count;
+    ripc_inflight_reset(&s->inflight, (size_t)takers + (size_t)(takers / 2 > 2 ? takers / 2 : 2));
     atomic_store(&s->stopping, 0);
     atomic_store(&s->closing, 0);
     atomic_store(&s->outage, 0);
@@ -271,10 +277,6 @@ void ripc_stream_close(ripc_stream *s)
         while (n) { ripc_qnode *next = n->next; free_entry_node(n); n = next; }
         n = ripc_queue_drain(&s->events);
         while (n) { ripc_qnode *next = n->next; free_event_node(n); n = next; }
-        pthread_mutex_lock(&s->inflight_mutex);
-        ripc_map_destroy(&s->inflight);
-        ripc_map_init(&s->inflight);
-        pthread_mutex_unlock(&s->inflight_mutex);
         ripc_pool_close_idle(&s->pool);
         atomic_store(&s->connected, 0);
     }
@@ -304,8 +306,7 @@ static void unref(ripc_stream *s)
     ripc_ledger_destroy(&s->ledger);
     ripc_refusals_destroy(&s->refusals);
     ripc_pool_destroy(&s->pool);
-    ripc_map_destroy(&s->inflight);
-    pthread_mutex_destroy(&s->inflight_mutex);
+    ripc_inflight_destroy(&s->inflight);
     pthread_mutex_destroy(&s->lifecycle_mutex);
     pthread_mutex_destroy(&s->waker_mutex);
     ripc_liveness_destroy(&s->liveness);
@@ -376,50 +377,6 @@ void ripc_stream_nudge_housekeeper(ripc_stream *s, double within)
     pthread_mutex_lock(&s->stop_mutex);
     if (s->housekeeper_wakes_at > ripc_now() + within) pthread_cond_signal(&s->housekeeper_cond);
     pthread_mutex_unlock(&s->stop_mutex);
-}
-
-int ripc_inflight_add(ripc_stream *s, const char *redis_id)
-{
-    pthread_mutex_lock(&s->inflight_mutex);
-    int rc = ripc_map_put(&s->inflight, redis_id, NULL);
-    pthread_mutex_unlock(&s->inflight_mutex);
-    return rc;
-}
-
-/* Answered but not yet acknowledged: the id stays in the set (a re-read of
- * the entry must not hand it out again) until the outbox has its XACK. */
-static void *const ANSWERED = (void *)1;
-
-int ripc_inflight_state(ripc_stream *s, const char *redis_id)
-{
-    int found;
-    pthread_mutex_lock(&s->inflight_mutex);
-    void *state = ripc_map_get(&s->inflight, redis_id, &found);
-    pthread_mutex_unlock(&s->inflight_mutex);
-    return !found ? RIPC_INFLIGHT_NONE : state == ANSWERED ? RIPC_INFLIGHT_ANSWERED : RIPC_INFLIGHT_TAKEN;
-}
-
-int ripc_inflight_mark_answered(ripc_stream *s, const char *redis_id)
-{
-    int found;
-    pthread_mutex_lock(&s->inflight_mutex);
-    void *state = ripc_map_get(&s->inflight, redis_id, &found);
-    int marked = found && state != ANSWERED;
-    if (marked) {
-        ripc_map_remove(&s->inflight, redis_id, NULL);
-        ripc_map_put(&s->inflight, redis_id, ANSWERED);
-    }
-    pthread_mutex_unlock(&s->inflight_mutex);
-    return marked;
-}
-
-int ripc_inflight_remove(ripc_stream *s, const char *redis_id)
-{
-    int found;
-    pthread_mutex_lock(&s->inflight_mutex);
-    ripc_map_remove(&s->inflight, redis_id, &found);
-    pthread_mutex_unlock(&s->inflight_mutex);
-    return found;
 }
 
 /* --- sending ---------------------------------------------------------------- */
@@ -578,7 +535,7 @@ static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
         ripc_error_set(err, RIPC_ARGUMENT, "not a request read from this stream");
         return RIPC_ARGUMENT;
     }
-    if (!ripc_inflight_mark_answered(s, request->redis_id)) {
+    if (!ripc_inflight_mark_answered(&s->inflight, request->redis_id)) {
         ripc_error_set(err, RIPC_STATE, "request %s was already answered", ripc_entry_field(request, RIPC_FIELD_ID));
         return RIPC_STATE;
     }
@@ -620,9 +577,7 @@ void ripc_stream_stats(ripc_stream *s, ripc_stats *out)
 {
     out->ledger_size = ripc_ledger_size(&s->ledger);
     out->queued_requests = ripc_queue_length(&s->requests);
-    pthread_mutex_lock(&s->inflight_mutex);
-    out->inflight_requests = s->inflight.size;
-    pthread_mutex_unlock(&s->inflight_mutex);
+    out->inflight_requests = ripc_inflight_size(&s->inflight);
     out->pool_connections = (size_t)ripc_pool_open_count(&s->pool);
     out->takeovers = atomic_load(&s->takeovers);
     out->taken_over_entries = atomic_load(&s->taken_over_entries);

@@ -10,6 +10,7 @@
 #include "redis_ipc.h"
 #include "ipc_lazy_acks.h"
 #include "ipc_ledger.h"
+#include "ipc_inflight.h"
 #include "ipc_liveness.h"
 #include "ipc_map.h"
 #include "ipc_outbox.h"
@@ -28,6 +29,10 @@ typedef struct ripc_dispatcher {
     redisContext *conn;
     int reading;            /* in XREADGROUP: the only time stop may interrupt it */
     long long client_id;    /* CLIENT ID of conn, for CLIENT UNBLOCK; 0 unknown */
+    /* Owned by the dispatcher's thread: */
+    int parked;             /* requests wait parked on this consumer (no room when read) */
+    int count;              /* entries the next read asks for (ipc_dispatcher.c plan_next_read) */
+    size_t largest;         /* bytes of the largest entry read lately */
 } ripc_dispatcher;
 
 struct ripc_stream {
@@ -49,10 +54,7 @@ struct ripc_stream {
     ripc_queue events;      /* background errors, waiting for a reporter */
     ripc_refusals refusals; /* refused commands reported and not accepted since */
 
-    /* Requests handed to consumers and not answered yet, by Redis entry id:
-     * keeps a re-read (inbox sweep, reclaim) from handing one out twice. */
-    pthread_mutex_t inflight_mutex;
-    ripc_map inflight;
+    ripc_inflight inflight; /* requests taken and not yet acknowledged; bounds prefetch */
 
     pthread_mutex_t lifecycle_mutex; /* connect/stop/close */
     pthread_cond_t stop_cond;        /* wakes sleeping background threads on stop */
@@ -120,8 +122,15 @@ void ripc_retention_trim(ripc_stream *s, redisContext *c);
  * requests redelivered when they were claimed from another consumer, then sends
  * the acknowledgements and deletes they call for in one round trip (a
  * connection failure leaves c->err set). Returns how many entries were
- * taken, not counting requests already handed out. */
-size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered, ripc_error *err);
+ * taken, not counting requests already handed out or parked (requests
+ * left pending in Redis because the instance holds as many as it may),
+ * and adds to *routed when not NULL. */
+typedef struct ripc_routed {
+    size_t requests; /* requests for this group among the entries (taken, parked or handed out before) */
+    size_t parked;   /* of those, left pending in Redis for lack of room */
+} ripc_routed;
+size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered,
+                          ripc_routed *routed, ripc_error *err);
 /* Sends the lazy acknowledgements waiting (ipc_lazy_acks.c) now. */
 void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err);
 
@@ -143,13 +152,5 @@ void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id);
 int ripc_callbacks_start(ripc_stream *s, ripc_error *err);
 /* lifecycle_held: the caller holds lifecycle_mutex (a failed connect). */
 void ripc_callbacks_join(ripc_stream *s, int lifecycle_held);
-
-/* In-flight set helpers (ipc_stream.c). */
-int ripc_inflight_add(ripc_stream *s, const char *redis_id);
-int ripc_inflight_remove(ripc_stream *s, const char *redis_id);
-enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED };
-int ripc_inflight_state(ripc_stream *s, const char *redis_id);
-/* Returns 1 when the request was in flight and not answered yet. */
-int ripc_inflight_mark_answered(ripc_stream *s, const char *redis_id);
 
 #endif

@@ -91,6 +91,9 @@ typedef struct ripc_options {
     ripc_redis_config redis;
     int pool_size;          /* connections for commands (sends, replies, acks); default 10 */
     int dispatcher_count;   /* reader threads, each with its own connection; default 2 */
+    int consumer_count;     /* threads taking requests with ripc_stream_next_request (a request
+                               callback's own threads count instead): an instance holds at most
+                               this many unanswered requests plus a small margin; default 3 */
     double entry_timeout;   /* default wait for a reply, seconds; default 5 */
     double cleanup_interval;/* how often expired ledger slots are swept, seconds; default 1 */
     double block_timeout;   /* how long one blocking read may wait before it is reissued; default 5 */

@@ -122,6 +122,7 @@ static VALUE init_body(VALUE arg)
     o.redis.connect_timeout = opt_double(h, "connect_timeout", 1.0);
     o.pool_size = opt_int(h, "pool_size", 10);
     o.dispatcher_count = opt_int(h, "dispatcher_count", 2);
+    o.consumer_count = opt_int(h, "consumer_count", 3);
     o.entry_timeout = opt_double(h, "entry_timeout", 5.0);
     o.cleanup_interval = opt_double(h, "cleanup_interval", 1.0);
     o.block_timeout = opt_double(h, "block_timeout", 5.0);

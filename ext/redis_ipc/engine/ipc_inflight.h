@@ -1,0 +1,48 @@
+/* Requests this instance took from the stream and has not yet seen
+ * acknowledged, by Redis entry id. A re-read of an entry (inbox sweep, a
+ * dispatcher catching up, a reclaim) never hands a request out twice, and
+ * the number taken but not answered is bounded: past `capacity` the router
+ * leaves requests parked in Redis, pending on the consumer that read them,
+ * until a consumer frees room (bounded prefetch). */
+#ifndef RIPC_INFLIGHT_H
+#define RIPC_INFLIGHT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include "ipc_map.h"
+
+typedef struct ripc_inflight {
+    pthread_mutex_t mutex;
+    pthread_cond_t room;  /* signalled when the number taken drops below capacity */
+    ripc_map ids;         /* redis id -> NULL (taken) or ANSWERED */
+    size_t taken;         /* queued or being handled: not answered yet */
+    size_t capacity;
+    int closed;
+} ripc_inflight;
+
+enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED };
+enum { RIPC_TAKE_OK, RIPC_TAKE_ALREADY, RIPC_TAKE_FULL };
+
+void ripc_inflight_init(ripc_inflight *f, size_t capacity);
+void ripc_inflight_destroy(ripc_inflight *f);
+/* Forgets every id and opens again with a new capacity (each connect). */
+void ripc_inflight_reset(ripc_inflight *f, size_t capacity);
+/* Wakes room waiters for good (stop). */
+void ripc_inflight_close(ripc_inflight *f);
+
+/* RIPC_TAKE_OK: taken now; RIPC_TAKE_ALREADY: handed out before;
+ * RIPC_TAKE_FULL: no room, leave it parked. */
+int ripc_inflight_take(ripc_inflight *f, const char *redis_id);
+/* Taken -> answered (its XACK not yet confirmed). Returns 1 when it was
+ * taken and not answered before. */
+int ripc_inflight_mark_answered(ripc_inflight *f, const char *redis_id);
+/* Leaves our hands (acknowledged, or given up). Returns 1 when it was there. */
+int ripc_inflight_remove(ripc_inflight *f, const char *redis_id);
+int ripc_inflight_state(ripc_inflight *f, const char *redis_id);
+/* How many more requests may be taken now. */
+size_t ripc_inflight_room(ripc_inflight *f);
+/* Waits until there is room, the deadline (monotonic) passes or close. */
+void ripc_inflight_wait_room(ripc_inflight *f, double deadline);
+size_t ripc_inflight_size(ripc_inflight *f);
+
+#endif

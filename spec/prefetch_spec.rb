@@ -1,0 +1,99 @@
+# frozen_string_literal: true
+
+require "spec_helper"
+require "tempfile"
+
+# Bounded prefetch: an instance takes at most as many requests as its
+# consumers can hold plus a small margin; the rest wait in Redis, where
+# other instances of the group can take them.
+RSpec.describe "bounded prefetch", timeout: 180 do
+  let(:stream_name) { unique("prefetch") }
+
+  after do
+    (@processes || []).each do |io|
+      Process.kill(:KILL, io.pid)
+      Process.wait(io.pid)
+    rescue Errno::ESRCH, Errno::ECHILD
+      nil
+    end
+    raw_redis.del(stream_name)
+  end
+
+  # Writes `count` requests to `group` as raw entries, as a crowd of senders
+  # would, through redis-cli --pipe (fast, whatever runs this spec).
+  def flood(group, count, content: '"x"')
+    file = Tempfile.new("flood")
+    fields = ->(i) { ["XADD", stream_name, "*", "id", format("%021x", i), "instance_id", "f100d0", "status", "pending",
+                      "content", content, "source_group", "flooder", "destination_group", group] }
+    count.times do |i|
+      args = fields.call(i)
+      file.write("*#{args.size}\r\n", *args.map { |a| "$#{a.bytesize}\r\n#{a}\r\n" })
+    end
+    file.close
+    socket = redis_url.delete_prefix("unix://")
+    out = IO.popen({ "LD_PRELOAD" => nil }, ["redis-cli", "-s", socket, "--pipe"], in: file.path, err: [:child, :out], &:read)
+    raise "redis-cli --pipe failed: #{out}" unless $?.success?
+  ensure
+    file&.unlink
+  end
+
+  def rss_kb(pid)
+    File.read("/proc/#{pid}/status")[/VmRSS:\s+(\d+)/, 1].to_i
+  end
+
+  it "keeps a slow instance's memory flat under a flood of 100,000 requests" do
+    slow = start_fixture("responder.rb", stream_name, "workers", 0.05)
+    sleep 0.5
+    before = rss_kb(slow.pid)
+    flood("workers", 100_000)
+    sleep 3
+    after = rss_kb(slow.pid)
+    puts "\n    flood of 100,000: slow responder RSS #{before / 1024} MB -> #{after / 1024} MB"
+    expect(after - before).to be < 50 * 1024
+    # It took only what its three consumers and the margin hold: the rest
+    # is still new to the group or parked on its consumers, in Redis.
+    pending = raw_redis.xpending(stream_name, "workers")["size"]
+    info = raw_redis.xinfo(:groups, stream_name).find { |g| g["name"] == "workers" }
+    expect(pending + info.fetch("lag", 100_000 - pending).to_i).to be > 99_000
+  end
+
+  it "holds no more unanswered requests than its consumers plus a small margin, and leaves the rest to other instances" do
+    release = Queue.new
+    slow = connected_stream(stream_name, "workers", consumer: { pool_size: 2 }) do |entry|
+      release.pop
+      fulfill_request(entry, content: "slow")
+    end
+    flood("workers", 200)
+    peaks = []
+    20.times do
+      peaks << slow.stats[:inflight_requests]
+      sleep 0.02
+    end
+    # Two consumers busy, plus a margin of two queued (ipc_stream.c).
+    expect(peaks.max).to be <= 4
+    expect(slow.stats[:queued_requests]).to be <= 2
+    # A fast instance of the same group takes what the slow one leaves.
+    fast_count = 0
+    lock = Mutex.new
+    connected_stream(stream_name, "workers") do |entry|
+      lock.synchronize { fast_count += 1 }
+      fulfill_request(entry, content: "fast")
+    end
+    eventually(within: 20) { lock.synchronize { fast_count } >= 190 }
+    200.times { release << true }
+    eventually(within: 20) { raw_redis.xpending(stream_name, "workers")["size"].zero? }
+    expect(fast_count).to be >= 190
+  end
+
+  it "still reads replies for a handler that sends while every consumer is busy" do
+    connected_stream(stream_name, "echo") { |entry| fulfill_request(entry, content: entry.content) }
+    nested = connected_stream(stream_name, "nested", consumer: { pool_size: 1 }) do |entry|
+      reply = send_to_group(content: entry.content, to: "echo", timeout: 5)
+      fulfill_request(entry, content: reply.content)
+    end
+    sender = connected_stream(stream_name, "sender")
+    replies = Array.new(8) { |i| sender.send_to_group_async(content: i, to: "nested", timeout: 20) }
+    expect(replies.map { |r| r.value.content }).to eq((0...8).to_a)
+    expect(nested.stats[:inflight_requests]).to be <= 3
+  end
+end
