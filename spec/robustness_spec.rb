@@ -5,7 +5,7 @@ require "socket"
 
 # Handlers that raise anything, connects cut short, options past their
 # bounds, and content too large for one end: each caused for real.
-RSpec.describe "robustness" do
+RSpec.describe "robustness", timeout: 180 do
   let(:stream_name) { unique("robust") }
 
   # Recursion with no bottom: a real SystemStackError.

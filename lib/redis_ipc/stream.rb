@@ -104,7 +104,8 @@ module RedisIPC
     # Stops every thread this stream started, waits a bounded time (the
     # entry timeout) for running handlers, fails waiting senders with
     # ConnectionError and frees everything. Safe to call twice. Interrupts
-    # wait until it is done (it is bounded), so none leaves it half done.
+    # but Thread#kill wait until it is done (it is bounded), so that none
+    # leaves it half done.
     def disconnect
       @lifecycle.synchronize do
         Thread.handle_interrupt(CONNECT_MASK) { shut_down }
@@ -189,13 +190,12 @@ module RedisIPC
       nil
     end
 
-    # Called with @lifecycle held and interrupts deferred.
+    # Called with @lifecycle held and CONNECT_MASK in force.
     def start(config)
       engine = Engine.new(@stream_name, @group_name, config.engine_options)
       @engine = engine # held before it connects: a kill during connect finds it
       engine.connect
       @config = config
-      @engine = engine
       take_turns = Mutex.new
       config.consumer_pool_size.times { |i| @threads << spawn("consumer #{i + 1}") { serve(engine, take_turns) } }
       @threads << spawn("error reporter") { report_events(engine) }
@@ -203,7 +203,7 @@ module RedisIPC
     end
 
     # Stops the engine, joins (or after the entry timeout kills) the threads
-    # and closes it. Called with @lifecycle held and interrupts deferred.
+    # and closes it. Called with @lifecycle held and CONNECT_MASK in force.
     def shut_down
       engine = @engine
       return unless engine
@@ -223,8 +223,8 @@ module RedisIPC
 
     def spawn(name, &block)
       thread = Thread.new do
-        # A new thread inherits its creator's interrupt mask, and connect
-        # defers every interrupt: ours must stay killable by disconnect.
+        # A new thread inherits its creator's interrupt mask (CONNECT_MASK
+        # here): handlers must be interruptible (Timeout), as before.
         Thread.handle_interrupt(Object => :immediate) do
           Stream.send(:clear_vm_stack)
           block.call

@@ -58,7 +58,7 @@ void ripc_event_free(ripc_event *event)
     free(event);
 }
 
-/* A duration within (min, max], or [0, max] when zero_ok; NaN is never in range. */
+/* A duration within (0, max], or [0, max] when zero_ok; NaN is never in range. */
 static int check_seconds(const char *name, double value, double max, int zero_ok, ripc_error *err)
 {
     if ((value > 0 || (zero_ok && value == 0)) && value <= max) return 1;

@@ -101,10 +101,11 @@ typedef struct ripc_options {
 /* Fills o with the defaults above. */
 RIPC_API void ripc_options_init(ripc_options *o);
 
-/* The largest values ripc_stream_new accepts (RIPC_ARGUMENT past them, and
- * for values of 0 or below, but retention 0 and db 0). Far beyond what a
- * deployment needs: they keep a mistake from starting thousands of threads
- * or connections, or a duration from overflowing a clock. Seconds. */
+/* The largest values ripc_stream_new accepts: RIPC_ARGUMENT past them, and
+ * for values of 0 or below (but retention and db may be 0, and port is not
+ * looked at with a path). Far beyond what a deployment needs, they keep a
+ * mistake from starting thousands of threads or connections, or a duration
+ * from overflowing a clock. Durations are seconds. */
 #define RIPC_MAX_POOL_SIZE 2048
 #define RIPC_MAX_DISPATCHERS 16
 #define RIPC_MAX_DB 65535
@@ -131,7 +132,8 @@ typedef struct ripc_event {
 } ripc_event;
 RIPC_API void ripc_event_free(ripc_event *event);
 
-/* Names are copied. Returns NULL (with err) for an empty stream or group name. */
+/* Names are copied. Returns NULL (with err, RIPC_ARGUMENT) for an empty
+ * stream or group name or an option out of range (see RIPC_MAX_*). */
 RIPC_API ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_options *options, ripc_error *err);
 /* Disconnects if needed and frees everything. */
 RIPC_API void ripc_stream_free(ripc_stream *s);
