@@ -18,6 +18,25 @@ module RedisIPC
       retention: 600
     }.freeze
 
+    # The largest value each option takes (ArgumentError past it). Far above
+    # what a deployment needs; they keep a typo from starting thousands of
+    # threads or connections, or a timeout from overflowing the engine's
+    # clocks. The engine (ripc_stream_new) checks its own copy of them.
+    DAY = 86_400
+    MAXIMA = {
+      pool_size: 1024,
+      max_pool_size: 1024,
+      consumer_pool_size: 256,
+      dispatcher_pool_size: 16,
+      entry_timeout: DAY,
+      cleanup_interval: 3600,
+      execution_interval: 60,
+      heartbeat_interval: 60,
+      dead_after: 3600,
+      max_content_bytes: 512 * 1024 * 1024,
+      retention: 30 * DAY
+    }.freeze
+
     attr_reader :redis, :logger, :pool_size, :max_pool_size, :entry_timeout, :cleanup_interval,
                 :consumer_pool_size, :dispatcher_pool_size, :consumer_interval, :dispatcher_interval,
                 :heartbeat_interval, :dead_after, :max_content_bytes, :retention
@@ -32,26 +51,26 @@ module RedisIPC
         raise ArgumentError, "logger must respond to debug, info, warn and error"
       end
 
-      @pool_size = positive_integer(options.fetch(:pool_size, DEFAULTS[:pool_size]), "pool_size")
-      @max_pool_size = options[:max_pool_size] && positive_integer(options[:max_pool_size], "max_pool_size")
+      @pool_size = positive_integer(options.fetch(:pool_size, DEFAULTS[:pool_size]), "pool_size", MAXIMA[:pool_size])
+      @max_pool_size = options[:max_pool_size] && positive_integer(options[:max_pool_size], "max_pool_size", MAXIMA[:max_pool_size])
       ledger = section(options, :ledger)
-      @entry_timeout = positive_number(ledger[:entry_timeout], "ledger.entry_timeout")
-      @cleanup_interval = positive_number(ledger[:cleanup_interval], "ledger.cleanup_interval")
+      @entry_timeout = positive_number(ledger[:entry_timeout], "ledger.entry_timeout", MAXIMA[:entry_timeout])
+      @cleanup_interval = positive_number(ledger[:cleanup_interval], "ledger.cleanup_interval", MAXIMA[:cleanup_interval])
       consumer = section(options, :consumer)
-      @consumer_pool_size = positive_integer(consumer[:pool_size], "consumer.pool_size")
-      @consumer_interval = positive_number(consumer[:execution_interval], "consumer.execution_interval")
+      @consumer_pool_size = positive_integer(consumer[:pool_size], "consumer.pool_size", MAXIMA[:consumer_pool_size])
+      @consumer_interval = positive_number(consumer[:execution_interval], "consumer.execution_interval", MAXIMA[:execution_interval])
       dispatcher = section(options, :dispatcher)
-      @dispatcher_pool_size = positive_integer(dispatcher[:pool_size], "dispatcher.pool_size")
-      @dispatcher_interval = positive_number(dispatcher[:execution_interval], "dispatcher.execution_interval")
+      @dispatcher_pool_size = positive_integer(dispatcher[:pool_size], "dispatcher.pool_size", MAXIMA[:dispatcher_pool_size])
+      @dispatcher_interval = positive_number(dispatcher[:execution_interval], "dispatcher.execution_interval", MAXIMA[:execution_interval])
       takeover = section(options, :takeover)
-      @heartbeat_interval = positive_number(takeover[:heartbeat_interval], "takeover.heartbeat_interval")
-      @dead_after = positive_number(takeover[:dead_after], "takeover.dead_after")
+      @heartbeat_interval = positive_number(takeover[:heartbeat_interval], "takeover.heartbeat_interval", MAXIMA[:heartbeat_interval])
+      @dead_after = positive_number(takeover[:dead_after], "takeover.dead_after", MAXIMA[:dead_after])
       if @dead_after <= @heartbeat_interval
         raise ArgumentError, "takeover.dead_after must be longer than takeover.heartbeat_interval"
       end
-      @max_content_bytes = positive_integer(options.fetch(:max_content_bytes, DEFAULTS[:max_content_bytes]), "max_content_bytes", max: 512 * 1024 * 1024)
+      @max_content_bytes = positive_integer(options.fetch(:max_content_bytes, DEFAULTS[:max_content_bytes]), "max_content_bytes", MAXIMA[:max_content_bytes])
       retention = options.fetch(:retention, DEFAULTS[:retention])
-      @retention = retention ? positive_number(retention, "retention") : 0
+      @retention = retention ? positive_number(retention, "retention", MAXIMA[:retention]) : 0
       if @max_pool_size && @max_pool_size <= @dispatcher_pool_size
         raise ArgumentError, "max_pool_size must be greater than dispatcher.pool_size (#{@dispatcher_pool_size}): " \
                              "each dispatcher holds a connection and commands need at least one more"
@@ -90,15 +109,16 @@ module RedisIPC
       DEFAULTS[key].merge(given)
     end
 
-    def positive_integer(value, name, max: 10_000)
+    def positive_integer(value, name, max)
       raise ArgumentError, "#{name} must be a positive Integer up to #{max}, got #{value.inspect}" unless value.is_a?(Integer) && value.positive? && value <= max
 
       value
     end
 
-    def positive_number(value, name)
-      unless value.is_a?(Numeric) && value.positive? && (!value.is_a?(Float) || value.finite?)
-        raise ArgumentError, "#{name} must be a positive number, got #{value.inspect}"
+    # Seconds: any real number (Integer, Float, Rational) above 0 and up to max.
+    def positive_number(value, name, max)
+      unless value.is_a?(Numeric) && value.real? && value.positive? && value.to_f.finite? && value <= max
+        raise ArgumentError, "#{name} must be a positive number of seconds up to #{max}, got #{value.inspect}"
       end
 
       value

@@ -8,6 +8,10 @@ module RedisIPC
   # url given, REDIS_URL from the environment is used, as redis-rb does.
   module RedisOptions
     KEYS = %i[host port path url username password db timeout connect_timeout].freeze
+    # Redis allows as many databases as its `databases` setting; beyond
+    # these, a value is a mistake (the engine checks the same bounds).
+    MAX_DB = 65_535
+    MAX_TIMEOUT = 60
 
     module_function
 
@@ -72,11 +76,15 @@ module RedisIPC
       raise ArgumentError, "redis_options host must not be empty" if c[:host].to_s.empty? && c[:path].nil?
       c[:port] = Integer(c[:port]) if c[:port].is_a?(String) && c[:port].match?(/\A\d+\z/)
       raise ArgumentError, "redis_options port must be an Integer from 1 to 65535" unless c[:port].is_a?(Integer) && c[:port].between?(1, 65_535)
-      raise ArgumentError, "redis_options db must be a non-negative Integer" unless c[:db].is_a?(Integer) && c[:db] >= 0 && c[:db] < 2**31
+      raise ArgumentError, "redis_options db must be an Integer from 0 to #{MAX_DB}" unless c[:db].is_a?(Integer) && c[:db].between?(0, MAX_DB)
 
       %i[timeout connect_timeout].each do |key|
-        raise ArgumentError, "redis_options #{key} must be a positive number" unless c[key].is_a?(Numeric) && c[key].positive? && c[key].finite?
-        c[key] = c[key].to_f
+        value = c[key]
+        unless value.is_a?(Numeric) && value.real? && value.positive? && value.to_f.finite? && value <= MAX_TIMEOUT
+          raise ArgumentError, "redis_options #{key} must be a positive number of seconds up to #{MAX_TIMEOUT}, got #{value.inspect}"
+        end
+
+        c[key] = value.to_f
       end
       c
     end

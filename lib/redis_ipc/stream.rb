@@ -37,6 +37,13 @@ module RedisIPC
       self
     end
 
+    # An interrupt (Timeout, Thread#raise, Ctrl-C) that arrives while
+    # connect runs is held back until the engine is connected and its
+    # threads run, or until everything is torn down again; Thread#kill, which
+    # cannot be held back (see CONNECT_MASK), tears down on its way out.
+    # Either way an interrupted connect leaves nothing connected, registered
+    # in Redis or running. Connecting is bounded by the connect and command
+    # timeouts, so holding an interrupt back is too.
     def connect(**options)
       raise ConfigurationError, "Stream#on_request must be a lambda or proc" unless @on_request.is_a?(Proc)
 
@@ -44,14 +51,19 @@ module RedisIPC
       @lifecycle.synchronize do
         raise ConnectionError, "#{inspect} is already connected" if @engine&.connected?
 
-        engine = Engine.new(@stream_name, @group_name, config.engine_options)
-        engine.connect
-        @config = config
-        @engine = engine
-        take_turns = Mutex.new
-        @threads = Array.new(config.consumer_pool_size) { |i| spawn("consumer #{i + 1}") { serve(engine, take_turns) } }
-        @threads << spawn("error reporter") { report_events(engine) }
-        log(:info) { "connected to #{@stream_name} as #{@group_name} (instance #{engine.instance_id})" }
+        Thread.handle_interrupt(CONNECT_MASK) do
+          done = false
+          begin
+            shut_down # a stream left stopped but not closed
+            start(config)
+            done = true
+          ensure
+            shut_down unless done # failed, or killed
+          end
+          # An interrupt that came meanwhile fires as this block ends: undo
+          # the connect first, so that it finds nothing connected.
+          shut_down if Thread.pending_interrupt?
+        end
       end
       self
     end
@@ -91,23 +103,12 @@ module RedisIPC
 
     # Stops every thread this stream started, waits a bounded time (the
     # entry timeout) for running handlers, fails waiting senders with
-    # ConnectionError and frees everything. Safe to call twice.
+    # ConnectionError and frees everything. Safe to call twice. Interrupts
+    # but Thread#kill wait until it is done (it is bounded), so that none
+    # leaves it half done.
     def disconnect
       @lifecycle.synchronize do
-        engine = @engine
-        return self unless engine
-
-        engine.stop
-        deadline = monotonic + @config.entry_timeout.to_f
-        @threads.each do |thread|
-          next if thread == Thread.current # disconnect called from a handler
-
-          thread.kill unless thread.join([deadline - monotonic, 0].max)
-        end
-        engine.close
-        @engine = nil
-        @threads = []
-        log(:info) { "disconnected from #{@stream_name}" }
+        Thread.handle_interrupt(CONNECT_MASK) { shut_down }
       end
       self
     end
@@ -168,8 +169,9 @@ module RedisIPC
     # anything is written.
     def request_arguments(content, to, timeout)
       to = self.class.send(:check_name, to, "to:")
-      unless timeout.nil? || (timeout.is_a?(Numeric) && timeout.positive? && timeout.to_f.finite?)
-        raise ArgumentError, "timeout must be a positive number of seconds, got #{timeout.inspect}"
+      max = ConnectOptions::MAXIMA[:entry_timeout]
+      unless timeout.nil? || (timeout.is_a?(Numeric) && timeout.real? && timeout.positive? && timeout.to_f.finite? && timeout <= max)
+        raise ArgumentError, "timeout must be a positive number of seconds up to #{max}, got #{timeout.inspect}"
       end
 
       payload = encode(content)
@@ -188,10 +190,49 @@ module RedisIPC
       nil
     end
 
+    # Called with @lifecycle held and CONNECT_MASK in force.
+    def start(config)
+      engine = Engine.new(@stream_name, @group_name, config.engine_options)
+      @engine = engine # held before it connects: a kill during connect finds it
+      engine.connect
+      @config = config
+      take_turns = Mutex.new
+      config.consumer_pool_size.times { |i| @threads << spawn("consumer #{i + 1}") { serve(engine, take_turns) } }
+      @threads << spawn("error reporter") { report_events(engine) }
+      log(:info) { "connected to #{@stream_name} as #{@group_name} (instance #{engine.instance_id})" }
+    end
+
+    # Stops the engine, joins (or after the entry timeout kills) the threads
+    # and closes it. Called with @lifecycle held and CONNECT_MASK in force.
+    def shut_down
+      engine = @engine
+      return unless engine
+
+      engine.stop
+      deadline = monotonic + (@config ? @config.entry_timeout.to_f : 0)
+      @threads.each do |thread|
+        next if thread == Thread.current # disconnect called from a handler
+
+        thread.kill unless thread.join([deadline - monotonic, 0].max)
+      end
+      engine.close
+      @engine = nil
+      @threads = []
+      log(:info) { "disconnected from #{@stream_name}" }
+    end
+
     def spawn(name, &block)
       thread = Thread.new do
-        Stream.send(:clear_vm_stack)
-        block.call
+        # A new thread inherits its creator's interrupt mask (CONNECT_MASK
+        # here): handlers must be interruptible (Timeout), as before.
+        Thread.handle_interrupt(Object => :immediate) do
+          Stream.send(:clear_vm_stack)
+          block.call
+        rescue Exception => e # rubocop:disable Lint/RescueException
+          # Thrown in from outside (Thread#raise): reported, and the thread
+          # ends normally, leaving nothing for disconnect's join to re-raise.
+          report(e)
+        end
       end
       thread.name = "redis_ipc #{@group_name} #{name}"
       thread.report_on_exception = false
@@ -206,21 +247,52 @@ module RedisIPC
       # (the others wait for the mutex), so a request wakes one thread
       # instead of all of them, and under load no thread waits at all.
       while (fields = engine.next_request(0) || take_turns.synchronize { engine.next_request })
-        handle(Entry.from_native(fields))
+        handle(fields)
       end
     end
 
-    def handle(entry)
+    # Runs the handler. Whatever it raises (SystemStackError, NoMemoryError,
+    # Interrupt, a plain Exception) goes to on_error and rejects the request
+    # at once, so the sender does not wait out its timeout and the consumer
+    # goes on serving. Thread#kill is no exception: it still ends the consumer.
+    def handle(fields)
+      entry = Entry.from_native(fields)
       instance_exec(entry, &@on_request)
-    rescue StandardError, ScriptError => e
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      refuse(entry, e) if entry
       report(e)
-      begin
-        # Reject at once so the sender does not wait out its timeout.
-        reject_request(entry, content: "#{e.class}: #{e.message}")
-      rescue Error => answer_error
-        report(answer_error) unless answer_error.message.include?("already answered")
-      end
     end
+
+    def refuse(entry, exception)
+      reject_request(entry, content: failure_reason(exception))
+    rescue Error => e
+      report(e) unless e.message.include?("already answered")
+    rescue Exception => e # rubocop:disable Lint/RescueException
+      report(e)
+    end
+
+    # "Class: message" as valid UTF-8, cut to fit max_content_bytes as JSON.
+    def failure_reason(exception)
+      message = begin
+        exception.message.to_s
+      rescue Exception # rubocop:disable Lint/RescueException -- a #message that raises
+        "(its message could not be read)"
+      end
+      reason = "#{exception.class}: #{message.dup.force_encoding(Encoding::UTF_8).scrub}"
+      limit = @config ? @config.max_content_bytes : ConnectOptions::DEFAULTS[:max_content_bytes]
+      return reason if Content.encode(reason).bytesize <= limit
+
+      # JSON escapes take at most 6 bytes per byte (\u0000).
+      "#{reason.byteslice(0, [(limit - 8) / 6, 0].max).scrub("")}..."
+    end
+
+    # What connect and disconnect hold back: every exception raised into
+    # the thread. Not Thread#kill: Ruby 3.1 runs a blocking C call of a
+    # process's only thread with a helper thread that it kills afterwards,
+    # and that helper inherits the caller's mask, so holding kills back
+    # would never end.
+    CONNECT_MASK = { Exception => :never }.freeze
+    private_constant :CONNECT_MASK
 
     EVENT_ERRORS = {
       Engine::EVENT_MALFORMED_ENTRY => MalformedEntryError,
@@ -240,8 +312,12 @@ module RedisIPC
     def report(exception)
       log(:error) { "#{exception.class}: #{exception.message}" }
       @on_error&.call(exception)
-    rescue StandardError => e
-      log(:error) { "on_error raised #{e.class}: #{e.message}" }
+    rescue Exception => e # rubocop:disable Lint/RescueException -- on_error (or the logger) raising must not end the thread
+      begin
+        log(:error) { "on_error raised #{e.class}: #{e.message}" }
+      rescue Exception # rubocop:disable Lint/RescueException
+        nil
+      end
     end
 
     def log(level)

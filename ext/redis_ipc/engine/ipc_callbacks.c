@@ -9,6 +9,7 @@
 int ripc_stream_on_request(ripc_stream *s, ripc_request_fn fn, void *userdata, int threads)
 {
     if (atomic_load(&s->connected)) return RIPC_STATE;
+    if (threads > RIPC_MAX_CONSUMERS) return RIPC_ARGUMENT;
     s->request_fn = fn;
     s->request_userdata = userdata;
     s->handler_count = threads > 0 ? threads : 3;

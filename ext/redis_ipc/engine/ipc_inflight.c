@@ -1,6 +1,10 @@
 #include "ipc_inflight.h"
 #include "ipc_util.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 /* Answered but not yet acknowledged: the id stays (a re-read of the entry
  * must not hand it out again) until the outbox has its XACK. */
 static void *const ANSWERED = (void *)1;
@@ -13,11 +17,26 @@ void ripc_inflight_init(ripc_inflight *f, size_t capacity)
     f->taken = 0;
     f->capacity = capacity > 0 ? capacity : 1;
     f->closed = 0;
+    ripc_map_init(&f->acked);
+    f->acked_ring = ripc_xcalloc(RIPC_ACKED_IDS, sizeof(*f->acked_ring));
+    f->acked_next = 0;
+}
+
+/* Mutex held. */
+static void remember_acked(ripc_inflight *f, const char *redis_id)
+{
+    char *slot = f->acked_ring[f->acked_next];
+    if (slot[0]) ripc_map_remove(&f->acked, slot, NULL);
+    snprintf(slot, RIPC_ACKED_ID_MAX, "%s", redis_id);
+    if (ripc_map_put(&f->acked, slot, NULL) != 0) slot[0] = '\0';
+    f->acked_next = (f->acked_next + 1) % RIPC_ACKED_IDS;
 }
 
 void ripc_inflight_destroy(ripc_inflight *f)
 {
     ripc_map_destroy(&f->ids);
+    ripc_map_destroy(&f->acked);
+    free(f->acked_ring);
     pthread_cond_destroy(&f->room);
     pthread_mutex_destroy(&f->mutex);
 }
@@ -28,6 +47,10 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity)
     f->capacity = capacity > 0 ? capacity : 1;
     ripc_map_destroy(&f->ids);
     ripc_map_init(&f->ids);
+    ripc_map_destroy(&f->acked);
+    ripc_map_init(&f->acked);
+    memset(f->acked_ring, 0, RIPC_ACKED_IDS * sizeof(*f->acked_ring));
+    f->acked_next = 0;
     f->taken = 0;
     f->closed = 0;
     pthread_mutex_unlock(&f->mutex);
@@ -41,13 +64,14 @@ void ripc_inflight_close(ripc_inflight *f)
     pthread_mutex_unlock(&f->mutex);
 }
 
-int ripc_inflight_take(ripc_inflight *f, const char *redis_id)
+int ripc_inflight_take(ripc_inflight *f, const char *redis_id, int bounded)
 {
     int found, rc;
     pthread_mutex_lock(&f->mutex);
     ripc_map_get(&f->ids, redis_id, &found);
+    if (!found) ripc_map_get(&f->acked, redis_id, &found);
     if (found) rc = RIPC_TAKE_ALREADY;
-    else if (f->taken >= f->capacity) rc = RIPC_TAKE_FULL;
+    else if (bounded && f->taken >= f->capacity) rc = RIPC_TAKE_FULL;
     else {
         ripc_map_put(&f->ids, redis_id, NULL);
         f->taken++;
@@ -78,7 +102,7 @@ int ripc_inflight_mark_answered(ripc_inflight *f, const char *redis_id)
     return marked;
 }
 
-int ripc_inflight_remove(ripc_inflight *f, const char *redis_id)
+static int leave(ripc_inflight *f, const char *redis_id, int acked)
 {
     int found;
     pthread_mutex_lock(&f->mutex);
@@ -86,16 +110,24 @@ int ripc_inflight_remove(ripc_inflight *f, const char *redis_id)
     if (found) {
         ripc_map_remove(&f->ids, redis_id, NULL);
         if (state != ANSWERED) release_one(f);
+        if (acked && strlen(redis_id) < RIPC_ACKED_ID_MAX) remember_acked(f, redis_id);
     }
     pthread_mutex_unlock(&f->mutex);
     return found;
 }
+
+int ripc_inflight_acked(ripc_inflight *f, const char *redis_id) { return leave(f, redis_id, 1); }
+int ripc_inflight_remove(ripc_inflight *f, const char *redis_id) { return leave(f, redis_id, 0); }
 
 int ripc_inflight_state(ripc_inflight *f, const char *redis_id)
 {
     int found;
     pthread_mutex_lock(&f->mutex);
     void *state = ripc_map_get(&f->ids, redis_id, &found);
+    if (!found) {
+        ripc_map_get(&f->acked, redis_id, &found);
+        state = ANSWERED;
+    }
     pthread_mutex_unlock(&f->mutex);
     return !found ? RIPC_INFLIGHT_NONE : state == ANSWERED ? RIPC_INFLIGHT_ANSWERED : RIPC_INFLIGHT_TAKEN;
 }

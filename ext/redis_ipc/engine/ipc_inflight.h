@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include "ipc_map.h"
 
+enum { RIPC_ACKED_IDS = 1024, RIPC_ACKED_ID_MAX = 48 };
+
 typedef struct ripc_inflight {
     pthread_mutex_t mutex;
     pthread_cond_t room;  /* signalled when the number taken drops below capacity */
@@ -18,6 +20,12 @@ typedef struct ripc_inflight {
     size_t taken;         /* queued or being handled: not answered yet */
     size_t capacity;
     int closed;
+    /* Ids acknowledged lately. A re-read of history (a dispatcher catching
+     * up, the inbox sweep) can return an entry whose XACK was on its way:
+     * read before the XACK, routed after it. It must not be taken again. */
+    ripc_map acked;
+    char (*acked_ring)[RIPC_ACKED_ID_MAX];
+    int acked_next;
 } ripc_inflight;
 
 enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED };
@@ -31,13 +39,17 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity);
 void ripc_inflight_close(ripc_inflight *f);
 
 /* RIPC_TAKE_OK: taken now; RIPC_TAKE_ALREADY: handed out before;
- * RIPC_TAKE_FULL: no room, leave it parked. */
-int ripc_inflight_take(ripc_inflight *f, const char *redis_id);
+ * RIPC_TAKE_FULL: no room, leave it parked (only when bounded: a request
+ * the engine answers itself needs no consumer). */
+int ripc_inflight_take(ripc_inflight *f, const char *redis_id, int bounded);
 /* Taken -> answered (its XACK not yet confirmed). Returns 1 when it was
  * taken and not answered before. */
 int ripc_inflight_mark_answered(ripc_inflight *f, const char *redis_id);
-/* Leaves our hands (acknowledged, or given up). Returns 1 when it was there. */
+/* Leaves our hands: acknowledged (remembered for a while as such), or
+ * given up (to be reclaimed). Returns 1 when it was there. */
+int ripc_inflight_acked(ripc_inflight *f, const char *redis_id);
 int ripc_inflight_remove(ripc_inflight *f, const char *redis_id);
+/* RIPC_INFLIGHT_ANSWERED also for an id acknowledged lately. */
 int ripc_inflight_state(ripc_inflight *f, const char *redis_id);
 /* How many more requests may be taken now. */
 size_t ripc_inflight_room(ripc_inflight *f);

@@ -280,7 +280,7 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
                 int state = ripc_inflight_state(&s->inflight, id);
                 if (state == RIPC_INFLIGHT_ANSWERED) {
                     ripc_lazy_acks_add(&s->lazy_acks, id);
-                    ripc_inflight_remove(&s->inflight, id);
+                    ripc_inflight_acked(&s->inflight, id);
                 }
                 if (state != RIPC_INFLIGHT_NONE) continue;
             } else if (known && alive(live, owner)) {

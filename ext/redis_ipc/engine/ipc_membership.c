@@ -10,15 +10,21 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
     /* XGROUP CREATE (BUSYGROUP is fine), then CREATECONSUMER for the inbox and
      * each dispatcher as 1.x does, then LREM + LPUSH so re-joining after Redis
      * lost nothing does not list us twice. One round trip. */
+    enum { MAX_COMMANDS = 4 + RIPC_MAX_DISPATCHERS };
     int dispatchers = s->options.dispatcher_count;
-    char names[dispatchers][64];
+    if (dispatchers < 1 || dispatchers > RIPC_MAX_DISPATCHERS) { /* ripc_stream_new refuses these */
+        ripc_error_set(err, RIPC_ARGUMENT, "dispatcher_count must be from 1 to %d", RIPC_MAX_DISPATCHERS);
+        return RIPC_ARGUMENT;
+    }
+    /* Fixed sizes bounded by RIPC_MAX_DISPATCHERS: under 4 KB of stack. */
+    char names[RIPC_MAX_DISPATCHERS][64];
     int n = 4 + dispatchers;
-    int argcs[n];
-    const char **argvs[n];
-    const size_t *lens[n];
-    const char *argv_store[n][6];
-    size_t len_store[n][6];
-    redisReply *replies[n];
+    int argcs[MAX_COMMANDS];
+    const char **argvs[MAX_COMMANDS];
+    const size_t *lens[MAX_COMMANDS];
+    const char *argv_store[MAX_COMMANDS][6];
+    size_t len_store[MAX_COMMANDS][6];
+    redisReply *replies[MAX_COMMANDS];
 
     int k = 0;
 #define CMD(...) do { \

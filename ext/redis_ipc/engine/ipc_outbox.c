@@ -253,7 +253,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     /* Acknowledged, it leaves our hands. If the XACK failed, the request
      * stays marked answered: the reclaim acknowledges it later instead of
      * running it again (ipc_liveness.c). */
-    for (size_t i = 0; i < answered && acked; i++) ripc_inflight_remove(&s->inflight, ids[i]);
+    for (size_t i = 0; i < answered && acked; i++) ripc_inflight_acked(&s->inflight, ids[i]);
     free(ids);
     if (o->conn && o->conn->err) {
         ripc_conn_close(o->conn);

@@ -141,6 +141,55 @@ static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch
     else batch_add(b, e->redis_id);
 }
 
+/* Writes the JSON string "<text><escaped group>" into a new buffer
+ * (quotes, backslashes and control characters escaped). */
+static char *json_reason(const char *text, const char *group, size_t *len)
+{
+    size_t text_len = strlen(text), group_len = strlen(group);
+    char *out = ripc_xmalloc(text_len + 6 * group_len + 3), *at = out;
+    *at++ = '"';
+    memcpy(at, text, text_len);
+    at += text_len;
+    for (size_t i = 0; i < group_len; i++) {
+        unsigned char ch = (unsigned char)group[i];
+        if (ch == '"' || ch == '\\') { *at++ = '\\'; *at++ = (char)ch; }
+        else if (ch < 0x20) at += sprintf(at, "\\u%04x", ch);
+        else *at++ = (char)ch;
+    }
+    *at++ = '"';
+    *at = '\0';
+    *len = (size_t)(at - out);
+    return out;
+}
+
+/* A well-formed request for us whose content exceeds our max_content_bytes
+ * (its sender allows more): rejected at once with the reason, so the sender
+ * need not wait out its timeout, and reported. The reply goes the way every
+ * answer goes (in flight, then the outbox writes it, acknowledges and
+ * deletes the request). Returns as route_one does. */
+static int refuse_oversized(ripc_stream *s, ripc_entry *e)
+{
+    if (ripc_inflight_take(&s->inflight, e->redis_id, 0) != RIPC_TAKE_OK) { /* a re-read while the answer is on its way */
+        ripc_entry_free(e);
+        return 0;
+    }
+    size_t len = e->fields[RIPC_FIELD_CONTENT].len, max = s->options.max_content_bytes;
+    ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
+                     "request %s on stream %s from group %s has %zu bytes of content, over max_content_bytes (%zu): rejected",
+                     e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_SOURCE_GROUP), len, max);
+    char text[128];
+    snprintf(text, sizeof(text), "request content is %zu bytes, over max_content_bytes (%zu) of group ", len, max);
+    size_t reason_len;
+    char *reason = json_reason(text, s->group, &reason_len);
+    ripc_error err;
+    /* Refused while connect or disconnect runs: the request stays pending,
+     * and whoever reclaims it answers it. */
+    if (ripc_respond(s, e, 0, reason, reason_len, &err) != RIPC_OK) ripc_inflight_remove(&s->inflight, e->redis_id);
+    free(reason);
+    ripc_entry_free(e);
+    return 1;
+}
+
 /* Returns 0 for a request already handed out (re-read from the inbox or
  * reclaimed while its handler runs) or parked for lack of room (counted in
  * routed), 1 for anything else. */
@@ -148,8 +197,11 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
-    if (!e->problem && e->fields[RIPC_FIELD_CONTENT].len > s->options.max_content_bytes)
+    if (!e->problem && e->fields[RIPC_FIELD_CONTENT].len > s->options.max_content_bytes) {
+        /* Only a request that is otherwise well-formed can be answered. */
+        if (for_us && ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) return refuse_oversized(s, e);
         e->problem = "the entry's content is larger than max_content_bytes";
+    }
 
     if (e->problem) {
         if (strcmp(e->problem, "the entry was deleted from the stream") == 0) {
@@ -176,7 +228,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
     }
     if (ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) {
         /* Already handed out (an inbox re-read or a reclaim of our own entry): skip. */
-        int taken = ripc_inflight_take(&s->inflight, e->redis_id);
+        int taken = ripc_inflight_take(&s->inflight, e->redis_id, 1);
         if (routed) routed->requests++;
         if (taken != RIPC_TAKE_OK) {
             /* Handed out before, or no room: then it stays pending on the

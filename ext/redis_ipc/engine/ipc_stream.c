@@ -61,17 +61,66 @@ void ripc_event_free(ripc_event *event)
     free(event);
 }
 
+/* A duration within (0, max], or [0, max] when zero_ok; NaN is never in range. */
+static int check_seconds(const char *name, double value, double max, int zero_ok, ripc_error *err)
+{
+    if ((value > 0 || (zero_ok && value == 0)) && value <= max) return 1;
+    ripc_error_set(err, RIPC_ARGUMENT, "%s must be %s %g seconds, got %g", name,
+                   zero_ok ? "from 0 to" : "above 0 and at most", max, value);
+    return 0;
+}
+
+static int check_count(const char *name, long long value, long long min, long long max, ripc_error *err)
+{
+    if (value >= min && value <= max) return 1;
+    ripc_error_set(err, RIPC_ARGUMENT, "%s must be from %lld to %lld, got %lld", name, min, max, value);
+    return 0;
+}
+
+/* Every option in range (redis_ipc.h): C programs fill the struct
+ * themselves, and the engine sizes threads, connections and deadlines by it. */
+static int check_options(const ripc_options *o, ripc_error *err)
+{
+    const ripc_redis_config *r = &o->redis;
+    int unix_socket = r->path && *r->path;
+    if (!(unix_socket || check_count("redis.port", r->port, 1, 65535, err)) ||
+        !check_count("redis.db", r->db, 0, RIPC_MAX_DB, err) ||
+        !check_seconds("redis.timeout", r->timeout, RIPC_MAX_REDIS_TIMEOUT, 0, err) ||
+        !check_seconds("redis.connect_timeout", r->connect_timeout, RIPC_MAX_REDIS_TIMEOUT, 0, err) ||
+        !check_count("pool_size", o->pool_size, 1, RIPC_MAX_POOL_SIZE, err) ||
+        !check_count("dispatcher_count", o->dispatcher_count, 1, RIPC_MAX_DISPATCHERS, err) ||
+        !check_count("consumer_count", o->consumer_count, 1, RIPC_MAX_CONSUMERS, err) ||
+        !check_seconds("entry_timeout", o->entry_timeout, RIPC_MAX_ENTRY_TIMEOUT, 0, err) ||
+        !check_seconds("cleanup_interval", o->cleanup_interval, RIPC_MAX_INTERVAL, 0, err) ||
+        !check_seconds("block_timeout", o->block_timeout, RIPC_MAX_INTERVAL, 0, err) ||
+        !check_seconds("reclaim_idle", o->reclaim_idle, RIPC_MAX_ENTRY_TIMEOUT, 0, err) ||
+        !check_seconds("heartbeat_interval", o->heartbeat_interval, RIPC_MAX_HEARTBEAT, 0, err) ||
+        !check_seconds("dead_after", o->dead_after, RIPC_MAX_INTERVAL, 0, err) ||
+        !check_seconds("retention", o->retention, RIPC_MAX_RETENTION, 1, err) ||
+        !check_count("max_content_bytes", (long long)o->max_content_bytes, 1, RIPC_MAX_CONTENT_BYTES, err))
+        return 0;
+    if (o->dead_after <= o->heartbeat_interval) {
+        ripc_error_set(err, RIPC_ARGUMENT, "dead_after (%g) must be longer than heartbeat_interval (%g)",
+                       o->dead_after, o->heartbeat_interval);
+        return 0;
+    }
+    return 1;
+}
+
 ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_options *options, ripc_error *err)
 {
     if (!stream || !*stream || !group || !*group) {
         ripc_error_set(err, RIPC_ARGUMENT, "stream and group names must not be empty");
         return NULL;
     }
+    ripc_options defaults;
+    ripc_options_init(&defaults);
+    if (!options) options = &defaults;
+    if (!check_options(options, err)) return NULL;
     ripc_stream *s = ripc_xcalloc(1, sizeof(*s));
     s->stream = ripc_strdup(stream);
     s->group = ripc_strdup(group);
-    if (options) s->options = *options;
-    else ripc_options_init(&s->options);
+    s->options = *options;
     ripc_options *o = &s->options;
     /* Own copies of every string so the caller's may go away. */
     s->host = ripc_strdup(o->redis.host ? o->redis.host : "127.0.0.1");
@@ -82,17 +131,6 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     o->redis.path = s->path;
     o->redis.username = s->username;
     o->redis.password = s->password;
-    if (o->pool_size < 1) o->pool_size = 1;
-    if (o->dispatcher_count < 1) o->dispatcher_count = 1;
-    if (o->consumer_count < 1) o->consumer_count = 3;
-    if (o->entry_timeout <= 0) o->entry_timeout = 5.0;
-    if (o->cleanup_interval <= 0) o->cleanup_interval = 1.0;
-    if (o->block_timeout <= 0) o->block_timeout = 30.0;
-    if (o->reclaim_idle <= 0) o->reclaim_idle = 10.0;
-    if (o->heartbeat_interval <= 0) o->heartbeat_interval = 0.6;
-    if (o->dead_after <= o->heartbeat_interval) o->dead_after = o->heartbeat_interval * 2.5;
-    if (o->max_content_bytes == 0) o->max_content_bytes = 4u << 20;
-    if (o->retention < 0) o->retention = 0;
 
     ripc_pool_init(&s->pool, &o->redis, o->pool_size);
     ripc_outbox_init(&s->outbox, s);

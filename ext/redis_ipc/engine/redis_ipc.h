@@ -100,12 +100,28 @@ typedef struct ripc_options {
     double reclaim_idle;    /* entries pending this long on any consumer are reclaimed; default 10 (as 1.x) */
     double heartbeat_interval; /* how often this instance says it is alive; default 0.6 */
     double dead_after;      /* an instance silent this long is dead and taken over; default 1.3 */
-    size_t max_content_bytes; /* larger entries are malformed; default 4 MiB */
+    size_t max_content_bytes; /* a larger request is rejected, any other larger entry is malformed; default 4 MiB */
     double retention;       /* entries older than this that no group holds pending are trimmed; 0: never; default 600 */
 } ripc_options;
 
 /* Fills o with the defaults above. */
 RIPC_API void ripc_options_init(ripc_options *o);
+
+/* The largest values ripc_stream_new accepts: RIPC_ARGUMENT past them, and
+ * for values of 0 or below (but retention and db may be 0, and port is not
+ * looked at with a path). Far beyond what a deployment needs, they keep a
+ * mistake from starting thousands of threads or connections, or a duration
+ * from overflowing a clock. Durations are seconds. */
+#define RIPC_MAX_POOL_SIZE 2048
+#define RIPC_MAX_DISPATCHERS 16
+#define RIPC_MAX_CONSUMERS 256
+#define RIPC_MAX_DB 65535
+#define RIPC_MAX_REDIS_TIMEOUT 60.0     /* redis.timeout, redis.connect_timeout */
+#define RIPC_MAX_ENTRY_TIMEOUT 86400.0  /* entry_timeout, reclaim_idle */
+#define RIPC_MAX_INTERVAL 3600.0        /* cleanup_interval, block_timeout, dead_after */
+#define RIPC_MAX_HEARTBEAT 60.0         /* heartbeat_interval (dead_after must exceed it) */
+#define RIPC_MAX_RETENTION 2592000.0    /* retention: 30 days */
+#define RIPC_MAX_CONTENT_BYTES (512u * 1024 * 1024)
 
 typedef struct ripc_stream ripc_stream;
 
@@ -124,7 +140,8 @@ typedef struct ripc_event {
 } ripc_event;
 RIPC_API void ripc_event_free(ripc_event *event);
 
-/* Names are copied. Returns NULL (with err) for an empty stream or group name. */
+/* Names are copied. Returns NULL (with err, RIPC_ARGUMENT) for an empty
+ * stream or group name or an option out of range (see RIPC_MAX_*). */
 RIPC_API ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_options *options, ripc_error *err);
 /* Disconnects if needed and frees everything. */
 RIPC_API void ripc_stream_free(ripc_stream *s);
