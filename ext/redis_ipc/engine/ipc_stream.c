@@ -104,7 +104,6 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_liveness_init(&s->liveness);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
-    ripc_cond_init(&s->housekeeper_cond);
     s->pid = getpid();
     atomic_store(&s->refs, 1);
     int requests_ok = ripc_queue_init(&s->requests) == 0;
@@ -123,7 +122,6 @@ static void wake_sleepers(ripc_stream *s)
 {
     pthread_mutex_lock(&s->stop_mutex);
     pthread_cond_broadcast(&s->stop_cond);
-    pthread_cond_broadcast(&s->housekeeper_cond);
     pthread_mutex_unlock(&s->stop_mutex);
 }
 
@@ -185,9 +183,12 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
     }
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
-    if (rc == RIPC_OK) rc = ripc_housekeeper_start(s, err);
+    if (rc == RIPC_OK) {
+        /* Beats and chores go to the process's service thread. */
+        ripc_housekeeper_reset(s);
+        rc = ripc_service_register(s, err);
+    }
     if (rc == RIPC_OK) rc = ripc_waker_start(s, err);
-    if (rc == RIPC_OK) rc = ripc_liveness_start(s, err);
     if (rc == RIPC_OK && ripc_outbox_start(&s->outbox) != 0) {
         ripc_error_set(err, RIPC_STATE, "could not start the writer thread");
         rc = RIPC_STATE;
@@ -198,8 +199,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_dispatchers_interrupt(s);
         wake_sleepers(s);
         ripc_dispatchers_join(s);
-        ripc_housekeeper_join(s);
-        ripc_liveness_join(s);
+        ripc_service_unregister(s);
         ripc_waker_stop(s);
         ripc_queue_close(&s->requests);
         ripc_queue_close(&s->events);
@@ -238,8 +238,7 @@ void ripc_stream_stop(ripc_stream *s)
     wake_sleepers(s);
     ripc_dispatchers_interrupt(s);
     ripc_dispatchers_join(s);
-    ripc_housekeeper_join(s);
-    ripc_liveness_join(s);
+    ripc_service_unregister(s);
     ripc_waker_stop(s);
     ripc_ledger_close(&s->ledger);
     ripc_queue_close(&s->requests);
@@ -288,6 +287,7 @@ void ripc_stream_free(ripc_stream *s)
         /* A forked child must not join the parent's threads nor write to its
          * sockets: close the inherited descriptors and leave the rest. */
         for (int i = 0; i < s->pool.idle_count; i++) close(s->pool.idle[i]->fd);
+        if (s->service.conn) close(s->service.conn->fd);
         return;
     }
     ripc_stream_close(s);
@@ -311,7 +311,6 @@ static void unref(ripc_stream *s)
     ripc_liveness_destroy(&s->liveness);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);
-    pthread_cond_destroy(&s->housekeeper_cond);
     free(s->dispatchers);
     free(s->stream); free(s->group); free(s->inbox); free(s->consumers_key); free(s->instances_key);
     free(s->host); free(s->path); free(s->username); free(s->password);
@@ -355,27 +354,19 @@ void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
 
 int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable)
 {
+    (void)nudgeable;
     double deadline = ripc_now() + seconds;
-    pthread_cond_t *cond = nudgeable ? &s->housekeeper_cond : &s->stop_cond;
     pthread_mutex_lock(&s->stop_mutex);
-    if (nudgeable) s->housekeeper_wakes_at = deadline;
-    while (!atomic_load(&s->stopping) && !(nudgeable && atomic_load(&s->housekeeper_nudged)) && ripc_now() < deadline)
-        ripc_cond_wait_until(cond, &s->stop_mutex, deadline);
-    if (nudgeable) s->housekeeper_wakes_at = 0;
+    while (!atomic_load(&s->stopping) && ripc_now() < deadline)
+        ripc_cond_wait_until(&s->stop_cond, &s->stop_mutex, deadline);
     pthread_mutex_unlock(&s->stop_mutex);
     return atomic_load(&s->stopping);
 }
 
 void ripc_stream_nudge_housekeeper(ripc_stream *s, double within)
 {
-    /* The flag alone reaches a housekeeper that is busy (it looks before
-     * it sleeps); one that sleeps is woken only if it would sleep past the
-     * deadline, so frequent nudges (a sender starting to wait, each round
-     * trip) cost no wake-ups while it runs at its busy pace anyway. */
-    atomic_store(&s->housekeeper_nudged, 1);
-    pthread_mutex_lock(&s->stop_mutex);
-    if (s->housekeeper_wakes_at > ripc_now() + within) pthread_cond_signal(&s->housekeeper_cond);
-    pthread_mutex_unlock(&s->stop_mutex);
+    /* The chores run on the service thread (ipc_service.c). */
+    ripc_service_nudge(s, within);
 }
 
 int ripc_inflight_add(ripc_stream *s, const char *redis_id)

@@ -1,0 +1,218 @@
+/* The service thread. Every connected stream of the process registers two
+ * periodic tasks here: its heartbeat and its chores (takeovers, ledger
+ * sweeps, the inbox sweep, reclaim, lazy acks, retention). One thread runs
+ * them all, each on the stream's own service connection, so a process's
+ * thread and connection counts no longer grow by two per stream for them.
+ *
+ * Beats come first: a beat that is due runs before any chores, and chores
+ * do a bounded step at a time, giving the thread back as soon as a beat is
+ * due (ripc_service_beat_waiting), so no chore delays a beat past
+ * dead_after and gets a live instance taken for dead. What a single thread
+ * cannot avoid: a command that blocks (a Redis that stalls, an unreachable
+ * host waiting out connect_timeout) delays the other streams' work as long.
+ * Streams on the same Redis stall together anyway, and their beats are
+ * judged with that in mind (ipc_liveness.c); streams on a Redis that hangs
+ * delay those on another by up to their timeouts (1 s by default).
+ *
+ * The thread starts with the first stream registered and ends when the
+ * last one leaves, so an idle library holds no thread (and valgrind sees
+ * none left at exit). A forked child starts with an empty service: the
+ * parent's thread does not exist there, and the parent's streams are not
+ * the child's to serve. */
+#include "ipc_service.h"
+#include "ipc_stream_internal.h"
+#include "ipc_conn.h"
+#include "ipc_util.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+    pthread_mutex_t lifecycle; /* starting and joining the thread */
+    pthread_mutex_t mutex;     /* everything below and the tasks' fields */
+    pthread_cond_t wake;       /* new work sooner than the thread sleeps until, or quit */
+    pthread_cond_t done;       /* a task finished running */
+    ripc_service_task *tasks;
+    ripc_service_task *running;
+    int running_chores;        /* running's chores (not its beat) */
+    double sleeps_until;       /* 0 while the thread works */
+    int quit;
+    ripc_thread thread;
+} svc;
+
+static pthread_once_t svc_once = PTHREAD_ONCE_INIT;
+
+static void svc_init_state(void)
+{
+    memset(&svc, 0, sizeof(svc));
+    pthread_mutex_init(&svc.lifecycle, NULL);
+    pthread_mutex_init(&svc.mutex, NULL);
+    ripc_cond_init(&svc.wake);
+    ripc_cond_init(&svc.done);
+}
+
+/* In a forked child only the forking thread exists: the locks may have been
+ * held by a parent thread at fork time, so they are made anew. */
+static void svc_after_fork_child(void) { svc_init_state(); }
+
+static void svc_init(void)
+{
+    svc_init_state();
+    pthread_atfork(NULL, NULL, svc_after_fork_child);
+}
+
+static double next_due(const ripc_service_task *t)
+{
+    return t->beat_due < t->chores_due ? t->beat_due : t->chores_due;
+}
+
+/* The task whose `beat` (or chores) time is the earliest, when it is due by now. */
+static ripc_service_task *due_task(double now, int beat)
+{
+    ripc_service_task *best = NULL;
+    for (ripc_service_task *t = svc.tasks; t; t = t->next) {
+        double due = beat ? t->beat_due : t->chores_due;
+        if (due <= now && (!best || due < (beat ? best->beat_due : best->chores_due))) best = t;
+    }
+    return best;
+}
+
+static void *service_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&svc.mutex);
+    while (!svc.quit) {
+        double now = ripc_now();
+        ripc_service_task *t = due_task(now, 1);
+        int beat = t != NULL;
+        if (!t) t = due_task(now, 0);
+        if (!t) {
+            double until = 0;
+            for (ripc_service_task *u = svc.tasks; u; u = u->next)
+                if (until == 0 || next_due(u) < until) until = next_due(u);
+            svc.sleeps_until = until > 0 ? until : now + 3600;
+            ripc_cond_wait_until(&svc.wake, &svc.mutex, svc.sleeps_until);
+            svc.sleeps_until = 0;
+            continue;
+        }
+        svc.running = t;
+        svc.running_chores = !beat;
+        if (!beat) t->nudged = 0;
+        pthread_mutex_unlock(&svc.mutex);
+        double next = beat ? ripc_liveness_tick(t->stream) : ripc_housekeeper_tick(t->stream);
+        pthread_mutex_lock(&svc.mutex);
+        if (beat) t->beat_due = next;
+        else t->chores_due = t->nudged ? ripc_now() : next;
+        svc.running = NULL;
+        pthread_cond_broadcast(&svc.done);
+    }
+    pthread_mutex_unlock(&svc.mutex);
+    return NULL;
+}
+
+int ripc_service_register(ripc_stream *s, ripc_error *err)
+{
+    pthread_once(&svc_once, svc_init);
+    ripc_service_task *t = &s->service;
+    pthread_mutex_lock(&svc.lifecycle);
+    pthread_mutex_lock(&svc.mutex);
+    if (t->registered) {
+        pthread_mutex_unlock(&svc.mutex);
+        pthread_mutex_unlock(&svc.lifecycle);
+        return RIPC_OK;
+    }
+    double now = ripc_now();
+    t->stream = s;
+    t->beat_due = now + s->options.heartbeat_interval; /* connect has just beaten */
+    t->chores_due = now;
+    t->nudged = 0;
+    t->registered = 1;
+    t->next = svc.tasks;
+    svc.tasks = t;
+    int rc = RIPC_OK;
+    if (!svc.thread.started) {
+        svc.quit = 0;
+        if (ripc_thread_start(&svc.thread, "ripc service", service_main, NULL) != 0) {
+            svc.tasks = t->next;
+            t->registered = 0;
+            ripc_error_set(err, RIPC_STATE, "could not start the service thread");
+            rc = RIPC_STATE;
+        }
+    } else if (svc.sleeps_until > 0) {
+        pthread_cond_signal(&svc.wake);
+    }
+    pthread_mutex_unlock(&svc.mutex);
+    pthread_mutex_unlock(&svc.lifecycle);
+    return rc;
+}
+
+void ripc_service_unregister(ripc_stream *s)
+{
+    ripc_service_task *t = &s->service;
+    pthread_once(&svc_once, svc_init);
+    pthread_mutex_lock(&svc.lifecycle);
+    pthread_mutex_lock(&svc.mutex);
+    int joining = 0;
+    if (t->registered) {
+        for (ripc_service_task **p = &svc.tasks; *p; p = &(*p)->next)
+            if (*p == t) { *p = t->next; break; }
+        t->registered = 0;
+        t->next = NULL;
+        /* Its beat or chores may be running: they end soon (they look at
+         * s->stopping between steps) and must not touch it afterwards. */
+        while (svc.running == t) pthread_cond_wait(&svc.done, &svc.mutex);
+        if (!svc.tasks && svc.thread.started) {
+            svc.quit = 1;
+            pthread_cond_signal(&svc.wake);
+            joining = 1;
+        }
+    }
+    pthread_mutex_unlock(&svc.mutex);
+    if (joining) ripc_thread_join(&svc.thread);
+    pthread_mutex_unlock(&svc.lifecycle);
+    ripc_conn_close(t->conn);
+    t->conn = NULL;
+}
+
+void ripc_service_nudge(ripc_stream *s, double within)
+{
+    ripc_service_task *t = &s->service;
+    pthread_once(&svc_once, svc_init);
+    pthread_mutex_lock(&svc.mutex);
+    if (t->registered) {
+        double now = ripc_now();
+        if (svc.running == t && svc.running_chores) {
+            t->nudged = 1; /* it looks again as soon as this round ends */
+        } else if (t->chores_due > now + within) {
+            /* Frequent nudges (each round trip) cost nothing while the
+             * chores run at a pace that meets them anyway. */
+            t->chores_due = now;
+            if (svc.sleeps_until > now) pthread_cond_signal(&svc.wake);
+        }
+    }
+    pthread_mutex_unlock(&svc.mutex);
+}
+
+int ripc_service_beat_waiting(void)
+{
+    pthread_mutex_lock(&svc.mutex);
+    int waiting = due_task(ripc_now(), 1) != NULL;
+    pthread_mutex_unlock(&svc.mutex);
+    return waiting;
+}
+
+redisContext *ripc_service_conn(ripc_stream *s, ripc_error *err)
+{
+    ripc_service_task *t = &s->service;
+    /* Redis restarted or closed it while idle: replace it rather than fail. */
+    if (t->conn && !ripc_conn_idle_ok(t->conn)) ripc_service_conn_drop(s);
+    if (!t->conn) t->conn = ripc_conn_open(&s->options.redis, 0, err);
+    return t->conn;
+}
+
+void ripc_service_conn_drop(ripc_stream *s)
+{
+    ripc_conn_close(s->service.conn);
+    s->service.conn = NULL;
+}
