@@ -126,10 +126,10 @@ double ripc_housekeeper_tick(ripc_stream *s)
     double acks_due = ripc_lazy_acks_due(&s->lazy_acks);
     int acks = acks_due > 0 && now >= acks_due;
     if (takeovers || acks || now >= due->inbox || now >= due->reclaim || now >= due->trim) {
-        redisContext *c = ripc_service_conn(s, &err);
+        redisContext *c = ripc_service_checkout(s, &err);
         if (c) {
             int yielded = run_redis_chores(s, c, due, now, waiting, acks);
-            if (c->err) ripc_service_conn_drop(s);
+            ripc_service_checkin(s, c);
             if (yielded) return now; /* the rest as soon as the beat is sent */
         } else {
             ripc_stream_outage(s, &err);

@@ -354,15 +354,16 @@ double ripc_liveness_tick(ripc_stream *s)
 {
     ripc_error err;
     if (atomic_load(&s->stopping)) return ripc_now() + 3600;
-    /* On the stream's service connection, before any chore (ipc_service.c),
-     * so no chore can delay a beat past dead_after and get this live
-     * instance taken for dead. A broken connection is replaced and the
-     * beat sent at once, not a whole interval later: peers must not see a gap. */
+    /* The service runs this before any chore (ipc_service.c), so no chore
+     * can delay a beat past dead_after and get this live instance taken for
+     * dead. A broken connection is replaced and the beat sent at once, not
+     * a whole interval later: peers must not see a gap. */
     for (int attempt = 0; attempt < 2; attempt++) {
-        redisContext *c = ripc_service_conn(s, &err);
-        if (c && ripc_liveness_beat(s, c, &err) == RIPC_OK && !c->err) break;
-        if (c) ripc_service_conn_drop(s);
+        redisContext *c = ripc_service_checkout(s, &err);
+        int ok = c && ripc_liveness_beat(s, c, &err) == RIPC_OK && !c->err;
+        if (c) ripc_service_checkin(s, c);
         else s->liveness.watch_since = 0;
+        if (ok) break;
         if (attempt == 1) ripc_stream_outage(s, &err);
     }
     return ripc_now() + s->options.heartbeat_interval;

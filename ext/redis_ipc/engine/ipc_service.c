@@ -202,17 +202,29 @@ int ripc_service_beat_waiting(void)
     return waiting;
 }
 
-redisContext *ripc_service_conn(ripc_stream *s, ripc_error *err)
+redisContext *ripc_service_checkout(ripc_stream *s, ripc_error *err)
 {
+    redisContext *c;
+    /* Without waiting: a pool that senders have taken up must not delay a beat. */
+    if (ripc_pool_checkout(&s->pool, ripc_now(), &c, err) == RIPC_OK) return c;
     ripc_service_task *t = &s->service;
-    /* Redis restarted or closed it while idle: replace it rather than fail. */
-    if (t->conn && !ripc_conn_idle_ok(t->conn)) ripc_service_conn_drop(s);
+    if (t->conn && !ripc_conn_idle_ok(t->conn)) {
+        ripc_conn_close(t->conn); /* closed while idle (restart, CLIENT KILL) */
+        t->conn = NULL;
+    }
     if (!t->conn) t->conn = ripc_conn_open(&s->options.redis, 0, err);
     return t->conn;
 }
 
-void ripc_service_conn_drop(ripc_stream *s)
+void ripc_service_checkin(ripc_stream *s, redisContext *c)
 {
-    ripc_conn_close(s->service.conn);
-    s->service.conn = NULL;
+    ripc_service_task *t = &s->service;
+    if (c == t->conn) {
+        if (c->err) {
+            ripc_conn_close(c);
+            t->conn = NULL;
+        }
+        return;
+    }
+    ripc_pool_checkin(&s->pool, c, c->err != 0);
 }

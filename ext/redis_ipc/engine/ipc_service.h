@@ -17,8 +17,8 @@ typedef struct ripc_service_task {
     double chores_due;      /* ripc_now() of its next chores round */
     int nudged;             /* a nudge came while its chores ran */
     int registered;
-    /* The one command connection of its beats and chores, used by the
-     * service thread alone (opened lazily, replaced when broken). */
+    /* Its beats and chores use the stream's pool; this connection only when
+     * the pool had none free (service thread only). */
     redisContext *conn;
 } ripc_service_task;
 
@@ -34,9 +34,11 @@ void ripc_service_nudge(struct ripc_stream *s, double within);
 /* True when some stream's heartbeat is due: chores stop at the next step
  * and leave the thread to it. */
 int ripc_service_beat_waiting(void);
-/* The task's connection, healthy, opened if needed (NULL with err set). */
-redisContext *ripc_service_conn(struct ripc_stream *s, ripc_error *err);
-/* Closes the task's connection after a failure; the next use reopens it. */
-void ripc_service_conn_drop(struct ripc_stream *s);
+/* A connection for the stream's beats and chores: one of its pool, taken
+ * without waiting, else the task's own (opened when the pool has none free,
+ * and kept). NULL with err set when Redis cannot be reached. */
+redisContext *ripc_service_checkout(struct ripc_stream *s, ripc_error *err);
+/* Gives it back; a broken one (c->err) is closed. */
+void ripc_service_checkin(struct ripc_stream *s, redisContext *c);
 
 #endif
