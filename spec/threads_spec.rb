@@ -8,8 +8,8 @@ require "json"
 # heartbeat and a housekeeper per stream. Counted in a child process of its
 # own, so nothing else of the suite is in the count.
 RSpec.describe "threads and connections of a process with many streams", timeout: 120 do
-  # Native threads each stream still has: 2 dispatchers, the writer, the waker.
-  NATIVE_PER_STREAM = 4
+  # Native threads each stream still has: 2 dispatchers, the writer.
+  NATIVE_PER_STREAM = 3
   # Ruby threads each stream has: 3 consumers, the error reporter.
   RUBY_PER_STREAM = 4
 
@@ -30,8 +30,13 @@ RSpec.describe "threads and connections of a process with many streams", timeout
     child.puts "report"
     connected = JSON.parse(child.gets)
     clients = redis_clients
+    # The waker's channels (ipc_waker.c): one per stream, all on one
+    # subscriber connection of the child.
+    channels = raw_redis.call("PUBSUB", "CHANNELS", "#{stream_name}:g*:wake")
+    subscribers = raw_redis.call("CLIENT", "LIST").lines.grep(/ sub=#{count} /).size
     child.puts "disconnect"
     disconnected = JSON.parse(child.gets)
+    channels_left = eventually { (left = raw_redis.call("PUBSUB", "CHANNELS", "#{stream_name}:g*:wake")).empty? && left }
     child.close_write
     child.read
     child.close
@@ -40,7 +45,8 @@ RSpec.describe "threads and connections of a process with many streams", timeout
     own = connected["sockets"] - disconnected["sockets"]
     # The server notices closed sockets a moment later.
     gone = eventually { (n = redis_clients) <= clients - own && n }
-    { connected: connected, disconnected: disconnected, redis_connections: clients - gone, sockets: own }
+    { connected: connected, disconnected: disconnected, redis_connections: clients - gone, sockets: own,
+      channels: channels.size, channels_left: channels_left.size, subscribers: subscribers }
   end
 
   def ripc_threads(report)
@@ -55,7 +61,7 @@ RSpec.describe "threads and connections of a process with many streams", timeout
     end
   end
 
-  it "runs every stream's heartbeats and chores on one service thread" do
+  it "runs every stream's heartbeats, chores and wake subscription on one service thread" do
     one = measure(1)
     many = measure(25)
     puts "\n    1 stream: #{one[:connected]['threads']} threads (#{ripc_threads(one[:connected])} engine), " \
@@ -63,17 +69,33 @@ RSpec.describe "threads and connections of a process with many streams", timeout
     puts "    25 streams: #{many[:connected]['threads']} threads (#{ripc_threads(many[:connected])} engine), " \
          "#{many[:redis_connections]} Redis connections; engine threads by name #{many[:connected]['names'].select { |k, _| k.start_with?('ripc') }}"
 
-    [one, many].each do |m|
+    [[one, 1], [many, 25]].each do |m, count|
       names = m[:connected]["names"]
       expect(names["ripc service"]).to eq(1)
-      expect(names.keys).not_to include("ripc heartbeat", "ripc housekeep")
+      expect(names.keys).not_to include("ripc heartbeat", "ripc housekeep", "ripc waker")
+      expect(m[:channels]).to eq(count)
+      expect(m[:channels_left]).to eq(0)
       # Every engine thread ends with the last stream, the service's too.
       expect(ripc_threads(m[:disconnected])).to eq(0)
       # The child's sockets that close with its streams are the Redis
       # connections the server saw leave.
       expect(m[:redis_connections]).to eq(m[:sockets])
     end
+    expect(many[:subscribers]).to eq(1) # one connection subscribed to the 25 channels
+    # Per stream: 2 dispatchers, the writer's and one of the pool (beats and chores).
+    expect(many[:redis_connections] - one[:redis_connections]).to be <= 24 * 4
     expect(ripc_threads(many[:connected]) - ripc_threads(one[:connected])).to be <= 24 * NATIVE_PER_STREAM
     expect(many[:connected]["threads"] - one[:connected]["threads"]).to be <= 24 * (NATIVE_PER_STREAM + RUBY_PER_STREAM)
+  end
+
+  it "subscribes the wake channels again after CLIENT KILL TYPE pubsub" do
+    stream_name = unique("threads")
+    streams = 2.times.map { |i| connected_stream(stream_name, "g#{i}") }
+    channels = streams.map { |s| "#{stream_name}:#{s.group_name}:#{s.instance_id}:wake" }
+    subscribed = -> { raw_redis.call("PUBSUB", "NUMSUB", *channels).each_slice(2).map(&:last) == [1, 1] }
+    eventually(&subscribed)
+    raw_redis.call("CLIENT", "KILL", "TYPE", "pubsub")
+    eventually(&subscribed)
+    expect(streams[0].send_to_group(content: "hi", to: "g1", timeout: 5).content).to eq("hi")
   end
 end

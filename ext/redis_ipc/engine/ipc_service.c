@@ -22,8 +22,10 @@
 #include "ipc_service.h"
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_notifier.h"
 #include "ipc_util.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,7 +33,8 @@
 static struct {
     pthread_mutex_t lifecycle; /* starting and joining the thread */
     pthread_mutex_t mutex;     /* everything below and the tasks' fields */
-    pthread_cond_t wake;       /* new work sooner than the thread sleeps until, or quit */
+    ripc_notifier wake;        /* new work sooner than the thread sleeps until, or quit */
+    int wake_ok;
     pthread_cond_t done;       /* a task finished running */
     ripc_service_task *tasks;
     ripc_service_task *running;
@@ -48,13 +51,20 @@ static void svc_init_state(void)
     memset(&svc, 0, sizeof(svc));
     pthread_mutex_init(&svc.lifecycle, NULL);
     pthread_mutex_init(&svc.mutex, NULL);
-    ripc_cond_init(&svc.wake);
     ripc_cond_init(&svc.done);
+    svc.wake_ok = ripc_notifier_open(&svc.wake) == 0;
 }
 
 /* In a forked child only the forking thread exists: the locks may have been
  * held by a parent thread at fork time, so they are made anew. */
-static void svc_after_fork_child(void) { svc_init_state(); }
+static void svc_after_fork_child(void)
+{
+    /* The doorbell is shared with the parent: ringing it would wake the
+     * parent's thread. */
+    if (svc.wake_ok) ripc_notifier_close(&svc.wake);
+    svc_init_state();
+    ripc_waker_after_fork();
+}
 
 static void svc_init(void)
 {
@@ -78,22 +88,51 @@ static ripc_service_task *due_task(double now, int beat)
     return best;
 }
 
+/* How often a busy thread still reads the subscribers. */
+static const double IO_EVERY = 0.01;
+
+/* Waits (lock not held) for the doorbell, for the waker's subscriber
+ * connections (ipc_waker.c), or until `until`. */
+static void wait_io(double until)
+{
+    struct pollfd fds[1 + RIPC_MAX_SUBSCRIBERS];
+    fds[0].fd = svc.wake.read_fd;
+    fds[0].events = POLLIN;
+    fds[0].revents = 0;
+    int n = 1 + ripc_waker_prepare(fds + 1, RIPC_MAX_SUBSCRIBERS);
+    double retry = ripc_waker_next_retry();
+    if (retry > 0 && retry < until) until = retry;
+    double wait = until - ripc_now();
+    int ms = wait <= 0 ? 0 : wait > 3600 ? 3600 * 1000 : (int)(wait * 1000) + 1;
+    if (poll(fds, (nfds_t)n, ms) <= 0) return;
+    if (fds[0].revents) ripc_notifier_drain(&svc.wake);
+    for (int i = 1; i < n; i++)
+        if (fds[i].revents) ripc_waker_read(fds[i].fd);
+}
+
 static void *service_main(void *arg)
 {
     (void)arg;
+    double last_io = 0;
     pthread_mutex_lock(&svc.mutex);
     while (!svc.quit) {
         double now = ripc_now();
         ripc_service_task *t = due_task(now, 1);
         int beat = t != NULL;
         if (!t) t = due_task(now, 0);
-        if (!t) {
-            double until = 0;
-            for (ripc_service_task *u = svc.tasks; u; u = u->next)
-                if (until == 0 || next_due(u) < until) until = next_due(u);
-            svc.sleeps_until = until > 0 ? until : now + 3600;
-            ripc_cond_wait_until(&svc.wake, &svc.mutex, svc.sleeps_until);
+        if (!t || now - last_io >= IO_EVERY) {
+            double until = now;
+            if (!t) {
+                until = now + 3600;
+                for (ripc_service_task *u = svc.tasks; u; u = u->next)
+                    if (next_due(u) < until) until = next_due(u);
+            }
+            svc.sleeps_until = until;
+            pthread_mutex_unlock(&svc.mutex);
+            wait_io(until);
+            pthread_mutex_lock(&svc.mutex);
             svc.sleeps_until = 0;
+            last_io = ripc_now();
             continue;
         }
         svc.running = t;
@@ -108,20 +147,30 @@ static void *service_main(void *arg)
         pthread_cond_broadcast(&svc.done);
     }
     pthread_mutex_unlock(&svc.mutex);
+    ripc_waker_shutdown(); /* every stream has left */
     return NULL;
 }
 
+/* Lock order: svc.lifecycle, then the waker's lock (a subscriber message
+ * nudges a stream under it), then svc.mutex; the waker is attached and
+ * detached outside svc.mutex for that. `registered` changes under both
+ * svc.lifecycle and svc.mutex, so either lock is enough to read it. */
 int ripc_service_register(ripc_stream *s, ripc_error *err)
 {
     pthread_once(&svc_once, svc_init);
     ripc_service_task *t = &s->service;
     pthread_mutex_lock(&svc.lifecycle);
-    pthread_mutex_lock(&svc.mutex);
     if (t->registered) {
-        pthread_mutex_unlock(&svc.mutex);
         pthread_mutex_unlock(&svc.lifecycle);
         return RIPC_OK;
     }
+    if (!svc.wake_ok) {
+        pthread_mutex_unlock(&svc.lifecycle);
+        ripc_error_set(err, RIPC_STATE, "out of file descriptors");
+        return RIPC_STATE;
+    }
+    ripc_waker_attach(s);
+    pthread_mutex_lock(&svc.mutex);
     double now = ripc_now();
     t->stream = s;
     t->beat_due = now + s->options.heartbeat_interval; /* connect has just beaten */
@@ -140,9 +189,13 @@ int ripc_service_register(ripc_stream *s, ripc_error *err)
             rc = RIPC_STATE;
         }
     } else if (svc.sleeps_until > 0) {
-        pthread_cond_signal(&svc.wake);
+        ripc_notifier_ring(&svc.wake); /* to subscribe its channel now */
     }
     pthread_mutex_unlock(&svc.mutex);
+    if (rc != RIPC_OK) {
+        ripc_waker_detach(s);
+        ripc_waker_shutdown();
+    }
     pthread_mutex_unlock(&svc.lifecycle);
     return rc;
 }
@@ -152,9 +205,9 @@ void ripc_service_unregister(ripc_stream *s)
     ripc_service_task *t = &s->service;
     pthread_once(&svc_once, svc_init);
     pthread_mutex_lock(&svc.lifecycle);
-    pthread_mutex_lock(&svc.mutex);
     int joining = 0;
     if (t->registered) {
+        pthread_mutex_lock(&svc.mutex);
         for (ripc_service_task **p = &svc.tasks; *p; p = &(*p)->next)
             if (*p == t) { *p = t->next; break; }
         t->registered = 0;
@@ -162,14 +215,20 @@ void ripc_service_unregister(ripc_stream *s)
         /* Its beat or chores may be running: they end soon (they look at
          * s->stopping between steps) and must not touch it afterwards. */
         while (svc.running == t) pthread_cond_wait(&svc.done, &svc.mutex);
+        pthread_mutex_unlock(&svc.mutex);
+        ripc_waker_detach(s);
+        pthread_mutex_lock(&svc.mutex);
         if (!svc.tasks && svc.thread.started) {
             svc.quit = 1;
-            pthread_cond_signal(&svc.wake);
+            ripc_notifier_ring(&svc.wake);
             joining = 1;
         }
+        pthread_mutex_unlock(&svc.mutex);
     }
-    pthread_mutex_unlock(&svc.mutex);
-    if (joining) ripc_thread_join(&svc.thread);
+    if (joining) {
+        ripc_thread_join(&svc.thread);
+        ripc_waker_shutdown(); /* the thread's own call may have come first */
+    }
     pthread_mutex_unlock(&svc.lifecycle);
     ripc_conn_close(t->conn);
     t->conn = NULL;
@@ -188,7 +247,7 @@ void ripc_service_nudge(ripc_stream *s, double within)
             /* Frequent nudges (each round trip) cost nothing while the
              * chores run at a pace that meets them anyway. */
             t->chores_due = now;
-            if (svc.sleeps_until > now) pthread_cond_signal(&svc.wake);
+            if (svc.sleeps_until > now) ripc_notifier_ring(&svc.wake);
         }
     }
     pthread_mutex_unlock(&svc.mutex);

@@ -100,7 +100,6 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     pthread_mutex_init(&s->inflight_mutex, NULL);
     ripc_map_init(&s->inflight);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
-    pthread_mutex_init(&s->waker_mutex, NULL);
     ripc_liveness_init(&s->liveness);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
@@ -184,11 +183,11 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     }
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
     if (rc == RIPC_OK) {
-        /* Beats and chores go to the process's service thread. */
+        /* Beats, chores and the waker's subscription go to the process's
+         * service thread. */
         ripc_housekeeper_reset(s);
         rc = ripc_service_register(s, err);
     }
-    if (rc == RIPC_OK) rc = ripc_waker_start(s, err);
     if (rc == RIPC_OK && ripc_outbox_start(&s->outbox) != 0) {
         ripc_error_set(err, RIPC_STATE, "could not start the writer thread");
         rc = RIPC_STATE;
@@ -200,7 +199,6 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         wake_sleepers(s);
         ripc_dispatchers_join(s);
         ripc_service_unregister(s);
-        ripc_waker_stop(s);
         ripc_queue_close(&s->requests);
         ripc_queue_close(&s->events);
         ripc_callbacks_join(s, 1);
@@ -239,7 +237,6 @@ void ripc_stream_stop(ripc_stream *s)
     ripc_dispatchers_interrupt(s);
     ripc_dispatchers_join(s);
     ripc_service_unregister(s);
-    ripc_waker_stop(s);
     ripc_ledger_close(&s->ledger);
     ripc_queue_close(&s->requests);
     ripc_queue_close(&s->events);
@@ -307,7 +304,6 @@ static void unref(ripc_stream *s)
     ripc_map_destroy(&s->inflight);
     pthread_mutex_destroy(&s->inflight_mutex);
     pthread_mutex_destroy(&s->lifecycle_mutex);
-    pthread_mutex_destroy(&s->waker_mutex);
     ripc_liveness_destroy(&s->liveness);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);

@@ -67,7 +67,7 @@ struct ripc_stream {
     atomic_int stopping;
     atomic_int closing;              /* close has begun: no more writes */
     atomic_int outage;               /* an outage was reported and has not ended */
-    atomic_int inbox_rung;           /* the waker asks for an inbox sweep now */
+    atomic_int inbox_rung;           /* the waker asks for an inbox sweep now (ipc_waker.c) */
     atomic_size_t takeovers, taken_over_entries;
     pid_t pid;                       /* the process that connected */
     /* One reference for the owner, one per unreleased request: a request
@@ -86,9 +86,6 @@ struct ripc_stream {
     int reporter_started;
 
     ripc_dispatcher *dispatchers;
-    ripc_thread waker;               /* ipc_waker.c */
-    pthread_mutex_t waker_mutex;     /* guards waker_conn against stop */
-    redisContext *waker_conn;
     ripc_liveness liveness;          /* ipc_liveness.c */
     ripc_service_task service;       /* its beats and chores in the service (ipc_service.c) */
     ripc_chores chores;              /* when each chore is due (service thread only) */
@@ -140,9 +137,24 @@ void ripc_dispatchers_join(ripc_stream *s);
 void ripc_housekeeper_reset(ripc_stream *s);
 double ripc_housekeeper_tick(ripc_stream *s);
 
-/* ipc_waker.c: wakes our inbox sweep when another instance hands us a reply. */
-int ripc_waker_start(ripc_stream *s, ripc_error *err);
-void ripc_waker_stop(ripc_stream *s);
+/* ipc_waker.c: wakes our inbox sweep when another instance hands us a reply,
+ * through one subscriber connection per Redis server, which the service
+ * thread reads (ipc_service.c). attach/detach: at register/unregister. */
+enum { RIPC_MAX_SUBSCRIBERS = 64 };
+struct pollfd;
+void ripc_waker_attach(ripc_stream *s);
+void ripc_waker_detach(ripc_stream *s);
+/* Service thread only: connects and subscribes what waits, frees the
+ * subscribers no stream uses, and lists their sockets for poll(). */
+int ripc_waker_prepare(struct pollfd *fds, int max);
+/* When a disconnected subscriber tries again (0: none waits). */
+double ripc_waker_next_retry(void);
+/* Service thread only: reads a subscriber's socket and rings the streams named. */
+void ripc_waker_read(int fd);
+/* Closes the subscribers no stream uses (the service thread, as it ends). */
+void ripc_waker_shutdown(void);
+/* In a forked child: forgets the parent's subscribers. */
+void ripc_waker_after_fork(void);
 void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id);
 
 /* ipc_callbacks.c */
