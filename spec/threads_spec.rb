@@ -98,4 +98,40 @@ RSpec.describe "threads and connections of a process with many streams", timeout
     eventually(&subscribed)
     expect(streams[0].send_to_group(content: "hi", to: "g1", timeout: 5).content).to eq("hi")
   end
+
+  # Chores at their busiest (every stream sweeps its inbox every 20 ms while
+  # its sender waits) must not hold back a beat: an instance whose beat is
+  # older than dead_after would be taken over by a live peer.
+  it "beats every stream within dead_after while all of them send and serve" do
+    stream_name = unique("threads")
+    count = 25
+    streams = count.times.map { |i| connected_stream(stream_name, "g#{i}") }
+    stop = false
+    sent = Array.new(count, 0)
+    senders = streams.each_with_index.map do |s, i|
+      Thread.new do
+        until stop
+          s.send_to_group(content: i, to: "g#{(i + 1) % count}", timeout: 5)
+          sent[i] += 1
+        end
+      end
+    end
+    oldest = 0
+    deadline = monotonic + 4
+    while monotonic < deadline
+      now_s, now_us = raw_redis.call("TIME").map(&:to_i)
+      now_ms = now_s * 1000 + now_us / 1000
+      streams.each do |s|
+        score = raw_redis.zscore("#{stream_name}:#{s.group_name}:instances", s.instance_id)
+        oldest = [oldest, now_ms - score.to_i].max
+      end
+      sleep 0.05
+    end
+    stop = true
+    senders.each(&:join)
+    puts "\n    #{count} streams sending and serving: #{sent.sum} round trips in 4 s, oldest beat seen #{oldest} ms old"
+    expect(sent).to all(be_positive)
+    expect(oldest).to be < 1300 # dead_after
+    expect(streams.sum { |s| s.stats[:takeovers] }).to eq(0)
+  end
 end
