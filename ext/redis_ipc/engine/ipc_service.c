@@ -28,7 +28,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
-#include <unistd.h>
 
 static struct {
     pthread_mutex_t lifecycle; /* starting and joining the thread */
