@@ -1,11 +1,13 @@
-/* The housekeeper thread: ends expired ledger slots, takes over dead
- * instances that the heartbeat thread found (ipc_liveness.c),
+/* The housekeeper: a stream's chores, run by the service thread
+ * (ipc_service.c) when due. It ends expired ledger slots, takes over dead
+ * instances that the heartbeat found (ipc_liveness.c),
  * reads the inbox (the consumer that other instances of our group, 1.x ones
  * included, hand our replies to), reclaims entries left pending too long by
  * dead consumers, sends the lazy acknowledgements nothing took along
  * (ipc_lazy_acks.c), and trims the stream (ipc_retention.c). */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_service.h"
 #include "ipc_util.h"
 
 #include <stdio.h>
@@ -52,12 +54,7 @@ static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
     return seen;
 }
 
-/* Each chore runs when due; the thread sleeps until the next one is. */
-typedef struct chores {
-    double ledger, inbox, reclaim, trim;
-} chores;
-
-static double earliest(const chores *due)
+static double earliest(const ripc_chores *due)
 {
     double next = due->ledger;
     if (due->inbox < next) next = due->inbox;
@@ -66,90 +63,93 @@ static double earliest(const chores *due)
     return next;
 }
 
-static void run_redis_chores(ripc_stream *s, redisContext *c, chores *due, double now, int waiting, int acks)
+/* Gives the service thread back to a beat that is due, or to stop. */
+static int must_yield(ripc_stream *s)
+{
+    return atomic_load(&s->stopping) || ripc_service_beat_waiting();
+}
+
+/* The chores that talk to Redis, one step at a time: between steps a due
+ * beat (of any stream) takes precedence, and what was not done stays due.
+ * Returns 1 when it gave way before the end. */
+static int run_redis_chores(ripc_stream *s, redisContext *c, ripc_chores *due, double now, int waiting, int acks)
 {
     ripc_error err;
     const ripc_options *o = &s->options;
-    ripc_liveness_take_overs(s, c, &err);
+    while (ripc_liveness_pending(s) > 0 && !c->err) {
+        ripc_liveness_take_over_one(s, c, &err);
+        if (must_yield(s)) return 1;
+    }
     if (!c->err && now >= due->reclaim) {
         ripc_liveness_reclaim(s, c, &err);
         due->reclaim = now + o->reclaim_idle / 2;
+        if (must_yield(s)) return 1;
     }
     if (!c->err && now >= due->trim) {
         ripc_retention_trim(s, c);
         due->trim = now + (o->retention / 10 < 60 ? o->retention / 10 : 60);
+        if (must_yield(s)) return 1;
     }
     if (!c->err && now >= due->inbox) {
         size_t seen = sweep_inbox(s, c, &err);
         due->inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
+        if (must_yield(s)) return 1;
     }
     if (!c->err && acks) ripc_send_lazy_acks(s, c, &err);
+    return 0;
 }
 
-static void *housekeeper_main(void *arg)
+void ripc_housekeeper_reset(ripc_stream *s)
 {
-    ripc_stream *s = arg;
     const ripc_options *o = &s->options;
     double now = ripc_now();
-    chores due = {
-        .ledger = now + o->cleanup_interval,
-        .inbox = now,
-        .reclaim = now + o->reclaim_idle / 2,
-        .trim = now + 1.0,
-    };
-    if (o->retention <= 0) due.trim = 1e300;
+    ripc_chores *due = &s->chores;
+    due->ledger = now + o->cleanup_interval;
+    due->inbox = now;
+    due->reclaim = now + o->reclaim_idle / 2;
+    due->trim = o->retention > 0 ? now + 1.0 : 1e300;
+}
+
+double ripc_housekeeper_tick(ripc_stream *s)
+{
+    const ripc_options *o = &s->options;
+    ripc_chores *due = &s->chores;
     ripc_error err;
-
-    while (!atomic_load(&s->stopping)) {
-        atomic_store(&s->housekeeper_nudged, 0);
-        now = ripc_now();
-        if (now >= due.ledger) {
-            ripc_ledger_sweep(&s->ledger, now);
-            due.ledger = now + o->cleanup_interval;
-        }
-        int waiting = ripc_ledger_size(&s->ledger) > 0;
-        if (waiting && due.inbox > now + INBOX_BUSY) due.inbox = now + INBOX_BUSY; /* a sender started waiting */
-        if (atomic_exchange(&s->inbox_rung, 0)) due.inbox = now;                  /* a reply was handed to us */
-        int takeovers = ripc_liveness_pending(s) > 0;
-        double acks_due = ripc_lazy_acks_due(&s->lazy_acks);
-        int acks = acks_due > 0 && now >= acks_due;
-        if (takeovers || acks || now >= due.inbox || now >= due.reclaim || now >= due.trim) {
-            redisContext *c;
-            if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
-                run_redis_chores(s, c, &due, now, waiting, acks);
-                ripc_pool_checkin(&s->pool, c, c->err != 0);
-            } else {
-                ripc_stream_outage(s, &err);
-                /* Entries whose lazy acknowledgement is dropped here stay
-                 * pending and come back through reclaim, to be acknowledged then. */
-                if (acks) {
-                    size_t n;
-                    char **ids = ripc_lazy_acks_take(&s->lazy_acks, &n);
-                    ripc_lazy_acks_free(ids, n);
-                }
-                double retry = now + o->heartbeat_interval;
-                if (due.inbox < retry) due.inbox = retry;
-                if (due.reclaim < retry) due.reclaim = retry;
-                if (due.trim < retry) due.trim = retry;
-            }
-        }
-        double next = earliest(&due);
-        acks_due = ripc_lazy_acks_due(&s->lazy_acks);
-        if (acks_due > 0 && acks_due < next) next = acks_due;
-        double wait = next - ripc_now();
-        if (wait > 0 && ripc_stream_sleep(s, wait, 1)) break;
+    if (atomic_load(&s->stopping)) return ripc_now() + 3600;
+    double now = ripc_now();
+    if (now >= due->ledger) {
+        ripc_ledger_sweep(&s->ledger, now);
+        due->ledger = now + o->cleanup_interval;
     }
-    return NULL;
-}
-
-int ripc_housekeeper_start(ripc_stream *s, ripc_error *err)
-{
-    if (ripc_thread_start(&s->housekeeper, "ripc housekeep", housekeeper_main, s) == 0) return RIPC_OK;
-    ripc_error_set(err, RIPC_STATE, "could not start the housekeeper thread");
-    return RIPC_STATE;
-}
-
-void ripc_housekeeper_join(ripc_stream *s)
-{
-    ripc_thread_join(&s->housekeeper);
+    int waiting = ripc_ledger_size(&s->ledger) > 0;
+    if (waiting && due->inbox > now + INBOX_BUSY) due->inbox = now + INBOX_BUSY; /* a sender started waiting */
+    if (atomic_exchange(&s->inbox_rung, 0)) due->inbox = now;                   /* a reply was handed to us */
+    int takeovers = ripc_liveness_pending(s) > 0;
+    double acks_due = ripc_lazy_acks_due(&s->lazy_acks);
+    int acks = acks_due > 0 && now >= acks_due;
+    if (takeovers || acks || now >= due->inbox || now >= due->reclaim || now >= due->trim) {
+        redisContext *c = ripc_service_checkout(s, &err);
+        if (c) {
+            int yielded = run_redis_chores(s, c, due, now, waiting, acks);
+            ripc_service_checkin(s, c);
+            if (yielded) return now; /* the rest as soon as the beat is sent */
+        } else {
+            ripc_stream_outage(s, &err);
+            /* Entries whose lazy acknowledgement is dropped here stay
+             * pending and come back through reclaim, to be acknowledged then. */
+            if (acks) {
+                size_t n;
+                char **ids = ripc_lazy_acks_take(&s->lazy_acks, &n);
+                ripc_lazy_acks_free(ids, n);
+            }
+            double retry = now + o->heartbeat_interval;
+            if (due->inbox < retry) due->inbox = retry;
+            if (due->reclaim < retry) due->reclaim = retry;
+            if (due->trim < retry) due->trim = retry;
+        }
+    }
+    double next = earliest(due);
+    acks_due = ripc_lazy_acks_due(&s->lazy_acks);
+    if (acks_due > 0 && acks_due < next) next = acks_due;
+    return next;
 }

@@ -17,6 +17,7 @@
  * Entries claimed either way are marked redelivered. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_service.h"
 #include "ipc_util.h"
 
 #include <stdio.h>
@@ -211,18 +212,16 @@ static void note_dead(ripc_stream *s, const char *iid)
     ripc_stream_nudge_housekeeper(s, 0);
 }
 
-void ripc_liveness_take_overs(ripc_stream *s, redisContext *c, ripc_error *err)
+void ripc_liveness_take_over_one(ripc_stream *s, redisContext *c, ripc_error *err)
 {
     ripc_liveness *lv = &s->liveness;
-    for (;;) {
-        char iid[RIPC_INSTANCE_NAME_MAX];
-        pthread_mutex_lock(&lv->mutex);
-        int have = lv->dead_count > 0;
-        if (have) snprintf(iid, sizeof(iid), "%s", lv->dead[--lv->dead_count]);
-        pthread_mutex_unlock(&lv->mutex);
-        if (!have || c->err || atomic_load(&s->stopping)) return;
-        take_over(s, c, iid, err);
-    }
+    char iid[RIPC_INSTANCE_NAME_MAX];
+    pthread_mutex_lock(&lv->mutex);
+    int have = lv->dead_count > 0;
+    if (have) snprintf(iid, sizeof(iid), "%s", lv->dead[--lv->dead_count]);
+    pthread_mutex_unlock(&lv->mutex);
+    if (!have || c->err || atomic_load(&s->stopping)) return;
+    take_over(s, c, iid, err);
 }
 
 int ripc_liveness_pending(ripc_stream *s)
@@ -358,38 +357,23 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     return c->err ? RIPC_CONNECTION : RIPC_OK;
 }
 
-static void *liveness_main(void *arg)
+double ripc_liveness_tick(ripc_stream *s)
 {
-    ripc_stream *s = arg;
     ripc_error err;
-    redisContext *c = NULL;
-    /* Its own thread and connection, so no chore can delay a beat past
-     * dead_after and get this live instance taken for dead. */
-    while (!ripc_stream_sleep(s, s->options.heartbeat_interval, 0)) {
-        /* A broken connection is replaced and the beat sent at once, not a
-         * whole interval later: peers must not see a gap. */
-        for (int attempt = 0; attempt < 2; attempt++) {
-            if (!c) c = ripc_conn_open(&s->options.redis, 0, &err);
-            if (c && ripc_liveness_beat(s, c, &err) == RIPC_OK && !c->err) break;
-            if (c) ripc_conn_close(c);
-            c = NULL;
-            if (attempt == 1) ripc_stream_outage(s, &err);
-        }
+    if (atomic_load(&s->stopping)) return ripc_now() + 3600;
+    /* The service runs this before any chore (ipc_service.c), so no chore
+     * can delay a beat past dead_after and get this live instance taken for
+     * dead. A broken connection is replaced and the beat sent at once, not
+     * a whole interval later: peers must not see a gap. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        redisContext *c = ripc_service_checkout(s, &err);
+        int ok = c && ripc_liveness_beat(s, c, &err) == RIPC_OK && !c->err;
+        if (c) ripc_service_checkin(s, c);
+        else s->liveness.watch_since = 0;
+        if (ok) break;
+        if (attempt == 1) ripc_stream_outage(s, &err);
     }
-    ripc_conn_close(c);
-    return NULL;
-}
-
-int ripc_liveness_start(ripc_stream *s, ripc_error *err)
-{
-    if (ripc_thread_start(&s->liveness.thread, "ripc heartbeat", liveness_main, s) == 0) return RIPC_OK;
-    ripc_error_set(err, RIPC_STATE, "could not start the heartbeat thread");
-    return RIPC_STATE;
-}
-
-void ripc_liveness_join(ripc_stream *s)
-{
-    ripc_thread_join(&s->liveness.thread);
+    return ripc_now() + s->options.heartbeat_interval;
 }
 
 void ripc_liveness_leave(ripc_stream *s, redisContext *c, int holds_pending)

@@ -13,9 +13,8 @@
 enum { RIPC_MAX_DEAD = 16, RIPC_INSTANCE_NAME_MAX = 64 };
 
 typedef struct ripc_liveness {
-    ripc_thread thread;        /* the heartbeat thread */
     ripc_server_clock clock;
-    /* Owned by whoever beats (connect, then the heartbeat thread alone). */
+    /* Owned by whoever beats (connect, then the service thread alone). */
     double watch_since;        /* ripc_now() since which our beats went through promptly; 0: not now */
     double last_beat;          /* ripc_now() when the last beat went through */
     atomic_int beaten;         /* the first heartbeat was sent */
@@ -32,10 +31,11 @@ void ripc_liveness_destroy(ripc_liveness *lv);
 void ripc_liveness_reset(ripc_liveness *lv);
 
 int ripc_liveness_beat(struct ripc_stream *s, redisContext *c, ripc_error *err);
-int ripc_liveness_start(struct ripc_stream *s, ripc_error *err);
-void ripc_liveness_join(struct ripc_stream *s);
-/* On the housekeeper: takes over the dead instances the beat found. */
-void ripc_liveness_take_overs(struct ripc_stream *s, redisContext *c, ripc_error *err);
+/* The service's heartbeat task (ipc_service.c): beats on the stream's
+ * service connection; returns when the next beat is due. */
+double ripc_liveness_tick(struct ripc_stream *s);
+/* On the housekeeper: takes over one of the dead instances the beat found. */
+void ripc_liveness_take_over_one(struct ripc_stream *s, redisContext *c, ripc_error *err);
 int ripc_liveness_pending(struct ripc_stream *s);
 /* On the housekeeper: claims entries idle past reclaim_idle on consumers of
  * instances that are not alive (1.x peers, which do not beat, included). */

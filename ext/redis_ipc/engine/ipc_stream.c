@@ -139,11 +139,9 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_refusals_init(&s->refusals);
     ripc_inflight_init(&s->inflight, 1);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
-    pthread_mutex_init(&s->waker_mutex, NULL);
     ripc_liveness_init(&s->liveness);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
-    ripc_cond_init(&s->housekeeper_cond);
     s->pid = getpid();
     atomic_store(&s->refs, 1);
     int requests_ok = ripc_queue_init(&s->requests) == 0;
@@ -163,7 +161,6 @@ static void wake_sleepers(ripc_stream *s)
     ripc_inflight_close(&s->inflight);
     pthread_mutex_lock(&s->stop_mutex);
     pthread_cond_broadcast(&s->stop_cond);
-    pthread_cond_broadcast(&s->housekeeper_cond);
     pthread_mutex_unlock(&s->stop_mutex);
 }
 
@@ -229,9 +226,12 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
     }
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
-    if (rc == RIPC_OK) rc = ripc_housekeeper_start(s, err);
-    if (rc == RIPC_OK) rc = ripc_waker_start(s, err);
-    if (rc == RIPC_OK) rc = ripc_liveness_start(s, err);
+    if (rc == RIPC_OK) {
+        /* Beats, chores and the waker's subscription go to the process's
+         * service thread. */
+        ripc_housekeeper_reset(s);
+        rc = ripc_service_register(s, err);
+    }
     if (rc == RIPC_OK && ripc_outbox_start(&s->outbox) != 0) {
         ripc_error_set(err, RIPC_STATE, "could not start the writer thread");
         rc = RIPC_STATE;
@@ -242,9 +242,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_dispatchers_interrupt(s);
         wake_sleepers(s);
         ripc_dispatchers_join(s);
-        ripc_housekeeper_join(s);
-        ripc_liveness_join(s);
-        ripc_waker_stop(s);
+        ripc_service_unregister(s);
         ripc_queue_close(&s->requests);
         ripc_queue_close(&s->events);
         ripc_callbacks_join(s, 1);
@@ -282,9 +280,7 @@ void ripc_stream_stop(ripc_stream *s)
     wake_sleepers(s);
     ripc_dispatchers_interrupt(s);
     ripc_dispatchers_join(s);
-    ripc_housekeeper_join(s);
-    ripc_liveness_join(s);
-    ripc_waker_stop(s);
+    ripc_service_unregister(s);
     ripc_ledger_close(&s->ledger);
     ripc_queue_close(&s->requests);
     ripc_queue_close(&s->events);
@@ -328,6 +324,7 @@ void ripc_stream_free(ripc_stream *s)
         /* A forked child must not join the parent's threads nor write to its
          * sockets: close the inherited descriptors and leave the rest. */
         for (int i = 0; i < s->pool.idle_count; i++) close(s->pool.idle[i]->fd);
+        if (s->service.conn) close(s->service.conn->fd);
         return;
     }
     ripc_stream_close(s);
@@ -346,11 +343,9 @@ static void unref(ripc_stream *s)
     ripc_pool_destroy(&s->pool);
     ripc_inflight_destroy(&s->inflight);
     pthread_mutex_destroy(&s->lifecycle_mutex);
-    pthread_mutex_destroy(&s->waker_mutex);
     ripc_liveness_destroy(&s->liveness);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);
-    pthread_cond_destroy(&s->housekeeper_cond);
     free(s->dispatchers);
     free(s->stream); free(s->group); free(s->inbox); free(s->consumers_key); free(s->instances_key);
     free(s->host); free(s->path); free(s->username); free(s->password);
@@ -394,27 +389,19 @@ void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
 
 int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable)
 {
+    (void)nudgeable;
     double deadline = ripc_now() + seconds;
-    pthread_cond_t *cond = nudgeable ? &s->housekeeper_cond : &s->stop_cond;
     pthread_mutex_lock(&s->stop_mutex);
-    if (nudgeable) s->housekeeper_wakes_at = deadline;
-    while (!atomic_load(&s->stopping) && !(nudgeable && atomic_load(&s->housekeeper_nudged)) && ripc_now() < deadline)
-        ripc_cond_wait_until(cond, &s->stop_mutex, deadline);
-    if (nudgeable) s->housekeeper_wakes_at = 0;
+    while (!atomic_load(&s->stopping) && ripc_now() < deadline)
+        ripc_cond_wait_until(&s->stop_cond, &s->stop_mutex, deadline);
     pthread_mutex_unlock(&s->stop_mutex);
     return atomic_load(&s->stopping);
 }
 
 void ripc_stream_nudge_housekeeper(ripc_stream *s, double within)
 {
-    /* The flag alone reaches a housekeeper that is busy (it looks before
-     * it sleeps); one that sleeps is woken only if it would sleep past the
-     * deadline, so frequent nudges (a sender starting to wait, each round
-     * trip) cost no wake-ups while it runs at its busy pace anyway. */
-    atomic_store(&s->housekeeper_nudged, 1);
-    pthread_mutex_lock(&s->stop_mutex);
-    if (s->housekeeper_wakes_at > ripc_now() + within) pthread_cond_signal(&s->housekeeper_cond);
-    pthread_mutex_unlock(&s->stop_mutex);
+    /* The chores run on the service thread (ipc_service.c). */
+    ripc_service_nudge(s, within);
 }
 
 /* --- sending ---------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include "ipc_pool.h"
 #include "ipc_queue.h"
 #include "ipc_refusals.h"
+#include "ipc_service.h"
 #include "ipc_util.h"
 
 enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000 };
@@ -34,6 +35,11 @@ typedef struct ripc_dispatcher {
     int count;              /* entries the next read asks for (ipc_dispatcher.c plan_next_read) */
     size_t largest;         /* bytes of the largest entry read lately */
 } ripc_dispatcher;
+
+/* When each of the housekeeper's chores is next due (ripc_now()). */
+typedef struct ripc_chores {
+    double ledger, inbox, reclaim, trim;
+} ripc_chores;
 
 struct ripc_stream {
     char *stream;
@@ -58,15 +64,12 @@ struct ripc_stream {
 
     pthread_mutex_t lifecycle_mutex; /* connect/stop/close */
     pthread_cond_t stop_cond;        /* wakes sleeping background threads on stop */
-    pthread_cond_t housekeeper_cond; /* wakes the housekeeper alone: a nudge, or stop */
-    double housekeeper_wakes_at;     /* when the sleeping housekeeper wakes; 0 while awake (stop_mutex) */
     pthread_mutex_t stop_mutex;
     atomic_int connected;
     atomic_int stopping;
     atomic_int closing;              /* close has begun: no more writes */
     atomic_int outage;               /* an outage was reported and has not ended */
-    atomic_int housekeeper_nudged;
-    atomic_int inbox_rung;           /* the waker asks for an inbox sweep now */
+    atomic_int inbox_rung;           /* the waker asks for an inbox sweep now (ipc_waker.c) */
     atomic_size_t takeovers, taken_over_entries;
     pid_t pid;                       /* the process that connected */
     /* One reference for the owner, one per unreleased request: a request
@@ -85,11 +88,9 @@ struct ripc_stream {
     int reporter_started;
 
     ripc_dispatcher *dispatchers;
-    ripc_thread waker;               /* ipc_waker.c */
-    pthread_mutex_t waker_mutex;     /* guards waker_conn against stop */
-    redisContext *waker_conn;
     ripc_liveness liveness;          /* ipc_liveness.c */
-    ripc_thread housekeeper;
+    ripc_service_task service;       /* its beats and chores in the service (ipc_service.c) */
+    ripc_chores chores;              /* when each chore is due (service thread only) */
 };
 
 /* Pushes a background error for the reporter (dropped past RIPC_MAX_EVENTS). */
@@ -98,8 +99,8 @@ void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...) __attribut
  * (an err of RIPC_COMMAND, a refusal while re-joining, once per cause). */
 void ripc_stream_outage(ripc_stream *s, const ripc_error *err);
 void ripc_stream_outage_over(ripc_stream *s);
-/* Sleeps for seconds or until the stream stops (or, when nudgeable, as the
- * housekeeper does, until ripc_stream_nudge_housekeeper); returns 1 when stopping. */
+/* Sleeps for seconds or until the stream stops; returns 1 when stopping.
+ * (nudgeable is no longer used: the chores run on the service thread.) */
 int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable);
 /* Makes the housekeeper run its chores within `within` seconds (0: now). */
 void ripc_stream_nudge_housekeeper(ripc_stream *s, double within);
@@ -139,13 +140,30 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err);
 void ripc_dispatchers_interrupt(ripc_stream *s);
 void ripc_dispatchers_join(ripc_stream *s);
 
-/* ipc_housekeeper.c: ledger sweeps, the inbox sweep and reclaiming stale entries. */
-int ripc_housekeeper_start(ripc_stream *s, ripc_error *err);
-void ripc_housekeeper_join(ripc_stream *s);
+/* ipc_housekeeper.c: ledger sweeps, the inbox sweep and reclaiming stale
+ * entries, run by the service thread. reset: every chore due afresh (connect);
+ * tick: runs what is due, returns when to run again. */
+void ripc_housekeeper_reset(ripc_stream *s);
+double ripc_housekeeper_tick(ripc_stream *s);
 
-/* ipc_waker.c: wakes our inbox sweep when another instance hands us a reply. */
-int ripc_waker_start(ripc_stream *s, ripc_error *err);
-void ripc_waker_stop(ripc_stream *s);
+/* ipc_waker.c: wakes our inbox sweep when another instance hands us a reply,
+ * through one subscriber connection per Redis server, which the service
+ * thread reads (ipc_service.c). attach/detach: at register/unregister. */
+enum { RIPC_MAX_SUBSCRIBERS = 64 };
+struct pollfd;
+void ripc_waker_attach(ripc_stream *s);
+void ripc_waker_detach(ripc_stream *s);
+/* Service thread only: connects and subscribes what waits, frees the
+ * subscribers no stream uses, and lists their sockets for poll(). */
+int ripc_waker_prepare(struct pollfd *fds, int max);
+/* When a disconnected subscriber tries again (0: none waits). */
+double ripc_waker_next_retry(void);
+/* Service thread only: reads a subscriber's socket and rings the streams named. */
+void ripc_waker_read(int fd);
+/* Closes the subscribers no stream uses (the service thread, as it ends). */
+void ripc_waker_shutdown(void);
+/* In a forked child: forgets the parent's subscribers. */
+void ripc_waker_after_fork(void);
 void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id);
 
 /* ipc_callbacks.c */

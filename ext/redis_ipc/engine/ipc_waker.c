@@ -1,65 +1,287 @@
 /* The waker: replies for this instance that another instance of our group
  * reads are XCLAIMed to our inbox consumer (WIRE.md step 2). Nothing in
  * Redis streams wakes us for that, so an instance of this engine that hands
- * a reply over also publishes on <stream>:<group>:<instance>:wake, and this
- * thread, subscribed there on a connection of its own, has the housekeeper
- * sweep the inbox at once. (1.x peers do not publish; for them the inbox is
- * swept every 20 ms while a sender waits.) No command is sent while idle. */
+ * a reply over also publishes on <stream>:<group>:<instance>:wake, and the
+ * service thread (ipc_service.c), subscribed there, has the stream's inbox
+ * swept at once. (1.x peers do not publish; for them the inbox is swept
+ * every 20 ms while a sender waits.) No command is sent while idle.
+ *
+ * One subscriber connection per Redis server serves every stream of the
+ * process that uses that server: each stream subscribes its own channel on
+ * it. Only the service thread touches those connections; streams come and
+ * go through the list below. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_service.h"
 #include "ipc_util.h"
 
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static void set_conn(ripc_stream *s, redisContext *c)
+/* A subscriber that cannot connect tries again after RETRY_MIN, doubling up
+ * to RETRY_MAX: connecting blocks the service thread (up to connect_timeout
+ * for a host that does not answer), and the inbox sweep covers missed wakes. */
+static const double RETRY_MIN = 0.05, RETRY_MAX = 2.0;
+
+typedef struct wake_entry {
+    struct wake_entry *next;
+    ripc_stream *stream;
+    char *channel;
+    int subscribed;            /* SUBSCRIBE sent on the current connection */
+} wake_entry;
+
+typedef struct unsubscribe {
+    struct unsubscribe *next;
+    char *channel;
+} unsubscribe;
+
+typedef struct subscriber {
+    struct subscriber *next;
+    ripc_redis_config config;  /* its strings are the copies below */
+    char *host, *path, *username, *password;
+    redisContext *conn;        /* service thread only; NULL while disconnected */
+    double retry_at, backoff;
+    wake_entry *entries;       /* the streams using this server */
+    unsubscribe *unsubscribes; /* channels of streams gone, to unsubscribe */
+} subscriber;
+
+static pthread_mutex_t wk_mutex = PTHREAD_MUTEX_INITIALIZER;
+static subscriber *wk_subs;
+
+static int same_string(const char *a, const char *b)
 {
-    ripc_conn_swap(&s->waker_mutex, &s->waker_conn, c);
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static void *waker_main(void *arg)
+static int same_server(const ripc_redis_config *a, const ripc_redis_config *b)
 {
-    ripc_stream *s = arg;
-    char channel[600];
-    snprintf(channel, sizeof(channel), "%s:%s:%s:wake", s->stream, s->group, s->instance_id);
-    ripc_error err;
-    while (!atomic_load(&s->stopping)) {
-        /* No read timeout beyond a long one: subscribers wait for pushes. */
-        redisContext *c = ripc_conn_open(&s->options.redis, 3600.0, &err);
-        if (!c) {
-            if (ripc_stream_sleep(s, 0.25, 0)) break;
+    if (!same_string(a->path, b->path) || a->db != b->db) return 0;
+    if (!same_string(a->username, b->username) || !same_string(a->password, b->password)) return 0;
+    return a->path || (a->port == b->port && same_string(a->host, b->host));
+}
+
+static void free_unsubscribes(subscriber *sub)
+{
+    while (sub->unsubscribes) {
+        unsubscribe *u = sub->unsubscribes;
+        sub->unsubscribes = u->next;
+        free(u->channel);
+        free(u);
+    }
+}
+
+static void free_subscriber(subscriber *sub)
+{
+    ripc_conn_close(sub->conn);
+    free_unsubscribes(sub);
+    free(sub->host); free(sub->path); free(sub->username); free(sub->password);
+    free(sub);
+}
+
+static void ring(ripc_stream *s)
+{
+    atomic_store(&s->inbox_rung, 1);
+    ripc_service_nudge(s, 0);
+}
+
+static void disconnect(subscriber *sub, double now)
+{
+    ripc_conn_close(sub->conn);
+    sub->conn = NULL;
+    sub->retry_at = now + RETRY_MIN;
+    for (wake_entry *e = sub->entries; e; e = e->next) e->subscribed = 0;
+    free_unsubscribes(sub); /* a new connection has none of them */
+}
+
+void ripc_waker_attach(ripc_stream *s)
+{
+    const ripc_redis_config *cfg = &s->options.redis;
+    wake_entry *e = ripc_xcalloc(1, sizeof(*e));
+    e->stream = s;
+    size_t n = strlen(s->stream) + strlen(s->group) + strlen(s->instance_id) + 8;
+    e->channel = ripc_xmalloc(n);
+    snprintf(e->channel, n, "%s:%s:%s:wake", s->stream, s->group, s->instance_id);
+    pthread_mutex_lock(&wk_mutex);
+    subscriber *sub = wk_subs;
+    while (sub && !same_server(&sub->config, cfg)) sub = sub->next;
+    if (!sub) {
+        sub = ripc_xcalloc(1, sizeof(*sub));
+        sub->config = *cfg;
+        sub->host = ripc_strdup(cfg->host);
+        sub->path = ripc_strdup(cfg->path);
+        sub->username = ripc_strdup(cfg->username);
+        sub->password = ripc_strdup(cfg->password);
+        sub->config.host = sub->host;
+        sub->config.path = sub->path;
+        sub->config.username = sub->username;
+        sub->config.password = sub->password;
+        sub->backoff = RETRY_MIN;
+        sub->next = wk_subs;
+        wk_subs = sub;
+    }
+    e->next = sub->entries;
+    sub->entries = e;
+    pthread_mutex_unlock(&wk_mutex);
+}
+
+void ripc_waker_detach(ripc_stream *s)
+{
+    pthread_mutex_lock(&wk_mutex);
+    for (subscriber *sub = wk_subs; sub; sub = sub->next) {
+        for (wake_entry **p = &sub->entries; *p; p = &(*p)->next) {
+            wake_entry *e = *p;
+            if (e->stream != s) continue;
+            *p = e->next;
+            if (e->subscribed && sub->conn) {
+                unsubscribe *u = ripc_xcalloc(1, sizeof(*u));
+                u->channel = e->channel;
+                u->next = sub->unsubscribes;
+                sub->unsubscribes = u;
+            } else {
+                free(e->channel);
+            }
+            free(e);
+            pthread_mutex_unlock(&wk_mutex);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&wk_mutex);
+}
+
+/* Sends the SUBSCRIBE and UNSUBSCRIBE commands waiting (lock held). */
+static void send_pending(subscriber *sub, double now)
+{
+    redisContext *c = sub->conn;
+    int queued = 0;
+    for (wake_entry *e = sub->entries; e; e = e->next) {
+        if (e->subscribed) continue;
+        redisAppendCommand(c, "SUBSCRIBE %s", e->channel);
+        e->subscribed = 1;
+        queued = 1;
+    }
+    for (unsubscribe *u = sub->unsubscribes; u; u = u->next) {
+        redisAppendCommand(c, "UNSUBSCRIBE %s", u->channel);
+        queued = 1;
+    }
+    free_unsubscribes(sub);
+    int done = !queued;
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            disconnect(sub, now);
+            return;
+        }
+}
+
+int ripc_waker_prepare(struct pollfd *fds, int max)
+{
+    double now = ripc_now();
+    int n = 0;
+    pthread_mutex_lock(&wk_mutex);
+    for (subscriber **p = &wk_subs; *p;) {
+        subscriber *sub = *p;
+        if (!sub->entries) {
+            /* No stream uses this server any more. */
+            *p = sub->next;
+            free_subscriber(sub);
             continue;
         }
-        set_conn(s, c);
-        if (atomic_load(&s->stopping)) break;
-        redisReply *r = redisCommand(c, "SUBSCRIBE %s", channel);
-        if (r) freeReplyObject(r);
-        void *message;
-        while (!atomic_load(&s->stopping) && redisGetReply(c, &message) == REDIS_OK) {
-            freeReplyObject(message);
-            atomic_store(&s->inbox_rung, 1);
-            ripc_stream_nudge_housekeeper(s, 0);
+        if (!sub->conn && now >= sub->retry_at) {
+            /* Connecting can take connect_timeout: not under the lock. Only
+             * this thread frees subscribers, so sub stays. */
+            pthread_mutex_unlock(&wk_mutex);
+            ripc_error err;
+            redisContext *c = ripc_conn_open(&sub->config, 3600.0, &err);
+            pthread_mutex_lock(&wk_mutex);
+            now = ripc_now();
+            if (c) {
+                sub->conn = c;
+                sub->backoff = RETRY_MIN;
+                /* A hand-over may have been published while we were away. */
+                for (wake_entry *e = sub->entries; e; e = e->next) ring(e->stream);
+            } else {
+                sub->retry_at = now + sub->backoff;
+                sub->backoff = sub->backoff * 2 < RETRY_MAX ? sub->backoff * 2 : RETRY_MAX;
+            }
         }
-        set_conn(s, NULL);
-        if (!atomic_load(&s->stopping)) ripc_stream_sleep(s, 0.05, 0);
+        if (sub->conn) send_pending(sub, now);
+        if (sub->conn && n < max) {
+            fds[n].fd = sub->conn->fd;
+            fds[n].events = POLLIN;
+            fds[n].revents = 0;
+            n++;
+        }
+        p = &sub->next;
     }
-    set_conn(s, NULL);
-    return NULL;
+    pthread_mutex_unlock(&wk_mutex);
+    return n;
 }
 
-int ripc_waker_start(ripc_stream *s, ripc_error *err)
+double ripc_waker_next_retry(void)
 {
-    if (ripc_thread_start(&s->waker, "ripc waker", waker_main, s) == 0) return RIPC_OK;
-    ripc_error_set(err, RIPC_STATE, "could not start the waker thread");
-    return RIPC_STATE;
+    double next = 0;
+    pthread_mutex_lock(&wk_mutex);
+    for (subscriber *sub = wk_subs; sub; sub = sub->next)
+        if (!sub->conn && sub->entries && (next == 0 || sub->retry_at < next)) next = sub->retry_at;
+    pthread_mutex_unlock(&wk_mutex);
+    return next;
 }
 
-void ripc_waker_stop(ripc_stream *s)
+void ripc_waker_read(int fd)
 {
-    pthread_mutex_lock(&s->waker_mutex);
-    ripc_conn_interrupt(s->waker_conn);
-    pthread_mutex_unlock(&s->waker_mutex);
-    ripc_thread_join(&s->waker);
+    double now = ripc_now();
+    pthread_mutex_lock(&wk_mutex);
+    subscriber *sub = wk_subs;
+    while (sub && !(sub->conn && sub->conn->fd == fd)) sub = sub->next;
+    if (sub && redisBufferRead(sub->conn) != REDIS_OK) {
+        disconnect(sub, now); /* restart, CLIENT KILL: subscribe again */
+        sub = NULL;
+    }
+    void *reply = NULL;
+    while (sub && redisGetReplyFromReader(sub->conn, &reply) == REDIS_OK && reply) {
+        const redisReply *r = reply;
+        /* ["message", channel, payload]; confirmations of (un)subscribing pass. */
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[0]->str, "message") == 0 && r->element[1]->type == REDIS_REPLY_STRING) {
+            for (wake_entry *e = sub->entries; e; e = e->next)
+                if (strcmp(e->channel, r->element[1]->str) == 0) ring(e->stream);
+        }
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    if (sub && sub->conn && sub->conn->err) disconnect(sub, now);
+    pthread_mutex_unlock(&wk_mutex);
+}
+
+void ripc_waker_shutdown(void)
+{
+    pthread_mutex_lock(&wk_mutex);
+    for (subscriber **p = &wk_subs; *p;) {
+        subscriber *sub = *p;
+        if (sub->entries) { p = &sub->next; continue; }
+        *p = sub->next;
+        free_subscriber(sub);
+    }
+    pthread_mutex_unlock(&wk_mutex);
+}
+
+void ripc_waker_after_fork(void)
+{
+    /* The parent's subscribers are not ours: close their descriptors (never
+     * a command on them) and forget them. */
+    pthread_mutex_init(&wk_mutex, NULL);
+    while (wk_subs) {
+        subscriber *sub = wk_subs;
+        wk_subs = sub->next;
+        while (sub->entries) {
+            wake_entry *e = sub->entries;
+            sub->entries = e->next;
+            free(e->channel);
+            free(e);
+        }
+        free_subscriber(sub);
+    }
 }
 
 void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id)

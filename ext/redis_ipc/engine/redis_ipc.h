@@ -146,8 +146,10 @@ RIPC_API ripc_stream *ripc_stream_new(const char *stream, const char *group, con
 /* Disconnects if needed and frees everything. */
 RIPC_API void ripc_stream_free(ripc_stream *s);
 
-/* Joins the stream: creates the group, registers this instance and starts the
- * dispatcher and housekeeping threads. */
+/* Joins the stream: creates the group, registers this instance, starts the
+ * dispatcher threads and hands the heartbeat and chores to the process's
+ * service thread (started with the first connected stream, ended with the
+ * last one). */
 RIPC_API int ripc_stream_connect(ripc_stream *s, ripc_error *err);
 RIPC_API int ripc_stream_connected(ripc_stream *s);
 /* First half of a disconnect: stops the background threads, fails waiting
