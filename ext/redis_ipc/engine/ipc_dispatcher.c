@@ -245,7 +245,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         ripc_dispatcher *d = &s->dispatchers[i];
         d->stream = s;
         d->count = 1 + (int)ripc_inflight_room(&s->inflight);
-        snprintf(d->name, sizeof(d->name), "dispatcher_%s_%d", s->instance_id, i + 1);
+        d->name = s->dispatcher_names[i];
         pthread_mutex_init(&d->mutex, NULL);
         /* Connect here so connect() fails fast, with the address, when Redis is away. */
         d->conn = open_conn(d, err);

@@ -17,6 +17,7 @@
  * Entries claimed either way are marked redelivered. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_keys.h"
 #include "ipc_service.h"
 #include "ipc_util.h"
 
@@ -57,20 +58,6 @@ long long ripc_liveness_server_ms(ripc_stream *s, redisContext *c, ripc_error *e
 }
 
 static long long dead_ms(ripc_stream *s) { return (long long)(s->options.dead_after * 1000); }
-
-/* The instance id inside a consumer name: dispatcher_<iid>_<n> or
- * consumer_<iid>_<n>, as 1.x names them. Returns 0 for other names. */
-static int instance_of(const char *consumer, char *iid, size_t size)
-{
-    const char *start = NULL;
-    if (strncmp(consumer, "dispatcher_", 11) == 0) start = consumer + 11;
-    else if (strncmp(consumer, "consumer_", 9) == 0) start = consumer + 9;
-    const char *end = start ? strrchr(start, '_') : NULL;
-    if (!end || end == start || (size_t)(end - start) >= size) return 0;
-    memcpy(iid, start, (size_t)(end - start));
-    iid[end - start] = '\0';
-    return 1;
-}
 
 /* XCLAIMs ids (argv-ready strings) to our inbox when idle at least min_idle
  * ms, and routes what comes back as redelivered. Returns how many came. */
@@ -163,7 +150,7 @@ static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_err
     if (r) freeReplyObject(r);
     if (!won) return;
     /* Unlist it first, so no peer hands it anything more. */
-    char *consumers_key = ripc_stream_consumers_key(s, iid);
+    char *consumers_key = ripc_key_consumers(s->stream, s->group, iid);
     r = redisCommand(c, "DEL %s", consumers_key);
     free(consumers_key);
     if (r) freeReplyObject(r);
@@ -183,7 +170,7 @@ static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_err
                 name = row->element[j + 1]->str;
         }
         char owner[RIPC_INSTANCE_NAME_MAX];
-        if (!name || !instance_of(name, owner, sizeof(owner)) || strcmp(owner, iid) != 0) continue;
+        if (!name || !ripc_name_instance(name, owner, sizeof(owner)) || strcmp(owner, iid) != 0) continue;
         claimed += claim_all(s, c, name, err);
         /* A consumer is removed only once it holds nothing: deleting one
          * with pending entries would orphan them. */
@@ -271,7 +258,7 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
                 continue;
             const char *id = row->element[0]->str;
             char owner[RIPC_INSTANCE_NAME_MAX];
-            int known = instance_of(row->element[1]->str, owner, sizeof(owner));
+            int known = ripc_name_instance(row->element[1]->str, owner, sizeof(owner));
             if (known && strcmp(owner, s->instance_id) == 0) {
                 /* Ours: answered, with only its XACK lost (acknowledged now,
                  * with the lazy ones); or being handled; or forgotten (its

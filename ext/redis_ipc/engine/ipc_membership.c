@@ -17,7 +17,6 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
         return RIPC_ARGUMENT;
     }
     /* Fixed sizes bounded by RIPC_MAX_DISPATCHERS: under 4 KB of stack. */
-    char names[RIPC_MAX_DISPATCHERS][64];
     int n = 4 + dispatchers;
     int argcs[MAX_COMMANDS];
     const char **argvs[MAX_COMMANDS];
@@ -36,8 +35,7 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
     CMD("XGROUP", "CREATE", s->stream, s->group, "$", "MKSTREAM");
     CMD("XGROUP", "CREATECONSUMER", s->stream, s->group, s->inbox);
     for (int d = 0; d < dispatchers; d++) {
-        snprintf(names[d], sizeof(names[d]), "dispatcher_%s_%d", s->instance_id, d + 1);
-        CMD("XGROUP", "CREATECONSUMER", s->stream, s->group, names[d]);
+        CMD("XGROUP", "CREATECONSUMER", s->stream, s->group, s->dispatcher_names[d]);
     }
     CMD("LREM", s->consumers_key, "0", s->inbox);
     CMD("LPUSH", s->consumers_key, s->inbox);
@@ -86,7 +84,7 @@ void ripc_membership_leave(ripc_stream *s, redisContext *c)
         }
         if (!name) continue;
         int ours = !strcmp(name, s->inbox);
-        for (int d = 0; d < s->options.dispatcher_count && !ours; d++) ours = !strcmp(name, s->dispatchers[d].name);
+        for (int d = 0; d < s->options.dispatcher_count && !ours; d++) ours = !strcmp(name, s->dispatcher_names[d]);
         if (!ours) continue;
         if (pending != 0) {
             holds_pending = 1;

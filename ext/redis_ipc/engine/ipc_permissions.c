@@ -147,12 +147,11 @@ static int run(redisContext *c, const probe *const *sent, int n, int in_transact
 
 int ripc_permissions_check(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    size_t n = strlen(s->stream) + strlen(s->group) + strlen(s->instance_id) + 32;
-    char *group = ripc_xmalloc(n), *instances = ripc_xmalloc(n), *wake = ripc_xmalloc(n);
+    size_t n = strlen(s->instance_id) + 32;
+    char *group = ripc_xmalloc(n);
+    const char *instances = s->instances_key, *wake = s->wake_channel;
     /* A group nobody has: probes that run for real find nothing to change. */
     snprintf(group, n, "redis_ipc_probe_%s", s->instance_id);
-    snprintf(instances, n, "%s:%s:instances", s->stream, s->group);
-    snprintf(wake, n, "%s:%s:%s:wake", s->stream, s->group, s->instance_id);
     probes all;
     build(s, &all, group, instances, wake);
 
@@ -187,7 +186,5 @@ int ripc_permissions_check(ripc_stream *s, redisContext *c, ripc_error *err)
     }
     for (int i = 0; i < count; i++) if (replies[i]) freeReplyObject(replies[i]);
     free(group);
-    free(instances);
-    free(wake);
     return rc;
 }

@@ -4,6 +4,7 @@
  * are ours, or are handed to the instance of our group that waits for them. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_keys.h"
 #include "ipc_entry.h"
 #include "ipc_util.h"
 
@@ -112,17 +113,15 @@ static int claim_to(ripc_stream *s, redisContext *c, const char *consumer, const
 static char *consumer_for(ripc_stream *s, redisContext *c, const char *iid)
 {
     char *name = NULL;
-    redisReply *list = redisCommand(c, "LRANGE %s:%s:%s:consumers 0 -1", s->stream, s->group, iid);
+    char *key = ripc_key_consumers(s->stream, s->group, iid);
+    redisReply *list = redisCommand(c, "LRANGE %s 0 -1", key);
+    free(key);
     if (list && list->type == REDIS_REPLY_ARRAY && list->elements > 0) {
         const redisReply *pick = list->element[(size_t)rand() % list->elements];
         if (pick->type == REDIS_REPLY_STRING) name = ripc_strdup(pick->str);
     } else if (list && list->type == REDIS_REPLY_ARRAY) {
-        redisReply *beat = redisCommand(c, "ZSCORE %s:%s:instances %s", s->stream, s->group, iid);
-        if (beat && beat->type == REDIS_REPLY_STRING && atof(beat->str) > 0) {
-            size_t n = strlen(iid) + 16;
-            name = ripc_xmalloc(n);
-            snprintf(name, n, "consumer_%s_1", iid);
-        }
+        redisReply *beat = redisCommand(c, "ZSCORE %s %s", s->instances_key, iid);
+        if (beat && beat->type == REDIS_REPLY_STRING && atof(beat->str) > 0) name = ripc_name_inbox(iid);
         if (beat) freeReplyObject(beat);
     }
     if (list) freeReplyObject(list);

@@ -2,6 +2,7 @@
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
+#include "ipc_keys.h"
 #include "ipc_permissions.h"
 #include "ipc_util.h"
 
@@ -164,27 +165,29 @@ static void wake_sleepers(ripc_stream *s)
     pthread_mutex_unlock(&s->stop_mutex);
 }
 
-char *ripc_stream_consumers_key(const ripc_stream *s, const char *instance_id)
-{
-    size_t n = strlen(s->stream) + strlen(s->group) + strlen(instance_id) + 16;
-    char *key = ripc_xmalloc(n);
-    snprintf(key, n, "%s:%s:%s:consumers", s->stream, s->group, instance_id);
-    return key;
-}
-
-static void build_names(ripc_stream *s)
+/* Every name this instance uses (ipc_keys.c), new at each connect. */
+static void free_names(ripc_stream *s)
 {
     free(s->inbox);
     free(s->consumers_key);
     free(s->instances_key);
+    free(s->wake_channel);
+    for (int i = 0; s->dispatcher_names && i < s->options.dispatcher_count; i++) free(s->dispatcher_names[i]);
+    free(s->dispatcher_names);
+    s->inbox = s->consumers_key = s->instances_key = s->wake_channel = NULL;
+    s->dispatcher_names = NULL;
+}
+
+static void build_names(ripc_stream *s)
+{
+    free_names(s);
     ripc_random_hex(s->instance_id, RIPC_INSTANCE_ID_LEN);
-    size_t n = strlen(s->instance_id) + 32;
-    s->inbox = ripc_xmalloc(n);
-    snprintf(s->inbox, n, "consumer_%s_1", s->instance_id);
-    s->consumers_key = ripc_stream_consumers_key(s, s->instance_id);
-    n = strlen(s->stream) + strlen(s->group) + 16;
-    s->instances_key = ripc_xmalloc(n);
-    snprintf(s->instances_key, n, "%s:%s:instances", s->stream, s->group);
+    s->inbox = ripc_name_inbox(s->instance_id);
+    s->consumers_key = ripc_key_consumers(s->stream, s->group, s->instance_id);
+    s->instances_key = ripc_key_instances(s->stream, s->group);
+    s->wake_channel = ripc_key_wake(s->stream, s->group, s->instance_id);
+    s->dispatcher_names = ripc_xcalloc((size_t)s->options.dispatcher_count, sizeof(*s->dispatcher_names));
+    for (int i = 0; i < s->options.dispatcher_count; i++) s->dispatcher_names[i] = ripc_name_dispatcher(s->instance_id, i + 1);
 }
 
 int ripc_stream_connect(ripc_stream *s, ripc_error *err)
@@ -347,7 +350,8 @@ static void unref(ripc_stream *s)
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);
     free(s->dispatchers);
-    free(s->stream); free(s->group); free(s->inbox); free(s->consumers_key); free(s->instances_key);
+    free_names(s);
+    free(s->stream); free(s->group);
     free(s->host); free(s->path); free(s->username); free(s->password);
     free(s);
 }

@@ -24,7 +24,7 @@ enum { RIPC_INSTANCE_ID_LEN = 6, RIPC_MAX_EVENTS = 1000 };
 
 typedef struct ripc_dispatcher {
     struct ripc_stream *stream;
-    char name[64];          /* dispatcher_<instance_id>_<n>, as 1.x names them */
+    const char *name;       /* dispatcher_<instance_id>_<n> (the stream's dispatcher_names) */
     ripc_thread thread;
     pthread_mutex_t mutex;  /* guards conn and reading against ripc_stream_stop */
     redisContext *conn;
@@ -48,6 +48,8 @@ struct ripc_stream {
     char *inbox;            /* consumer_<instance_id>_1: the one name this instance lists */
     char *consumers_key;    /* <stream>:<group>:<instance_id>:consumers */
     char *instances_key;    /* <stream>:<group>:instances */
+    char *wake_channel;     /* <stream>:<group>:<instance_id>:wake */
+    char **dispatcher_names;/* dispatcher_<instance_id>_<n>, one per dispatcher */
 
     ripc_options options;   /* its strings point at the copies below */
     char *host, *path, *username, *password;
@@ -111,9 +113,6 @@ void ripc_stream_nudge_housekeeper(ripc_stream *s, double within);
  * so it runs again after Redis lost its data). */
 int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err);
 void ripc_membership_leave(ripc_stream *s, redisContext *c);
-
-/* <stream>:<group>:<instance_id>:consumers for any instance (a malloc'd string). */
-char *ripc_stream_consumers_key(const ripc_stream *s, const char *instance_id);
 
 /* ipc_retention.c: trims entries no group will ever handle. */
 void ripc_retention_trim(ripc_stream *s, redisContext *c);

@@ -12,6 +12,7 @@
  * go through the list below. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_keys.h"
 #include "ipc_service.h"
 #include "ipc_util.h"
 
@@ -100,9 +101,7 @@ void ripc_waker_attach(ripc_stream *s)
     const ripc_redis_config *cfg = &s->options.redis;
     wake_entry *e = ripc_xcalloc(1, sizeof(*e));
     e->stream = s;
-    size_t n = strlen(s->stream) + strlen(s->group) + strlen(s->instance_id) + 8;
-    e->channel = ripc_xmalloc(n);
-    snprintf(e->channel, n, "%s:%s:%s:wake", s->stream, s->group, s->instance_id);
+    e->channel = ripc_strdup(s->wake_channel);
     pthread_mutex_lock(&wk_mutex);
     subscriber *sub = wk_subs;
     while (sub && !same_server(&sub->config, cfg)) sub = sub->next;
@@ -286,6 +285,8 @@ void ripc_waker_after_fork(void)
 
 void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id)
 {
-    redisReply *r = redisCommand(c, "PUBLISH %s:%s:%s:wake 1", s->stream, s->group, instance_id);
+    char *channel = ripc_key_wake(s->stream, s->group, instance_id);
+    redisReply *r = redisCommand(c, "PUBLISH %s 1", channel);
+    free(channel);
     if (r) freeReplyObject(r);
 }
