@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <hiredis/hiredis.h>
-#include "redis_ipc.h"
+#include "ipc_host.h"
 #include "ipc_util.h"
 
 struct ripc_stream;

@@ -2,6 +2,7 @@
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
+#include "ipc_host.h"
 #include "ipc_keys.h"
 #include "ipc_permissions.h"
 #include "ipc_util.h"

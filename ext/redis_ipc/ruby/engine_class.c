@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/ipc_host.h"
 #include "../engine/ipc_util.h"
 
 typedef struct engine {
