@@ -146,15 +146,6 @@ broken:
     return -1;
 }
 
-int ripc_reply_is_error(const redisReply *reply, ripc_error *err)
-{
-    if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ripc_error_refused(err, NULL, reply->str);
-        return 1;
-    }
-    return 0;
-}
-
 void ripc_error_refused(ripc_error *err, const char *command, const char *server_message)
 {
     if (command) ripc_error_set(err, RIPC_COMMAND, "Redis refused %s: %s", command, server_message);

@@ -33,8 +33,6 @@ redisReply *ripc_conn_run(redisContext *c, int argc, const char **argv, const si
 int ripc_conn_pipeline(redisContext *c, int n, const int *argcs, const char ***argvs, const size_t **lens,
                        redisReply **replies, ripc_error *err);
 
-/* Sets err (RIPC_COMMAND) from an error reply; returns 1 when reply is an error. */
-int ripc_reply_is_error(const redisReply *reply, ripc_error *err);
 /* RIPC_COMMAND: "Redis refused <command>: <server_message>" (command may be NULL). */
 void ripc_error_refused(ripc_error *err, const char *command, const char *server_message);
 /* The error code an error reply starts with ("OOM", "NOPERM"...), into buf. */

@@ -168,7 +168,7 @@ static void *dispatcher_main(void *arg)
             redisContext *c = reconnect(d, &err);
             if (!c) {
                 ripc_stream_outage(s, &err);
-                if (ripc_stream_sleep(s, backoff, 0)) break;
+                if (ripc_stream_sleep(s, backoff)) break;
                 backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
                 continue;
             }
@@ -213,7 +213,7 @@ static void *dispatcher_main(void *arg)
             if (!nogroup) ripc_stream_refused(s, "XREADGROUP", reply->str, "Redis refused XREADGROUP on stream %s: %s", s->stream, reply->str);
             freeReplyObject(reply);
             if (ripc_membership_join(s, d->conn, &err) != RIPC_OK) set_conn(d, NULL);
-            if (!nogroup && ripc_stream_sleep(s, BACKOFF_MAX, 0)) break;
+            if (!nogroup && ripc_stream_sleep(s, BACKOFF_MAX)) break;
             continue;
         }
         backoff = BACKOFF_FIRST;

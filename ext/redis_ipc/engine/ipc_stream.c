@@ -392,9 +392,8 @@ void ripc_stream_outage(ripc_stream *s, const ripc_error *err)
 
 void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
 
-int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable)
+int ripc_stream_sleep(ripc_stream *s, double seconds)
 {
-    (void)nudgeable;
     double deadline = ripc_now() + seconds;
     pthread_mutex_lock(&s->stop_mutex);
     while (!atomic_load(&s->stopping) && ripc_now() < deadline)

@@ -101,9 +101,8 @@ void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...) __attribut
  * (an err of RIPC_COMMAND, a refusal while re-joining, once per cause). */
 void ripc_stream_outage(ripc_stream *s, const ripc_error *err);
 void ripc_stream_outage_over(ripc_stream *s);
-/* Sleeps for seconds or until the stream stops; returns 1 when stopping.
- * (nudgeable is no longer used: the chores run on the service thread.) */
-int ripc_stream_sleep(ripc_stream *s, double seconds, int nudgeable);
+/* Sleeps for seconds or until the stream stops; returns 1 when stopping. */
+int ripc_stream_sleep(ripc_stream *s, double seconds);
 /* Makes the housekeeper run its chores within `within` seconds (0: now). */
 void ripc_stream_nudge_housekeeper(ripc_stream *s, double within);
 /* While a sender waits, replies handed to our inbox must be seen this quickly. */
