@@ -7,6 +7,19 @@ require "spec_helper"
 # cause. Every fault is caused for real: ACL users made with ACL SETUSER,
 # maxmemory, REPLICAOF.
 RSpec.describe "commands Redis refuses", timeout: 90 do
+  # Faults that change the server itself get a server of their own.
+  shared_context "a redis-server of its own" do
+    let(:server) { RedisServer.new.start }
+    let(:redis) { Redis.new(url: server.url) }
+
+    after do
+      (@streams || []).each(&:disconnect)
+      @streams = nil
+      redis.close
+      server.stop
+    end
+  end
+
   let(:stream_name) { unique("refused") }
 
   describe "a Redis user without a permission the engine needs" do
@@ -114,15 +127,7 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
   end
 
   describe "Redis out of memory (maxmemory, noeviction)" do
-    let(:server) { RedisServer.new.start }
-    let(:redis) { Redis.new(url: server.url) }
-
-    after do
-      (@streams || []).each(&:disconnect)
-      @streams = nil
-      redis.close
-      server.stop
-    end
+    include_context "a redis-server of its own"
 
     def stream(group, errors, &handler)
       s = RedisIPC::Stream.new(stream_name, group)
@@ -243,15 +248,7 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
   end
 
   describe "a read-only replica" do
-    let(:server) { RedisServer.new.start }
-    let(:redis) { Redis.new(url: server.url) }
-
-    after do
-      (@streams || []).each(&:disconnect)
-      @streams = nil
-      redis.close
-      server.stop
-    end
+    include_context "a redis-server of its own"
 
     # A master that never answers: the server stays a read-only replica.
     def read_only

@@ -6,13 +6,7 @@ require "json"
 RSpec.describe "several processes", timeout: 120 do
   let(:stream_name) { unique("procs") }
 
-  after do
-    (@processes || []).each do |io|
-      io.close_write unless io.closed?
-      io.read unless io.closed?
-      io.close unless io.closed?
-    end
-  end
+  after { finish_processes }
 
   it "runs the README's realistic example: child and parent in two processes" do
     env = { "HOUSEHOLD_STREAM" => stream_name }

@@ -60,6 +60,16 @@ module SpecHelpers
     io
   end
 
+  # Lets each fixture process end as it does when its stdin closes, and
+  # waits for it.
+  def finish_processes
+    (@processes || []).each do |io|
+      io.close_write unless io.closed?
+      io.read unless io.closed?
+      io.close unless io.closed?
+    end
+  end
+
   # Runs a Ruby script in a separate process with the gem on its load path.
   def ruby_process(script, *args, env: {})
     lib = File.expand_path("../lib", __dir__)

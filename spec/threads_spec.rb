@@ -53,13 +53,7 @@ RSpec.describe "threads and connections of a process with many streams", timeout
     report["names"].select { |name, _| name.start_with?("ripc") }.sum { |_, n| n }
   end
 
-  after do
-    (@processes || []).each do |io|
-      io.close_write unless io.closed?
-      io.read unless io.closed?
-      io.close unless io.closed?
-    end
-  end
+  after { finish_processes }
 
   it "runs every stream's heartbeats, chores and wake subscription on one service thread" do
     one = measure(1)
