@@ -21,6 +21,8 @@
 #include <string.h>
 
 enum { ROUNDS_PER_CALLER = 2 };
+/* The writer ends after this long without work. */
+static const double WRITER_IDLE = 2.0;
 /* Unwritten replies are tried again every RETRY_PAUSE seconds, this many times. */
 enum { RETRY_LIMIT = 100 };
 static const double RETRY_PAUSE = 0.1;
@@ -87,6 +89,7 @@ void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s)
     pthread_mutex_init(&o->mutex, NULL);
     pthread_mutex_init(&o->write_lock, NULL);
     ripc_cond_init(&o->writer_cond);
+    pthread_mutex_init(&o->writer_start, NULL);
 }
 
 /* Pipelines the XADDs of cmds[0..n) and reads their replies into replies[].
@@ -109,6 +112,8 @@ static size_t write_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n, red
  * while closing, it is given up: the request stays pending in Redis and is
  * reclaimed (ipc_liveness.c) and answered again, marked redelivered. The
  * caller's cmds[i] are taken (set to NULL) when kept for a retry. */
+static void wake_writer(ripc_outbox *o, int wanted);
+
 static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, const ripc_error *err)
 {
     ripc_stream *s = o->stream;
@@ -121,8 +126,8 @@ static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, 
             pthread_mutex_lock(&o->mutex);
             cmd->next = o->retry;
             o->retry = cmd;
-            pthread_cond_signal(&o->writer_cond);
             pthread_mutex_unlock(&o->mutex);
+            wake_writer(o, 0);
             cmds[i] = NULL;
         } else {
             ripc_inflight_remove(&s->inflight, cmd->answered_redis_id);
@@ -302,17 +307,10 @@ static int combine(ripc_outbox *o, int rounds, own_reply *mine)
     }
 }
 
-static void wake_writer(ripc_outbox *o)
-{
-    pthread_mutex_lock(&o->mutex);
-    o->writer_wanted = 1;
-    pthread_cond_signal(&o->writer_cond);
-    pthread_mutex_unlock(&o->mutex);
-}
 
 static void flush_own(ripc_outbox *o, own_reply *mine)
 {
-    if (combine(o, ROUNDS_PER_CALLER, mine)) wake_writer(o);
+    if (combine(o, ROUNDS_PER_CALLER, mine)) wake_writer(o, 1);
 }
 
 void ripc_outbox_flush(ripc_outbox *o)
@@ -337,7 +335,7 @@ static int submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int mode, own_reply *min
     pthread_mutex_unlock(&o->mutex);
     switch (mode) {
     case RIPC_WRITE_DEFER:
-        wake_writer(o);
+        wake_writer(o, 1);
         return 0;
     case RIPC_WRITE_QUEUE:
         /* A flush under way takes our command (it checks the queue again
@@ -389,6 +387,7 @@ static void *writer_main(void *arg)
 {
     ripc_outbox *o = arg;
     pthread_mutex_lock(&o->mutex);
+    double idle_since = ripc_now();
     while (!o->writer_stop) {
         if (o->retry && !o->writer_wanted) {
             /* Replies to try again: after a pause, not in a busy loop while Redis is away. */
@@ -398,7 +397,9 @@ static void *writer_main(void *arg)
             o->writer_wanted = 1;
         }
         if (!o->writer_wanted) {
-            pthread_cond_wait(&o->writer_cond, &o->mutex);
+            /* Idle long enough: end, and let the next deferred write start a writer again. */
+            if (ripc_now() - idle_since >= WRITER_IDLE) break;
+            ripc_cond_wait_until(&o->writer_cond, &o->mutex, idle_since + WRITER_IDLE);
             continue;
         }
         o->writer_wanted = 0;
@@ -406,15 +407,46 @@ static void *writer_main(void *arg)
         /* Unbounded, but it may find the lock taken: then the holder flushes. */
         while (combine(o, 0, NULL)) {}
         pthread_mutex_lock(&o->mutex);
+        idle_since = ripc_now();
     }
+    o->writer_running = 0;
     pthread_mutex_unlock(&o->mutex);
     return NULL;
 }
 
-int ripc_outbox_start(ripc_outbox *o)
+/* Has the writer take the queue (deferred writes, what a flusher left, a
+ * retry), starting it when it does not run. `wanted`: there is queued work
+ * now (a retry waits for its pause instead). */
+static void wake_writer(ripc_outbox *o, int wanted)
 {
+    pthread_mutex_lock(&o->mutex);
+    if (wanted) o->writer_wanted = 1;
+    int start = !o->writer_running && !o->writer_stop;
+    if (start) o->writer_running = 1;
+    else pthread_cond_signal(&o->writer_cond);
+    pthread_mutex_unlock(&o->mutex);
+    if (!start) return;
+    pthread_mutex_lock(&o->writer_start);
+    ripc_thread_join(&o->writer); /* the one that ended idle, if any */
+    pthread_mutex_lock(&o->mutex);
+    int stopped = o->writer_stop;
+    pthread_mutex_unlock(&o->mutex);
+    int started = !stopped && ripc_thread_start(&o->writer, "ripc writer", writer_main, o) == 0;
+    pthread_mutex_unlock(&o->writer_start);
+    if (!started) {
+        pthread_mutex_lock(&o->mutex);
+        o->writer_running = 0;
+        pthread_mutex_unlock(&o->mutex);
+        /* No thread (stopping, or none could be made): write it ourselves. */
+        if (!stopped) while (combine(o, 0, NULL)) {}
+    }
+}
+
+void ripc_outbox_start(ripc_outbox *o)
+{
+    pthread_mutex_lock(&o->mutex);
     o->writer_stop = 0;
-    return ripc_thread_start(&o->writer, "ripc writer", writer_main, o);
+    pthread_mutex_unlock(&o->mutex);
 }
 
 void ripc_outbox_drain(ripc_outbox *o)
@@ -439,7 +471,9 @@ void ripc_outbox_stop(ripc_outbox *o)
     o->writer_stop = 1;
     pthread_cond_signal(&o->writer_cond);
     pthread_mutex_unlock(&o->mutex);
+    pthread_mutex_lock(&o->writer_start);
     ripc_thread_join(&o->writer);
+    pthread_mutex_unlock(&o->writer_start);
     ripc_outbox_drain(o);
     pthread_mutex_lock(&o->write_lock);
     ripc_conn_close(o->conn);
@@ -458,6 +492,7 @@ void ripc_outbox_destroy(ripc_outbox *o)
     }
     ripc_conn_close(o->conn);
     pthread_cond_destroy(&o->writer_cond);
+    pthread_mutex_destroy(&o->writer_start);
     pthread_mutex_destroy(&o->write_lock);
     pthread_mutex_destroy(&o->mutex);
 }

@@ -18,13 +18,17 @@ typedef struct ripc_outbox {
     ripc_outbox_cmd *retry;     /* replies whose write failed, for the writer to try again */
     pthread_mutex_t write_lock; /* held by the one thread flushing; guards conn */
     redisContext *conn;
+    /* The writer thread runs only while there is deferred work: it starts
+     * on demand and ends after WRITER_IDLE seconds without any. */
     ripc_thread writer;
+    pthread_mutex_t writer_start; /* serializes starting (and joining) it */
     pthread_cond_t writer_cond;
-    int writer_wanted, writer_stop;
+    int writer_wanted, writer_stop, writer_running;
 } ripc_outbox;
 
 void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s);
-int ripc_outbox_start(ripc_outbox *o);
+/* Opens the outbox for a connect; its writer starts when first needed. */
+void ripc_outbox_start(ripc_outbox *o);
 /* Writes what is queued, then stops the writer and closes the connection. */
 void ripc_outbox_stop(ripc_outbox *o);
 void ripc_outbox_drain(ripc_outbox *o);

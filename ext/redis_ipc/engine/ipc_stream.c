@@ -236,10 +236,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_housekeeper_reset(s);
         rc = ripc_service_register(s, err);
     }
-    if (rc == RIPC_OK && ripc_outbox_start(&s->outbox) != 0) {
-        ripc_error_set(err, RIPC_STATE, "could not start the writer thread");
-        rc = RIPC_STATE;
-    }
+    if (rc == RIPC_OK) ripc_outbox_start(&s->outbox);
     if (rc == RIPC_OK) rc = ripc_callbacks_start(s, err);
     if (rc != RIPC_OK) {
         atomic_store(&s->stopping, 1);
