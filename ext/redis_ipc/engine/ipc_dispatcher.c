@@ -15,6 +15,8 @@
 enum { READ_COUNT = 128, READ_BUDGET = 4 };
 /* How long a read blocks while requests wait parked for room. */
 static const double PARKED_BLOCK = 0.1;
+/* A dispatcher beyond the first retires after a read that waited this long for nothing. */
+static const double EXTRA_IDLE = 2.0;
 static const double BACKOFF_FIRST = 0.01, BACKOFF_MAX = 0.25;
 
 static void set_conn(ripc_dispatcher *d, redisContext *c)
@@ -150,12 +152,18 @@ static int ready_to_read(ripc_dispatcher *d, ripc_error *err)
     return 1;
 }
 
+static void start_helper(ripc_stream *s);
+static void retire(ripc_dispatcher *d);
+
 static void *dispatcher_main(void *arg)
 {
     ripc_dispatcher *d = arg;
     ripc_stream *s = d->stream;
     char block_ms[32], parked_block_ms[32], count[16];
-    snprintf(block_ms, sizeof(block_ms), "%lld", (long long)(s->options.block_timeout * 1000));
+    /* The first dispatcher always reads; the others help under load and
+     * retire after a read that waited EXTRA_IDLE for nothing. */
+    int extra = d != &s->dispatchers[0];
+    snprintf(block_ms, sizeof(block_ms), "%lld", (long long)((extra ? EXTRA_IDLE : s->options.block_timeout) * 1000));
     snprintf(parked_block_ms, sizeof(parked_block_ms), "%lld", (long long)(PARKED_BLOCK * 1000));
     const char *argv[] = { "XREADGROUP", "GROUP", s->group, d->name, "COUNT", count, "BLOCK", block_ms, "STREAMS", s->stream, ">" };
     size_t lens[11];
@@ -224,16 +232,48 @@ static void *dispatcher_main(void *arg)
             ripc_routed routed = { 0, 0 };
             ripc_route_and_ack(s, d->conn, entries, 0, &routed, &err);
             if (routed.parked) d->parked = 1;
+            /* A full batch: more was waiting. Another dispatcher helps. */
+            if (!extra && entries->type == REDIS_REPLY_ARRAY && entries->elements >= (size_t)d->count && d->count > 1)
+                start_helper(s);
             plan_next_read(d, entries, &routed);
             if (d->conn->err && !atomic_load(&s->stopping)) {
                 ripc_stream_outage(s, &err);
                 set_conn(d, NULL);
             }
         }
+        int quiet = !entries;
         freeReplyObject(reply);
+        if (extra && quiet && !d->parked) {
+            retire(d);
+            break;
+        }
     }
     set_conn(d, NULL);
     return NULL;
+}
+
+/* Starts the first dispatcher beyond the first that does not run (none
+ * while stopping); a retired one's thread is joined first. */
+static void start_helper(ripc_stream *s)
+{
+    pthread_mutex_lock(&s->dispatchers_mutex);
+    for (int i = 1; i < s->options.dispatcher_count && !atomic_load(&s->stopping); i++) {
+        ripc_dispatcher *d = &s->dispatchers[i];
+        if (d->running) continue;
+        ripc_thread_join(&d->thread);
+        d->running = ripc_thread_start(&d->thread, "ripc dispatcher", dispatcher_main, d) == 0;
+        break;
+    }
+    pthread_mutex_unlock(&s->dispatchers_mutex);
+}
+
+/* A helper dispatcher ends (start_helper joins its thread). */
+static void retire(ripc_dispatcher *d)
+{
+    ripc_stream *s = d->stream;
+    pthread_mutex_lock(&s->dispatchers_mutex);
+    d->running = 0;
+    pthread_mutex_unlock(&s->dispatchers_mutex);
 }
 
 int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
@@ -247,13 +287,17 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         d->count = 1 + (int)ripc_inflight_room(&s->inflight);
         d->name = s->dispatcher_names[i];
         pthread_mutex_init(&d->mutex, NULL);
-        /* Connect here so connect() fails fast, with the address, when Redis is away. */
-        d->conn = open_conn(d, err);
-        if (!d->conn) return RIPC_CONNECTION;
-        if (ripc_thread_start(&d->thread, "ripc dispatcher", dispatcher_main, d) != 0) {
-            ripc_error_set(err, RIPC_STATE, "could not start a dispatcher thread");
-            return RIPC_STATE;
-        }
+    }
+    /* The first reads from the start (its connection opened here, so that
+     * connect fails fast, with the address, when Redis is away); the
+     * others start under load (start_helper). */
+    ripc_dispatcher *first = &s->dispatchers[0];
+    first->conn = open_conn(first, err);
+    if (!first->conn) return RIPC_CONNECTION;
+    first->running = ripc_thread_start(&first->thread, "ripc dispatcher", dispatcher_main, first) == 0;
+    if (!first->running) {
+        ripc_error_set(err, RIPC_STATE, "could not start a dispatcher thread");
+        return RIPC_STATE;
     }
     return RIPC_OK;
 }

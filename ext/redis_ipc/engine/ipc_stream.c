@@ -141,6 +141,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_refusals_init(&s->refusals);
     ripc_inflight_init(&s->inflight, 1);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
+    pthread_mutex_init(&s->dispatchers_mutex, NULL);
     ripc_liveness_init(&s->liveness);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
@@ -344,6 +345,7 @@ static void unref(ripc_stream *s)
     ripc_pool_destroy(&s->pool);
     ripc_inflight_destroy(&s->inflight);
     pthread_mutex_destroy(&s->lifecycle_mutex);
+    pthread_mutex_destroy(&s->dispatchers_mutex);
     ripc_liveness_destroy(&s->liveness);
     pthread_mutex_destroy(&s->stop_mutex);
     pthread_cond_destroy(&s->stop_cond);

@@ -34,6 +34,7 @@ typedef struct ripc_dispatcher {
     int parked;             /* requests wait parked on this consumer (no room when read) */
     int count;              /* entries the next read asks for (ipc_dispatcher.c plan_next_read) */
     size_t largest;         /* bytes of the largest entry read lately */
+    int running;            /* its thread runs (dispatchers_mutex): the first always, others under load */
 } ripc_dispatcher;
 
 /* When each of the housekeeper's chores is next due (ripc_now()). */
@@ -90,6 +91,7 @@ struct ripc_stream {
     int reporter_started;
 
     ripc_dispatcher *dispatchers;
+    pthread_mutex_t dispatchers_mutex; /* starting and retiring the dispatchers beyond the first */
     ripc_liveness liveness;          /* ipc_liveness.c */
     ripc_service_task service;       /* its beats and chores in the service (ipc_service.c) */
     ripc_chores chores;              /* when each chore is due (service thread only) */
