@@ -2,7 +2,7 @@
  * acknowledgements and deletes of answered requests go through it, so that
  * many threads' writes share round trips. Flat combining: a thread that
  * submits a command and finds no flush under way flushes everything queued,
- * its own command first among them, on the outbox's connection; a thread
+ * its own command first among them, on a connection of the pool; a thread
  * that finds a flush under way leaves its command to it. A sequential
  * sender therefore writes as directly as before, and 64 concurrent ones
  * share a handful of pipelined round trips. A background writer picks up
@@ -204,20 +204,19 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     n = 0;
     for (ripc_outbox_cmd *c = batch; c; c = c->next) cmds[n++] = c;
 
-    if (o->conn && !ripc_conn_idle_ok(o->conn)) {
-        ripc_conn_close(o->conn);
-        o->conn = NULL;
-    }
-    if (!o->conn) o->conn = ripc_conn_open(&s->options.redis, 0, &err);
-    size_t read = o->conn ? write_xadds(o->conn, cmds, n, replies) : 0;
-    if (o->conn && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
+    /* A connection of the stream's pool (checked there: one that Redis
+     * closed while idle is replaced before it fails a write). */
+    redisContext *c = NULL;
+    if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) c = NULL;
+    size_t read = c ? write_xadds(c, cmds, n, replies) : 0;
+    if (c && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
     if (read < n && only_replies_from(cmds, read, n)) {
         /* Writing a reply twice is harmless (its sender keeps the first), so
          * replies cut off by a broken connection get one more connection. */
-        ripc_conn_close(o->conn);
-        o->conn = ripc_conn_open(&s->options.redis, 0, &err);
-        if (o->conn) read += write_xadds(o->conn, cmds + read, n - read, replies + read);
-        if (o->conn && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
+        if (c) ripc_pool_checkin(&s->pool, c, 1);
+        if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) c = NULL;
+        if (c) read += write_xadds(c, cmds + read, n - read, replies + read);
+        if (c && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
     }
 
     /* ids[0..answered) are the requests whose replies Redis accepted; the
@@ -246,12 +245,12 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     if (read < n) fail_unwritten(o, cmds, read, n, &err);
 
     int acked = 0;
-    if (answered && o->conn && !o->conn->err) {
+    if (answered && c && !c->err) {
         char **lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
-        int ok = acked = write_acks(o->conn, s, ids, answered, (const char *const *)lazy, lazy_count);
+        int ok = acked = write_acks(c, s, ids, answered, (const char *const *)lazy, lazy_count);
         ripc_lazy_acks_free(lazy, lazy_count);
         if (!ok) {
-            ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", o->conn->errstr);
+            ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
             ripc_stream_outage(s, &err);
         }
     }
@@ -260,10 +259,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
      * running it again (ipc_liveness.c). */
     for (size_t i = 0; i < answered && acked; i++) ripc_inflight_acked(&s->inflight, ids[i]);
     free(ids);
-    if (o->conn && o->conn->err) {
-        ripc_conn_close(o->conn);
-        o->conn = NULL;
-    }
+    if (c) ripc_pool_checkin(&s->pool, c, c->err != 0);
     free(replies);
     for (size_t i = 0; i < n; i++)
         if (cmds[i]) free_cmd(cmds[i]);
@@ -475,10 +471,6 @@ void ripc_outbox_stop(ripc_outbox *o)
     ripc_thread_join(&o->writer);
     pthread_mutex_unlock(&o->writer_start);
     ripc_outbox_drain(o);
-    pthread_mutex_lock(&o->write_lock);
-    ripc_conn_close(o->conn);
-    o->conn = NULL;
-    pthread_mutex_unlock(&o->write_lock);
 }
 
 void ripc_outbox_destroy(ripc_outbox *o)
@@ -490,7 +482,6 @@ void ripc_outbox_destroy(ripc_outbox *o)
         free_cmd(batch);
         batch = next;
     }
-    ripc_conn_close(o->conn);
     pthread_cond_destroy(&o->writer_cond);
     pthread_mutex_destroy(&o->writer_start);
     pthread_mutex_destroy(&o->write_lock);

@@ -16,8 +16,7 @@ typedef struct ripc_outbox {
     pthread_mutex_t mutex;      /* guards the queue and the writer's flags */
     ripc_outbox_cmd *head, *tail;
     ripc_outbox_cmd *retry;     /* replies whose write failed, for the writer to try again */
-    pthread_mutex_t write_lock; /* held by the one thread flushing; guards conn */
-    redisContext *conn;
+    pthread_mutex_t write_lock; /* held by the one thread flushing (on a connection of the stream's pool) */
     /* The writer thread runs only while there is deferred work: it starts
      * on demand and ends after WRITER_IDLE seconds without any. */
     ripc_thread writer;
@@ -29,7 +28,7 @@ typedef struct ripc_outbox {
 void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s);
 /* Opens the outbox for a connect; its writer starts when first needed. */
 void ripc_outbox_start(ripc_outbox *o);
-/* Writes what is queued, then stops the writer and closes the connection. */
+/* Writes what is queued, then stops the writer. */
 void ripc_outbox_stop(ripc_outbox *o);
 void ripc_outbox_drain(ripc_outbox *o);
 void ripc_outbox_destroy(ripc_outbox *o);
