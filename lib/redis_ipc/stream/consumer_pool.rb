@@ -147,6 +147,9 @@ module RedisIPC
             @threads.delete(me)
             @busy.delete(me)
             release_turn(me)
+            # A signal this thread took while waiting for the turn, then
+            # killed, would leave the others waiting with no holder.
+            @turn_free.signal unless @holder
             @uncovered.call if uncovered_locked?
           end
         end
