@@ -11,6 +11,8 @@ require_relative "redis_ipc/redis_options"
 require_relative "redis_ipc/connect_options"
 require_relative "redis_ipc/stream/entry"
 require_relative "redis_ipc/stream/pending_reply"
+require_relative "redis_ipc/stream/consumer_pool"
+require_relative "redis_ipc/watcher"
 require_relative "redis_ipc/stream"
 
 # Request/reply between processes over a Redis stream. See RedisIPC::Stream.

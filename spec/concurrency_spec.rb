@@ -106,6 +106,7 @@ RSpec.describe "concurrency and interrupts", timeout: 120 do
 
   it "stops consumer threads waiting for requests on Thread#kill" do
     s = connected_stream(stream_name, "g")
+    expect(s.send_to_group(content: "start one", to: "g").content).to eq("start one") # consumers start on demand
     consumer = Thread.list.find { |t| t.name.to_s.include?("g consumer 1") }
     started = monotonic
     consumer.kill

@@ -69,10 +69,12 @@ RSpec.describe "robustness", timeout: 180 do
     it "survives an exception thrown into a consumer from outside, and disconnect does not re-raise it" do
       errors = Queue.new
       child = connected_stream(stream_name, "child", errors: errors, consumer: { pool_size: 2 })
+      parent = connected_stream(stream_name, "parent")
+      expect(parent.send_to_group(content: 0, to: "child", timeout: 5).content).to eq(0) # consumers start on demand
       consumer = Thread.list.find { |t| t.name == "redis_ipc child consumer 1" }
       consumer.raise(Exception, "from outside") # rubocop:disable Lint/RaiseException
       expect(Timeout.timeout(5) { errors.pop }.message).to eq("from outside")
-      expect(connected_stream(stream_name, "parent").send_to_group(content: 1, to: "child", timeout: 5).content).to eq(1)
+      expect(parent.send_to_group(content: 1, to: "child", timeout: 5).content).to eq(1)
       expect { 2.times { child.disconnect } }.not_to raise_error
     end
 

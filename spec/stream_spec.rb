@@ -250,7 +250,11 @@ RSpec.describe RedisIPC::Stream do
     it "returns self, stops every thread it started and is safe to call twice" do
       before = Thread.list.size
       s = connected_stream(stream_name, "g", consumer: { pool_size: 4 })
-      expect(Thread.list.size).to eq(before + 5)
+      # Consumers start on demand (spec/consumers_spec.rb): the process's
+      # watcher is the only thread a connect starts.
+      expect(Thread.list.size).to eq(before + 1)
+      expect(s.send_to_group(content: 1, to: "g").content).to eq(1)
+      expect(Thread.list.size).to be > before + 1
       expect(s.disconnect).to be(s)
       expect(s).not_to be_connected
       expect(Thread.list.size).to eq(before)

@@ -4,8 +4,10 @@ module RedisIPC
   # An endpoint on a shared Redis stream, named by its group. It answers
   # requests sent to its group (on_request) and sends requests to other
   # groups (send_to_group). The work happens in the C engine: dispatcher
-  # threads read the stream without the GVL, and `consumer.pool_size` Ruby
-  # threads run on_request for the requests they hand over.
+  # threads read the stream without the GVL, and up to `consumer.pool_size`
+  # Ruby threads, started on demand (ConsumerPool), run on_request for the
+  # requests they hand over. Background errors reach on_error through the
+  # process's one Watcher thread.
   class Stream
     attr_reader :stream_name, :group_name
 
@@ -15,7 +17,7 @@ module RedisIPC
       @on_request = nil
       @on_error = nil
       @engine = nil
-      @threads = []
+      @pool = nil
       @lifecycle = Mutex.new
     end
 
@@ -196,9 +198,13 @@ module RedisIPC
       @engine = engine # held before it connects: a kill during connect finds it
       engine.connect
       @config = config
-      take_turns = Mutex.new
-      config.consumer_pool_size.times { |i| @threads << spawn("consumer #{i + 1}") { serve(engine, take_turns) } }
-      @threads << spawn("error reporter") { report_events(engine) }
+      @pid = Process.pid
+      # No consumer yet: the watcher starts the first when a request comes.
+      watcher = Watcher.current
+      @pool = ConsumerPool.new(engine, config.consumer_pool_size,
+                               spawner: method(:spawn), handler: method(:handle),
+                               uncovered: watcher.method(:wake))
+      watcher.add(self, engine, @pool)
       log(:info) { "connected to #{@stream_name} as #{@group_name} (instance #{engine.instance_id})" }
     end
 
@@ -208,23 +214,27 @@ module RedisIPC
       engine = @engine
       return unless engine
 
+      # First, so that the watcher neither takes an event of a stopped
+      # engine nor starts a consumer for it.
+      Watcher.remove(engine)
       engine.stop
       deadline = monotonic + (@config ? @config.entry_timeout.to_f : 0)
-      @threads.each do |thread|
-        next if thread == Thread.current # disconnect called from a handler
-
-        thread.kill unless thread.join([deadline - monotonic, 0].max)
+      @pool&.stop(deadline)
+      # Errors queued before the stop still reach on_error (not in a forked
+      # child: they are the parent's).
+      while @pid == Process.pid && (event = engine.next_event(0))
+        report_event(event)
       end
       engine.close
       @engine = nil
-      @threads = []
+      @pool = nil
       log(:info) { "disconnected from #{@stream_name}" }
     end
 
     def spawn(name, &block)
       thread = Thread.new do
-        # A new thread inherits its creator's interrupt mask (CONNECT_MASK
-        # here): handlers must be interruptible (Timeout), as before.
+        # A new thread inherits its creator's interrupt mask (the watcher's,
+        # or whoever starts it): handlers must be interruptible (Timeout).
         Thread.handle_interrupt(Object => :immediate) do
           Stream.send(:clear_vm_stack)
           block.call
@@ -237,18 +247,6 @@ module RedisIPC
       thread.name = "redis_ipc #{@group_name} #{name}"
       thread.report_on_exception = false
       thread
-    end
-
-    # A consumer: takes requests from the engine (waiting with the GVL
-    # released) until the stream stops.
-    def serve(engine, take_turns)
-      # A request already queued is taken at once (timeout 0 never waits).
-      # Only waiting takes turns: one consumer at a time waits on the engine
-      # (the others wait for the mutex), so a request wakes one thread
-      # instead of all of them, and under load no thread waits at all.
-      while (fields = engine.next_request(0) || take_turns.synchronize { engine.next_request })
-        handle(fields)
-      end
     end
 
     # Runs the handler. Whatever it raises (SystemStackError, NoMemoryError,
@@ -302,11 +300,10 @@ module RedisIPC
     }.freeze
     private_constant :EVENT_ERRORS
 
-    def report_events(engine)
-      while (event = engine.next_event)
-        kind, message = event
-        report(EVENT_ERRORS.fetch(kind, Error).new(message))
-      end
+    # [kind, message] from engine.next_event, to on_error.
+    def report_event(event)
+      kind, message = event
+      report(EVENT_ERRORS.fetch(kind, Error).new(message))
     end
 
     def report(exception)

@@ -406,6 +406,20 @@ static VALUE engine_next_event(int argc, VALUE *argv, VALUE self)
     return pop(self, timeout, 1);
 }
 
+/* engine.events_fd / engine.requests_fd -> Integer: descriptors readable
+ * while an event (a request) is queued or the stream has stopped, so that
+ * one Ruby thread can wait on many streams with IO.select (lib/redis_ipc/
+ * watcher.rb). They belong to the engine and stay open until it is freed. */
+static VALUE engine_events_fd(VALUE self)
+{
+    return INT2NUM(ripc_stream_events_fd(get_stream(self)));
+}
+
+static VALUE engine_requests_fd(VALUE self)
+{
+    return INT2NUM(ripc_stream_requests_fd(get_stream(self)));
+}
+
 typedef struct respond_args {
     ripc_stream *stream;
     ripc_entry request;
@@ -491,6 +505,8 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_method(cEngine, "send_request_async", engine_send_request_async, 3);
     rb_define_method(cEngine, "next_request", engine_next_request, -1);
     rb_define_method(cEngine, "next_event", engine_next_event, -1);
+    rb_define_method(cEngine, "events_fd", engine_events_fd, 0);
+    rb_define_method(cEngine, "requests_fd", engine_requests_fd, 0);
     rb_define_method(cEngine, "respond", engine_respond, 3);
     rb_define_const(cEngine, "EVENT_MALFORMED_ENTRY", INT2NUM(RIPC_EVENT_MALFORMED_ENTRY));
     rb_define_const(cEngine, "EVENT_CONNECTION", INT2NUM(RIPC_EVENT_CONNECTION));
