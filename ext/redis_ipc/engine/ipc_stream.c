@@ -52,6 +52,9 @@ const char *ripc_strerror(int code)
     }
 }
 
+/* Requests queued beyond those being handled, per consumer (bounded prefetch). */
+enum { PREFETCH_PER_TAKER = 8 };
+
 static void unref(ripc_stream *s);
 static void free_entry_node(ripc_qnode *n) { ripc_entry_free((ripc_entry *)n); }
 static void free_event_node(ripc_qnode *n) { ripc_event_free((ripc_event *)n); }
@@ -207,9 +210,11 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     }
     build_names(s); /* each connect is a new instance, as in 1.x */
     /* Bounded prefetch: requests taken but not answered stay within the
-     * threads that take them plus a small margin; the rest wait in Redis. */
+     * threads that take them plus a margin of PREFETCH_PER_TAKER each; the
+     * rest wait in Redis. A smaller margin made reads so small that the
+     * dispatcher held back throughput (64 in flight: -35 % at 2 in all). */
     int takers = s->request_fn ? s->handler_count : s->options.consumer_count;
-    ripc_inflight_reset(&s->inflight, (size_t)takers + (size_t)(takers / 2 > 2 ? takers / 2 : 2));
+    ripc_inflight_reset(&s->inflight, (size_t)takers * (1 + PREFETCH_PER_TAKER));
     atomic_store(&s->stopping, 0);
     atomic_store(&s->closing, 0);
     atomic_store(&s->outage, 0);
