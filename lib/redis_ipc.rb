@@ -17,4 +17,8 @@ require_relative "redis_ipc/stream"
 
 # Request/reply between processes over a Redis stream. See RedisIPC::Stream.
 module RedisIPC
+  # Seconds on the monotonic clock, for deadlines. :nodoc:
+  def self.monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  end
 end

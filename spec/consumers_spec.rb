@@ -23,13 +23,7 @@ RSpec.describe "consumer threads on demand and the process's watcher", timeout: 
     raw_redis.xadd(stream_name, { "id" => SecureRandom.hex(10), "destination_group" => group, "status" => "pending" })
   end
 
-  after do
-    (@processes || []).each do |io|
-      io.close_write unless io.closed?
-      io.read unless io.closed?
-      io.close unless io.closed?
-    end
-  end
+  after { finish_processes }
 
   it "runs 25 streams that each served a request with one Ruby thread per stream at most, and none once idle" do
     count = 25

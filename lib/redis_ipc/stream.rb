@@ -218,7 +218,7 @@ module RedisIPC
       # engine nor starts a consumer for it.
       Watcher.remove(engine)
       engine.stop
-      deadline = monotonic + (@config ? @config.entry_timeout.to_f : 0)
+      deadline = RedisIPC.monotonic + (@config ? @config.entry_timeout.to_f : 0)
       @pool&.stop(deadline)
       # Errors queued before the stop still reach on_error (not in a forked
       # child: they are the parent's).
@@ -321,8 +321,5 @@ module RedisIPC
       @config&.logger&.public_send(level, "[redis_ipc] #{yield}")
     end
 
-    def monotonic
-      Process.clock_gettime(Process::CLOCK_MONOTONIC)
-    end
   end
 end

@@ -76,7 +76,7 @@ module RedisIPC
         threads.each do |thread|
           next if thread == Thread.current # disconnect called from a handler
 
-          thread.kill unless thread.join([deadline - monotonic, 0].max)
+          thread.kill unless thread.join([deadline - RedisIPC.monotonic, 0].max)
         end
       end
 
@@ -104,11 +104,11 @@ module RedisIPC
       def wait_for_request(me)
         Thread.handle_interrupt(BOOKKEEPING) do
           @lock.synchronize do
-            deadline = monotonic + IDLE_TIMEOUT
+            deadline = RedisIPC.monotonic + IDLE_TIMEOUT
             while @holder
-              return nil if @stopped || monotonic >= deadline
+              return nil if @stopped || RedisIPC.monotonic >= deadline
 
-              @turn_free.wait(@lock, deadline - monotonic)
+              @turn_free.wait(@lock, deadline - RedisIPC.monotonic)
             end
             return nil if @stopped
 
@@ -153,10 +153,6 @@ module RedisIPC
             @uncovered.call if uncovered_locked?
           end
         end
-      end
-
-      def monotonic
-        Process.clock_gettime(Process::CLOCK_MONOTONIC)
       end
     end
   end
