@@ -1,6 +1,8 @@
 /* Dispatchers: native threads that block in XREADGROUP ... > on their own
- * connection (never polling) and route what they read. On a lost connection
- * they reconnect with capped backoff and re-join the group. */
+ * connection and route what they read (blocking briefly, 0.1 s, only while
+ * requests wait parked for room). The first runs from connect, the others
+ * under load. On a lost connection they reconnect with capped backoff,
+ * re-join the group and route what was delivered to the cut connection. */
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_util.h"
