@@ -25,17 +25,30 @@ RSpec.describe "consumer threads on demand and the process's watcher", timeout: 
 
   after { finish_processes }
 
+  # The child's next report; other lines it prints (a warning) are skipped,
+  # and shown if it ends without one.
+  def read_report(child)
+    other = []
+    while (line = child.gets)
+      return JSON.parse(line) if line.start_with?("{")
+
+      warn "many_streams.rb: #{line}"
+      other << line
+    end
+    raise "many_streams.rb ended without a report: #{other.join}"
+  end
+
   it "runs 25 streams that each served a request with one Ruby thread per stream at most, and none once idle" do
     count = 25
     child = start_fixture("many_streams.rb", stream_name, count)
     sender = connected_stream(stream_name, "sender")
     count.times { |i| expect(sender.send_to_group(content: "hi", to: "g#{i}", timeout: 5).content).to eq("g#{i}") }
     child.puts "report"
-    busy = JSON.parse(child.gets)
+    busy = read_report(child)
     # Consumers end IDLE_TIMEOUT after their last request.
     idle_report = eventually(within: 3 * idle + 10) do
       child.puts "report"
-      r = JSON.parse(child.gets)
+      r = read_report(child)
       # Ruby keeps an ended thread's native thread a few seconds for reuse.
       r["ruby"].keys.none? { |name| name.end_with?(" consumer") } &&
         r["threads"] - r["names"].select { |name, _| name.start_with?("ripc") }.sum { |_, n| n } <= 2 && r
