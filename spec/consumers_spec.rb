@@ -167,9 +167,7 @@ RSpec.describe "consumer threads on demand and the process's watcher", timeout: 
 
   it "gives a forked child a watcher of its own" do
     connected_stream(stream_name, "parent", errors: Queue.new)
-    reader, writer = IO.pipe
-    pid = fork do
-      reader.close
+    outcome = in_fork do
       errors = Queue.new
       child = RedisIPC::Stream.new(stream_name, "child").on_request { |e| fulfill_request(e, content: e.content) }
       child.on_error { |e| errors << e }
@@ -179,13 +177,8 @@ RSpec.describe "consumer threads on demand and the process's watcher", timeout: 
       echo = child.send_to_group(content: "from child", to: "child", timeout: 5).content
       watcher_threads = Thread.list.count { |t| t.name == "redis_ipc watcher" }
       child.disconnect
-      writer.write(JSON.generate(error: error.message.include?(id), echo: echo, watchers: watcher_threads))
-      writer.close
-      exit!(0)
+      { error: error.message.include?(id), echo: echo, watchers: watcher_threads }
     end
-    writer.close
-    outcome = JSON.parse(reader.read)
-    Process.wait(pid)
     expect(outcome).to eq("error" => true, "echo" => "from child", "watchers" => 1)
     expect(watchers).to eq(1) # the parent's is untouched
   end

@@ -145,27 +145,20 @@ RSpec.describe "faults", timeout: 180 do
     it "lets the child connect a stream of its own, and refuses the parent's stream there" do
       connected_stream(stream_name, "echo")
       parent = connected_stream(stream_name, "parent")
-      reader, writer = IO.pipe
-      pid = fork do
-        reader.close
-        outcome = {}
+      outcome = in_fork do
+        result = {}
         begin
           parent.send_to_group(content: 1, to: "echo")
-          outcome[:parent_stream] = "worked (wrong)"
+          result[:parent_stream] = "worked (wrong)"
         rescue RedisIPC::Error => e
-          outcome[:parent_stream] = "#{e.class}: #{e.message}"
+          result[:parent_stream] = "#{e.class}: #{e.message}"
         end
         child = RedisIPC::Stream.new(stream_name, "child").on_request { |e| fulfill_request(e, content: e.content) }
         child.connect(redis_options: { url: redis_url })
-        outcome[:child_stream] = child.send_to_group(content: "from child", to: "echo").content
+        result[:child_stream] = child.send_to_group(content: "from child", to: "echo").content
         child.disconnect
-        writer.write(JSON.generate(outcome))
-        writer.close
-        exit!(0)
+        result
       end
-      writer.close
-      outcome = JSON.parse(reader.read)
-      Process.wait(pid)
       expect(outcome["parent_stream"]).to match(/RedisIPC::Error: .*fork/)
       expect(outcome["child_stream"]).to eq("from child")
       # The parent's connections are untouched.

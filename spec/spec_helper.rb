@@ -3,6 +3,7 @@
 # The sanitizer run of bin/test puts its build of the extension first.
 $LOAD_PATH.unshift(ENV["REDIS_IPC_SPEC_LIB"]) if ENV["REDIS_IPC_SPEC_LIB"]
 require "redis_ipc"
+require "json"
 require "redis"
 require "securerandom"
 require "timeout"
@@ -58,6 +59,22 @@ module SpecHelpers
 
     (@processes ||= []) << io
     io
+  end
+
+  # Runs the block in a forked child and returns what it returned, through
+  # JSON (string keys); the child leaves with exit!, running no finalizer.
+  def in_fork
+    reader, writer = IO.pipe
+    pid = fork do
+      reader.close
+      writer.write(JSON.generate(yield))
+      writer.close
+      exit!(0)
+    end
+    writer.close
+    outcome = JSON.parse(reader.read)
+    Process.wait(pid)
+    outcome
   end
 
   # Lets each fixture process end as it does when its stdin closes, and
