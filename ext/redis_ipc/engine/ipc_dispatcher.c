@@ -72,47 +72,16 @@ static void plan_next_read(ripc_dispatcher *d, const redisReply *entries, const 
     d->count = count < 1 ? 1 : count > READ_COUNT ? READ_COUNT : (int)count;
 }
 
-/* The entries of an XREADGROUP reply on one stream: [[stream, entries]]. */
-static const redisReply *entries_of(const redisReply *r)
-{
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 || r->element[0]->type != REDIS_REPLY_ARRAY ||
-        r->element[0]->elements != 2)
-        return NULL;
-    return r->element[0]->element[1];
-}
-
 /* Routes what waits on this dispatcher's own consumer: requests parked for
  * lack of room, and entries Redis delivered to a connection that was cut
- * before they arrived (CLIENT KILL, a timeout). Pages through the consumer's
- * history while there is room; requests already handed out are skipped by
- * the router. Sets d->parked when some stay parked. */
+ * before they arrived (CLIENT KILL, a timeout), while there is room. Sets
+ * d->parked when some stay (or the history was longer than one look). */
 static void catch_up(ripc_dispatcher *d, redisContext *c, ripc_error *err)
 {
-    ripc_stream *s = d->stream;
-    char from[80] = "0";
-    d->parked = 0;
-    for (int page = 0; page < 64 && !c->err; page++) {
-        redisReply *r = redisCommand(c, "XREADGROUP GROUP %b %s COUNT %d STREAMS %b %s", s->group, strlen(s->group),
-                                     d->name, d->count, s->stream, strlen(s->stream), from);
-        const redisReply *entries = entries_of(r);
-        int done = !entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0;
-        if (!done) {
-            const redisReply *last = entries->element[entries->elements - 1];
-            done = last->type != REDIS_REPLY_ARRAY || last->elements < 1 || last->element[0]->type != REDIS_REPLY_STRING;
-            if (!done) snprintf(from, sizeof(from), "%s", last->element[0]->str);
-            ripc_routed routed = { 0, 0 };
-            ripc_route_and_ack(s, c, entries, 0, &routed, err);
-            plan_next_read(d, entries, &routed);
-            /* No room left: what follows stays parked, read again later. */
-            if (routed.parked) {
-                d->parked = 1;
-                done = 1;
-            }
-        }
-        if (r) freeReplyObject(r);
-        if (done) return;
-    }
-    d->parked = 1; /* history longer than we read: look again */
+    ripc_routed routed = { 0, 0 };
+    int complete;
+    ripc_route_history(d->stream, c, d->name, d->count, 0, &routed, &complete, err);
+    d->parked = routed.parked || !complete;
 }
 
 static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
@@ -229,7 +198,7 @@ static void *dispatcher_main(void *arg)
         backoff = BACKOFF_FIRST;
         ripc_stream_outage_over(s);
         ripc_stream_accepted_since(s, "XREADGROUP", issued);
-        const redisReply *entries = entries_of(reply);
+        const redisReply *entries = ripc_read_entries(reply);
         if (entries) {
             ripc_routed routed = { 0, 0 };
             ripc_route_and_ack(s, d->conn, entries, 0, &routed, &err);

@@ -17,41 +17,17 @@
  * (RIPC_INBOX_BUSY); when nobody waits, a rare sweep only tidies up. */
 static const double INBOX_BUSY = RIPC_INBOX_BUSY, INBOX_IDLE = 10.0;
 
-/* Reads every entry pending on our inbox consumer (XREADGROUP ... 0 pages
- * through history) and routes it. Returns how many it took; requests still
- * being handled stay in the inbox and do not count, or a long handler would
- * keep the sweep at its busy pace. */
+/* Reads every entry pending on our inbox consumer and routes it. Returns
+ * how many it took, counting requests parked for lack of room (to be swept
+ * again soon); requests still being handled stay in the inbox and do not
+ * count, or a long handler would keep the sweep at its busy pace. */
 static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    char from[64] = "0";
-    size_t seen = 0;
-    for (int page = 0; page < 64; page++) {
-        redisReply *r = redisCommand(c, "XREADGROUP GROUP %s %s COUNT 128 STREAMS %s %s",
-                                     s->group, s->inbox, s->stream, from);
-        if (!r) {
-            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
-            return seen;
-        }
-        /* Keyed apart from the dispatchers' XREADGROUP, which clears its own. */
-        ripc_stream_note_reply(s, "inbox XREADGROUP", "XREADGROUP of this instance's inbox", r);
-        const redisReply *entries = NULL;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-            r->element[0]->elements == 2)
-            entries = r->element[0]->element[1];
-        if (!entries || entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) {
-            freeReplyObject(r);
-            return seen;
-        }
-        const redisReply *last = entries->element[entries->elements - 1];
-        if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING)
-            snprintf(from, sizeof(from), "%s", last->element[0]->str);
-        /* Requests reach our inbox only by takeover or reclaim: redelivered. */
-        ripc_routed routed = { 0, 0 };
-        seen += ripc_route_and_ack(s, c, entries, 1, &routed, err) + routed.parked; /* parked: sweep again soon */
-        freeReplyObject(r);
-        if (c->err) return seen;
-    }
-    return seen;
+    /* Requests reach our inbox only by takeover or reclaim: redelivered. */
+    ripc_routed routed = { 0, 0 };
+    int complete;
+    size_t taken = ripc_route_history(s, c, s->inbox, 128, 1, &routed, &complete, err);
+    return taken + routed.parked;
 }
 
 static double earliest(const ripc_chores *due)

@@ -285,3 +285,42 @@ void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err)
     ripc_batch_init(&batch);
     ripc_batch_flush(s, c, &batch, 1, err);
 }
+
+/* The entries of an XREADGROUP reply on one stream: [[stream, entries]]. */
+const redisReply *ripc_read_entries(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+        r->element[0]->elements != 2)
+        return NULL;
+    return r->element[0]->element[1];
+}
+
+size_t ripc_route_history(ripc_stream *s, redisContext *c, const char *consumer, int count, int redelivered,
+                          ripc_routed *routed, int *complete, ripc_error *err)
+{
+    char from[80] = "0";
+    size_t taken = 0;
+    *complete = 0;
+    for (int page = 0; page < 64 && !c->err; page++) {
+        redisReply *r = redisCommand(c, "XREADGROUP GROUP %b %s COUNT %d STREAMS %b %s", s->group, strlen(s->group),
+                                     consumer, count, s->stream, strlen(s->stream), from);
+        if (!r) {
+            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
+            return taken;
+        }
+        /* Keyed apart from the dispatchers' reads of new entries, which clear their own. */
+        ripc_stream_note_reply(s, "history XREADGROUP", "XREADGROUP of this instance's pending entries", r);
+        const redisReply *entries = ripc_read_entries(r);
+        const redisReply *last = entries && entries->type == REDIS_REPLY_ARRAY && entries->elements > 0
+                                 ? entries->element[entries->elements - 1] : NULL;
+        if (!last) *complete = 1; /* the end, or an error reply: nothing more to read */
+        int paged = last && last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING;
+        if (paged) snprintf(from, sizeof(from), "%s", last->element[0]->str);
+        size_t parked = routed->parked;
+        if (last) taken += ripc_route_and_ack(s, c, entries, redelivered, routed, err);
+        freeReplyObject(r);
+        /* No room left: what follows stays parked, read again later. */
+        if (!paged || routed->parked > parked) return taken;
+    }
+    return taken;
+}

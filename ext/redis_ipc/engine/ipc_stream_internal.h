@@ -132,6 +132,17 @@ typedef struct ripc_routed {
 } ripc_routed;
 size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered,
                           ripc_routed *routed, ripc_error *err);
+/* Routes what waits on one of this instance's consumers, its history
+ * (entries delivered to it and never acknowledged: requests parked for
+ * lack of room, entries sent to a connection that was cut, what a takeover
+ * or reclaim claimed), page by page from the oldest, `count` entries a
+ * page; requests already handed out are skipped. Stops at the first page
+ * that parked requests (no room left). Adds to *routed; returns how many
+ * entries were taken, and sets *complete when it read the whole history. */
+/* The entries of an XREADGROUP reply on one stream ([[stream, entries]]), or NULL. */
+const redisReply *ripc_read_entries(const redisReply *r);
+size_t ripc_route_history(ripc_stream *s, redisContext *c, const char *consumer, int count, int redelivered,
+                          ripc_routed *routed, int *complete, ripc_error *err);
 /* Sends the lazy acknowledgements waiting (ipc_lazy_acks.c) now. */
 void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err);
 
