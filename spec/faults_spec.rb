@@ -46,6 +46,16 @@ RSpec.describe "faults", timeout: 180 do
     victim = responders.first
     Process.kill(:KILL, victim.pid)
     killed_at = monotonic
+    # The requests the victim held when it died (frozen until the takeover,
+    # dead_after later); its consumers also hold entries for other groups
+    # whose acknowledgement was waiting to ride along.
+    sleep 0.05
+    held = raw_redis.xpending(stream_name, "workers", "-", "+", 10_000).count do |p|
+      next false unless p["consumer"].include?("_#{victim.instance_id}_")
+
+      _, fields = raw_redis.xrange(stream_name, p["entry_id"], p["entry_id"]).first
+      fields && fields["status"] == "pending" && fields["destination_group"] == "workers"
+    end
     eventually(within: 10) { replies.size >= 900 }
     start_responder("workers", 0.002) # and start it again
     senders.each(&:join)
@@ -58,11 +68,12 @@ RSpec.describe "faults", timeout: 180 do
     stuck = results.select { |_, _, sent, done| sent < killed_at && done > killed_at }
     # The survivor's handler was told which requests it got from the dead
     # instance, and only those (sent around the kill: SIGKILL takes a moment).
+    # (The victim may die holding no request: then nothing is redelivered.)
     redelivered = results.select(&:last)
-    expect(redelivered).not_to be_empty
+    expect(redelivered.size).to be > 0 if held.positive?
     expect(redelivered).to all(satisfy { |_, _, sent, done| sent < killed_at + 0.5 && done > killed_at })
     slowest = stuck.map { |_, _, _, done| done - killed_at }.max || 0
-    puts "\n    takeover: #{stuck.size} requests in flight at the kill, the last answered #{slowest.round(3)}s after it " \
+    puts "\n    takeover: #{stuck.size} requests in flight at the kill (#{held} held by the victim), the last answered #{slowest.round(3)}s after it " \
          "(run: #{(monotonic - started).round(2)}s)"
     expect(slowest).to be < 5
     expect(errors.size).to eq(0), -> { errors.pop.inspect }

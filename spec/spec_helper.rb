@@ -57,6 +57,9 @@ module SpecHelpers
     line = io.gets
     raise "#{script} did not start: #{line.inspect}" unless line&.start_with?("ready")
 
+    # "ready <instance id>": the id, for specs that look at its keys.
+    instance_id = line.split[1]
+    io.define_singleton_method(:instance_id) { instance_id }
     (@processes ||= []) << io
     io
   end
@@ -72,9 +75,11 @@ module SpecHelpers
       exit!(0)
     end
     writer.close
-    outcome = JSON.parse(reader.read)
+    output = reader.read
     Process.wait(pid)
-    outcome
+    raise "the forked child ended without an outcome: #{$?.inspect}" if output.empty?
+
+    JSON.parse(output)
   end
 
   # Lets each fixture process end as it does when its stdin closes, and
