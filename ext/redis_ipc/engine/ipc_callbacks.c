@@ -1,7 +1,8 @@
 /* Handler and reporter threads for C programs that set callbacks: they take
  * requests and errors from the same queues the Ruby binding reads. */
-#include "ipc_stream_internal.h"
+#include "ipc_callbacks.h"
 #include "ipc_conn.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <stdlib.h>

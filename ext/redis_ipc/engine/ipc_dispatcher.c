@@ -3,8 +3,12 @@
  * requests wait parked for room). The first runs from connect, the others
  * under load. On a lost connection they reconnect with capped backoff,
  * re-join the group and route what was delivered to the cut connection. */
-#include "ipc_stream_internal.h"
+#include "ipc_dispatcher.h"
 #include "ipc_conn.h"
+#include "ipc_membership.h"
+#include "ipc_reports.h"
+#include "ipc_router.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <stdio.h>

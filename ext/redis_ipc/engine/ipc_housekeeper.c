@@ -5,9 +5,13 @@
  * included, hand our replies to), reclaims entries left pending too long by
  * dead consumers, sends the lazy acknowledgements nothing took along
  * (ipc_lazy_acks.c), and trims the stream (ipc_retention.c). */
-#include "ipc_stream_internal.h"
+#include "ipc_housekeeper.h"
 #include "ipc_conn.h"
+#include "ipc_reports.h"
+#include "ipc_retention.h"
+#include "ipc_router.h"
 #include "ipc_service.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <stdio.h>

@@ -15,10 +15,13 @@
  * is not a dead one. Instances of 1.x do not beat and are reclaimed as 1.x
  * reclaims them; so are entries this instance holds but no longer tracks.
  * Entries claimed either way are marked redelivered. */
-#include "ipc_stream_internal.h"
 #include "ipc_conn.h"
 #include "ipc_keys.h"
+#include "ipc_membership.h"
+#include "ipc_reports.h"
+#include "ipc_router.h"
 #include "ipc_service.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <stdio.h>
@@ -82,7 +85,7 @@ static size_t claim_ids(ripc_stream *s, redisContext *c, const char **ids, size_
         /* Requests parked on our inbox for lack of room: the inbox sweep
          * hands them out as consumers free up. */
         atomic_store(&s->inbox_rung, 1);
-        ripc_stream_nudge_housekeeper(s, 0);
+        ripc_service_nudge(s, 0);
     }
     if (entries) freeReplyObject(entries);
     return claimed;
@@ -196,7 +199,7 @@ static void note_dead(ripc_stream *s, const char *iid)
     for (int i = 0; i < lv->dead_count; i++) known |= strcmp(lv->dead[i], iid) == 0;
     if (!known && lv->dead_count < RIPC_MAX_DEAD) snprintf(lv->dead[lv->dead_count++], sizeof(lv->dead[0]), "%s", iid);
     pthread_mutex_unlock(&lv->mutex);
-    ripc_stream_nudge_housekeeper(s, 0);
+    ripc_service_nudge(s, 0);
 }
 
 void ripc_liveness_take_over_one(ripc_stream *s, redisContext *c, ripc_error *err)

@@ -1,6 +1,7 @@
 /* Joining and leaving a group (WIRE.md "Groups and instances" and "Keys"). */
-#include "ipc_stream_internal.h"
+#include "ipc_membership.h"
 #include "ipc_conn.h"
+#include "ipc_stream.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -12,7 +12,8 @@
 #include "ipc_outbox.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
-#include "ipc_stream_internal.h"
+#include "ipc_reports.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <stdatomic.h>

@@ -17,7 +17,7 @@
  * engine falls back to cutting a dispatcher's socket at disconnect. */
 #include "ipc_permissions.h"
 #include "ipc_conn.h"
-#include "ipc_stream_internal.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <stdio.h>

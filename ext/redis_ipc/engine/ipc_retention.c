@@ -2,7 +2,8 @@
  * no group will ever handle (a request to a group that does not exist, a
  * reply nobody routes) would stay forever. Entries older than `retention`
  * are trimmed, never one that any group still holds pending. */
-#include "ipc_stream_internal.h"
+#include "ipc_retention.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <stdio.h>

@@ -2,11 +2,14 @@
  * entries for other groups are acknowledged (lazily: ipc_lazy_acks.c);
  * requests for us go to the consumers; replies go to the ledger when they
  * are ours, or are handed to the instance of our group that waits for them. */
-#include "ipc_stream_internal.h"
+#include "ipc_router.h"
 #include "ipc_conn.h"
-#include "ipc_keys.h"
 #include "ipc_entry.h"
+#include "ipc_keys.h"
+#include "ipc_reports.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
+#include "ipc_waker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +98,7 @@ static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int 
 /* An entry for another group: its XACK can wait for company. */
 static void ack_lazily(ripc_stream *s, const char *redis_id)
 {
-    if (ripc_lazy_acks_add(&s->lazy_acks, redis_id)) ripc_stream_nudge_housekeeper(s, RIPC_LAZY_ACKS_DELAY);
+    if (ripc_lazy_acks_add(&s->lazy_acks, redis_id)) ripc_service_nudge(s, RIPC_LAZY_ACKS_DELAY);
 }
 
 static int claim_to(ripc_stream *s, redisContext *c, const char *consumer, const char *redis_id)

@@ -20,10 +20,12 @@
  * parent's thread does not exist there, and the parent's streams are not
  * the child's to serve. */
 #include "ipc_service.h"
-#include "ipc_stream_internal.h"
 #include "ipc_conn.h"
+#include "ipc_housekeeper.h"
 #include "ipc_notifier.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
+#include "ipc_waker.h"
 
 #include <poll.h>
 #include <pthread.h>

@@ -1,11 +1,18 @@
 /* The endpoint: lifecycle (connect, stop, close), sending and answering. */
-#include "ipc_stream_internal.h"
+#include "ipc_stream.h"
+#include "ipc_callbacks.h"
 #include "ipc_conn.h"
+#include "ipc_dispatcher.h"
 #include "ipc_entry.h"
 #include "ipc_host.h"
+#include "ipc_housekeeper.h"
 #include "ipc_keys.h"
+#include "ipc_membership.h"
 #include "ipc_permissions.h"
+#include "ipc_reports.h"
+#include "ipc_router.h"
 #include "ipc_util.h"
+#include "ipc_waker.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -58,13 +65,6 @@ enum { PREFETCH_PER_TAKER = 8 };
 static void unref(ripc_stream *s);
 static void free_entry_node(ripc_qnode *n) { ripc_entry_free((ripc_entry *)n); }
 static void free_event_node(ripc_qnode *n) { ripc_event_free((ripc_event *)n); }
-
-void ripc_event_free(ripc_event *event)
-{
-    if (!event) return;
-    free(event->message);
-    free(event);
-}
 
 /* A duration within (0, max], or [0, max] when zero_ok; NaN is never in range. */
 static int check_seconds(const char *name, double value, double max, int zero_ok, ripc_error *err)
@@ -365,37 +365,6 @@ const char *ripc_stream_instance_id(ripc_stream *s) { return s->instance_id; }
 const char *ripc_stream_name(ripc_stream *s) { return s->stream; }
 const char *ripc_stream_group(ripc_stream *s) { return s->group; }
 
-/* --- background helpers ---------------------------------------------------- */
-
-void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...)
-{
-    if (ripc_queue_length(&s->events) >= RIPC_MAX_EVENTS) return;
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    ripc_event *e = ripc_xcalloc(1, sizeof(*e));
-    e->kind = kind;
-    e->message = ripc_strdup(buf);
-    if (ripc_queue_push(&s->events, (ripc_qnode *)e) != 0) ripc_event_free(e);
-}
-
-void ripc_stream_outage(ripc_stream *s, const ripc_error *err)
-{
-    if (atomic_load(&s->stopping)) return;
-    if (err->code == RIPC_COMMAND) {
-        /* Redis answers, it refuses something (re-joining the group is
-         * the only case): not an outage. The next join that works clears it. */
-        const char *server_message = strstr(err->message, ": ");
-        ripc_stream_refused(s, RIPC_REFUSAL_JOIN, server_message ? server_message + 2 : err->message, "%s", err->message);
-        return;
-    }
-    if (atomic_exchange(&s->outage, 1) == 0) ripc_stream_emit(s, RIPC_EVENT_CONNECTION, "%s", err->message);
-}
-
-void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
-
 int ripc_stream_sleep(ripc_stream *s, double seconds)
 {
     double deadline = ripc_now() + seconds;
@@ -404,12 +373,6 @@ int ripc_stream_sleep(ripc_stream *s, double seconds)
         ripc_cond_wait_until(&s->stop_cond, &s->stop_mutex, deadline);
     pthread_mutex_unlock(&s->stop_mutex);
     return atomic_load(&s->stopping);
-}
-
-void ripc_stream_nudge_housekeeper(ripc_stream *s, double within)
-{
-    /* The chores run on the service thread (ipc_service.c). */
-    ripc_service_nudge(s, within);
 }
 
 /* --- sending ---------------------------------------------------------------- */
@@ -444,7 +407,7 @@ static int send_request(ripc_stream *s, const char *to, const char *content, siz
         ripc_error_set(err, RIPC_CLOSED, "stream %s is disconnecting", s->stream);
         return RIPC_CLOSED;
     }
-    if (ripc_ledger_size(&s->ledger) == 1) ripc_stream_nudge_housekeeper(s, RIPC_INBOX_BUSY); /* inbox sweeps speed up while we wait */
+    if (ripc_ledger_size(&s->ledger) == 1) ripc_service_nudge(s, RIPC_INBOX_BUSY); /* inbox sweeps speed up while we wait */
 
     r->stream = s;
     atomic_fetch_add(&s->refs, 1);

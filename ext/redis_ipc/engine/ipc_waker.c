@@ -10,10 +10,11 @@
  * process that uses that server: each stream subscribes its own channel on
  * it. Only the service thread touches those connections; streams come and
  * go through the list below. */
-#include "ipc_stream_internal.h"
+#include "ipc_waker.h"
 #include "ipc_conn.h"
 #include "ipc_keys.h"
 #include "ipc_service.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <poll.h>

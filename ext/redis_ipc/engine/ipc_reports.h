@@ -1,11 +1,16 @@
-/* Commands Redis refused in the background (ipc_refusals.c). */
-#ifndef RIPC_REFUSALS_H
-#define RIPC_REFUSALS_H
+/* What a stream reports in the background (ipc_reports.c): errors for its
+ * on_error, each outage once, each refusal once per cause. */
+#ifndef RIPC_REPORTS_H
+#define RIPC_REPORTS_H
+
+#include "redis_ipc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum { RIPC_MAX_REFUSALS = 16, RIPC_REFUSAL_KEY_LEN = 80 };
+/* Events wait in the stream's events queue for its reporter; past
+ * RIPC_MAX_EVENTS unread, new ones are dropped (memory stays bounded). */
+enum { RIPC_MAX_EVENTS = 1000, RIPC_MAX_REFUSALS = 16, RIPC_REFUSAL_KEY_LEN = 80 };
 
 /* The causes reported and not cleared yet: "<command>|<error code>". */
 typedef struct ripc_refusals {
@@ -24,6 +29,13 @@ void ripc_refusals_destroy(ripc_refusals *r);
 void ripc_refusals_reset(ripc_refusals *r);
 
 struct ripc_stream;
+/* Pushes a background error for the reporter (dropped past RIPC_MAX_EVENTS). */
+void ripc_stream_emit(struct ripc_stream *s, int kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Connection trouble in a background thread: reported once per outage
+ * (an err of RIPC_COMMAND, a refusal while re-joining, once per cause). */
+void ripc_stream_outage(struct ripc_stream *s, const ripc_error *err);
+void ripc_stream_outage_over(struct ripc_stream *s);
+
 /* `command` names the cause's source for the dedupe (a command, or what
  * it was used for when one command has several uses). */
 /* Redis refused `command` with server_message: reports the message that fmt

@@ -1,20 +1,59 @@
-/* Refusals: Redis answering a background command with an error reply (OOM
- * under maxmemory, READONLY on a replica, NOPERM after an ACL change...).
- * The threads that meet one retry, each at its own pace, and a cause lasts
- * until an operator fixes it: on_error must hear about it once, not at
- * every retry, and again only if it comes back after it cleared. This is
- * what ripc_stream_outage does for a lost connection, kept per command and
- * cause because several can be true at once (XADD refused for OOM while
- * reads go on). */
-#include "ipc_refusals.h"
+/* Reports: what a stream's background threads have to tell its on_error,
+ * queued as events for the stream's reporter (ripc_stream_next_event).
+ *
+ * Background work retries, each thread at its own pace, and a cause lasts
+ * until it ends or an operator fixes it: on_error must hear about it once,
+ * not at every retry, and again only if it comes back after it cleared. A
+ * lost connection is one outage for the whole stream. Refusals (Redis
+ * answering with an error reply: OOM under maxmemory, READONLY on a
+ * replica, NOPERM after an ACL change...) are kept per command and cause,
+ * because several can be true at once (XADD refused for OOM while reads go
+ * on). */
+#include "ipc_reports.h"
 #include "ipc_conn.h"
-#include "ipc_stream_internal.h"
+#include "ipc_stream.h"
 #include "ipc_util.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+void ripc_event_free(ripc_event *event)
+{
+    if (!event) return;
+    free(event->message);
+    free(event);
+}
+
+void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...)
+{
+    if (ripc_queue_length(&s->events) >= RIPC_MAX_EVENTS) return;
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    ripc_event *e = ripc_xcalloc(1, sizeof(*e));
+    e->kind = kind;
+    e->message = ripc_strdup(buf);
+    if (ripc_queue_push(&s->events, (ripc_qnode *)e) != 0) ripc_event_free(e);
+}
+
+void ripc_stream_outage(ripc_stream *s, const ripc_error *err)
+{
+    if (atomic_load(&s->stopping)) return;
+    if (err->code == RIPC_COMMAND) {
+        /* Redis answers, it refuses something (re-joining the group is
+         * the only case): not an outage. The next join that works clears it. */
+        const char *server_message = strstr(err->message, ": ");
+        ripc_stream_refused(s, RIPC_REFUSAL_JOIN, server_message ? server_message + 2 : err->message, "%s", err->message);
+        return;
+    }
+    if (atomic_exchange(&s->outage, 1) == 0) ripc_stream_emit(s, RIPC_EVENT_CONNECTION, "%s", err->message);
+}
+
+void ripc_stream_outage_over(ripc_stream *s) { atomic_store(&s->outage, 0); }
 
 void ripc_refusals_init(ripc_refusals *r)
 {

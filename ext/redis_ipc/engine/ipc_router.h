@@ -1,0 +1,42 @@
+/* The router (ipc_router.c): what a group does with each entry it reads
+ * (WIRE.md "Flow"): requests for us to the consumers, replies to the
+ * ledger, everything else acknowledged. */
+#ifndef RIPC_ROUTER_H
+#define RIPC_ROUTER_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+#include "redis_ipc.h"
+
+struct ripc_stream;
+
+/* What routing found among the entries it was given. */
+typedef struct ripc_routed {
+    size_t requests; /* requests for this group among the entries (taken, parked or handed out before) */
+    size_t parked;   /* of those, left pending in Redis for lack of room */
+} ripc_routed;
+
+/* Routes every entry of an entries array ([[id, fields], ...]), marking
+ * requests redelivered when they were claimed from another consumer, then sends
+ * the acknowledgements and deletes they call for in one round trip (a
+ * connection failure leaves c->err set). Returns how many entries were
+ * taken, not counting requests already handed out or parked (requests
+ * left pending in Redis because the instance holds as many as it may),
+ * and adds to *routed when not NULL. */
+size_t ripc_route_and_ack(struct ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered,
+                          ripc_routed *routed, ripc_error *err);
+/* Routes what waits on one of this instance's consumers, its history
+ * (entries delivered to it and never acknowledged: requests parked for
+ * lack of room, entries sent to a connection that was cut, what a takeover
+ * or reclaim claimed), page by page from the oldest, `count` entries a
+ * page; requests already handed out are skipped. Stops at the first page
+ * that parked requests (no room left). Adds to *routed; returns how many
+ * entries were taken, and sets *complete when it read the whole history. */
+size_t ripc_route_history(struct ripc_stream *s, redisContext *c, const char *consumer, int count, int redelivered,
+                          ripc_routed *routed, int *complete, ripc_error *err);
+/* The entries of an XREADGROUP reply on one stream ([[stream, entries]]), or NULL. */
+const redisReply *ripc_read_entries(const redisReply *r);
+/* Sends the lazy acknowledgements waiting (ipc_lazy_acks.c) now. */
+void ripc_send_lazy_acks(struct ripc_stream *s, redisContext *c, ripc_error *err);
+
+#endif
