@@ -124,6 +124,35 @@ redisReply *ripc_conn_run(redisContext *c, int argc, const char **argv, const si
     return r;
 }
 
+redisReply *ripc_conn_run_bounded(redisContext *c, int argc, const char **argv, const size_t *lens, size_t max_bytes,
+                                  ripc_error *err)
+{
+    /* redisCommandArgv's loop, counting what each socket read brings (the
+     * reader's buffer only grows while reading; parsing trims it). */
+    int done = 0;
+    if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) goto broken;
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK) goto broken;
+    size_t received = 0;
+    for (;;) {
+        void *reply = NULL;
+        if (redisGetReplyFromReader(c, &reply) != REDIS_OK) goto broken;
+        if (reply) return reply;
+        if (received > max_bytes) {
+            c->err = REDIS_ERR_OTHER; /* never read from c again */
+            snprintf(c->errstr, sizeof(c->errstr), "reply over %zu bytes abandoned", max_bytes);
+            ripc_error_set(err, RIPC_PROTOCOL, "a reply of Redis was over %zu bytes: abandoned", max_bytes);
+            return NULL;
+        }
+        size_t before = c->reader->len;
+        if (redisBufferRead(c) != REDIS_OK) goto broken;
+        received += c->reader->len - before;
+    }
+broken:
+    ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->err ? c->errstr : "no reply");
+    return NULL;
+}
+
 int ripc_conn_pipeline(redisContext *c, int n, const int *argcs, const char ***argvs, const size_t **lens,
                        redisReply **replies, ripc_error *err)
 {

@@ -28,6 +28,13 @@ void ripc_conn_describe(const ripc_redis_config *cfg, char *buf, size_t len);
 /* Runs one command. Returns the reply, or NULL with err set (RIPC_CONNECTION,
  * after which c is unusable). An error reply is returned as is. */
 redisReply *ripc_conn_run(redisContext *c, int argc, const char **argv, const size_t *lens, ripc_error *err);
+/* ripc_conn_run for a command whose reply may be large (entries): stops
+ * reading once more than max_bytes arrived and returns NULL with err set
+ * (RIPC_PROTOCOL); c is then in the middle of a reply and unusable, so the
+ * caller closes it. What a caller holds for a reply thus stays near
+ * max_bytes (plus one socket read), whatever was written to the stream. */
+redisReply *ripc_conn_run_bounded(redisContext *c, int argc, const char **argv, const size_t *lens, size_t max_bytes,
+                                  ripc_error *err);
 /* Runs n pipelined commands in one round trip; replies[i] are set (or NULL on
  * a connection failure, when -1 is returned). */
 int ripc_conn_pipeline(redisContext *c, int n, const int *argcs, const char ***argvs, const size_t **lens,

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-/* At most READ_COUNT entries a read, and about READ_BUDGET times
- * max_content_bytes of them (plan_next_read). */
-enum { READ_COUNT = 128, READ_BUDGET = 4 };
+/* At most READ_COUNT entries a read, and about RIPC_READ_BUDGET times
+ * max_content_bytes of them (plan_next_read; ripc_read_budget bounds it). */
+enum { READ_COUNT = 128 };
 /* How long a read blocks while requests wait parked for room. */
 static const double PARKED_BLOCK = 0.1;
 /* A dispatcher beyond the first retires after a read that waited this long for nothing. */
@@ -62,14 +62,15 @@ static size_t largest_entry(const redisReply *entries)
  * instances: so about the room, plus as many as the last read brought for
  * others (replies, other groups' traffic), which cost no room. And a read
  * holds every entry it returns at once, whatever their size: the count
- * shrinks when large entries come, so that a read stays near READ_BUDGET
- * times max_content_bytes, and grows back as they stop. */
+ * shrinks when large entries come, so that a read stays near
+ * RIPC_READ_BUDGET times max_content_bytes, and grows back as they stop.
+ * (A read that brings more all the same is abandoned: see the loop.) */
 static void plan_next_read(ripc_dispatcher *d, const redisReply *entries, const ripc_routed *routed)
 {
     ripc_stream *s = d->stream;
     size_t largest = largest_entry(entries);
     d->largest = largest > d->largest / 2 ? largest : d->largest / 2;
-    size_t by_size = s->options.max_content_bytes * READ_BUDGET / (d->largest > 1024 ? d->largest : 1024);
+    size_t by_size = s->options.max_content_bytes * RIPC_READ_BUDGET / (d->largest > 1024 ? d->largest : 1024);
     size_t others = entries && entries->type == REDIS_REPLY_ARRAY ? entries->elements - routed->requests : 0;
     size_t by_room = ripc_inflight_room(&s->inflight) + others + 1;
     size_t count = by_size < by_room ? by_size : by_room;
@@ -179,13 +180,18 @@ static void *dispatcher_main(void *arg)
         pthread_mutex_unlock(&d->mutex);
         if (stopping) break;
         double issued = ripc_now();
-        redisReply *reply = ripc_conn_run(d->conn, 11, argv, lens, &err);
+        size_t bound = ripc_read_budget(s) + (size_t)d->count * 1024; /* entries, ids and framing */
+        redisReply *reply = ripc_conn_run_bounded(d->conn, 11, argv, lens, bound, &err);
         pthread_mutex_lock(&d->mutex);
         d->reading = 0;
         pthread_mutex_unlock(&d->mutex);
         if (!reply) {
             if (atomic_load(&s->stopping)) break;
-            ripc_stream_outage(s, &err);
+            /* Over the bound, the entries are delivered to this consumer
+             * all the same: the reconnect's catch-up reads them as history,
+             * measured first (ipc_scripts.c), a few at a time. */
+            if (err.code == RIPC_PROTOCOL) d->count = 1;
+            else ripc_stream_outage(s, &err);
             set_conn(d, NULL);
             continue;
         }

@@ -29,13 +29,14 @@ int ripc_entry_field_is(const ripc_entry *e, int field, const char *value)
 static const char *check(ripc_entry *e)
 {
     for (int i = 0; i < RIPC_FIELD_COUNT; i++) {
+        if (i == RIPC_FIELD_CONTENT && e->unread_bytes) continue; /* left in Redis */
         if (!e->fields[i].ptr) return "an entry field is missing";
         if (!ripc_utf8_valid(e->fields[i].ptr, e->fields[i].len)) return "an entry field is not valid UTF-8";
     }
     const char *status = e->fields[RIPC_FIELD_STATUS].ptr;
     if (strcmp(status, "pending") && strcmp(status, "fulfilled") && strcmp(status, "rejected"))
         return "the entry's status is not pending, fulfilled or rejected";
-    if (!e->fields[RIPC_FIELD_CONTENT].len) return "the entry's content is empty (content is always JSON text)";
+    if (!e->fields[RIPC_FIELD_CONTENT].len && !e->unread_bytes) return "the entry's content is empty (content is always JSON text)";
     if (!e->fields[RIPC_FIELD_ID].len || !e->fields[RIPC_FIELD_INSTANCE_ID].len ||
         !e->fields[RIPC_FIELD_SOURCE_GROUP].len || !e->fields[RIPC_FIELD_DESTINATION_GROUP].len)
         return "an entry's id, instance_id or group is empty";
@@ -97,6 +98,10 @@ ripc_entry *ripc_entry_from_reply(const redisReply *element)
         e->fields[idx].len = value->len;
         at += value->len + 1;
     }
+    /* [id, fields, bytes]: an entry a script measured and left in Redis
+     * (ipc_scripts.c); the router refuses or removes it. */
+    const redisReply *unread = element->elements > 2 ? element->element[2] : NULL;
+    if (unread && unread->type == REDIS_REPLY_INTEGER && unread->integer > 0) e->unread_bytes = (size_t)unread->integer;
     if (!e->problem) e->problem = check(e);
     return e;
 }

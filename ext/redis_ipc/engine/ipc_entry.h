@@ -5,7 +5,8 @@
 #include <hiredis/hiredis.h>
 #include "redis_ipc.h"
 
-/* Builds an entry from one element of an XREADGROUP/XCLAIM reply: [id, [field, value, ...]].
+/* Builds an entry from one element of an XREADGROUP/XCLAIM reply: [id, [field, value, ...]]
+ * (or [id, [...], bytes] for an entry too large to read: see ipc_scripts.h).
  * Returns NULL when the element has no id (not an entry at all); an entry that
  * was deleted or breaks the contract comes back with `problem` set. */
 ripc_entry *ripc_entry_from_reply(const redisReply *element);

@@ -19,7 +19,6 @@
 #include "ipc_keys.h"
 #include "ipc_membership.h"
 #include "ipc_reports.h"
-#include "ipc_router.h"
 #include "ipc_service.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
@@ -63,31 +62,27 @@ long long ripc_liveness_server_ms(ripc_stream *s, redisContext *c, ripc_error *e
 static long long dead_ms(ripc_stream *s) { return (long long)(s->options.dead_after * 1000); }
 
 /* XCLAIMs ids (argv-ready strings) to our inbox when idle at least min_idle
- * ms, and routes what comes back as redelivered. Returns how many came. */
+ * ms; the inbox sweep routes them, as redelivered, at once (JUSTID: what
+ * they hold is read there, measured, not here whatever its size).
+ * Returns how many were claimed. */
 static size_t claim_ids(ripc_stream *s, redisContext *c, const char **ids, size_t n, const char *min_idle, ripc_error *err)
 {
     if (n == 0) return 0;
-    const char **argv = ripc_xmalloc((n + 5) * sizeof(*argv));
-    size_t *lens = ripc_xmalloc((n + 5) * sizeof(*lens));
+    const char **argv = ripc_xmalloc((n + 6) * sizeof(*argv));
+    size_t *lens = ripc_xmalloc((n + 6) * sizeof(*lens));
     argv[0] = "XCLAIM"; argv[1] = s->stream; argv[2] = s->group; argv[3] = s->inbox; argv[4] = min_idle;
     for (size_t i = 0; i < n; i++) argv[5 + i] = ids[i];
-    for (size_t i = 0; i < n + 5; i++) lens[i] = strlen(argv[i]);
-    redisReply *entries = ripc_conn_run(c, (int)(n + 5), argv, lens, err);
+    argv[5 + n] = "JUSTID";
+    for (size_t i = 0; i < n + 6; i++) lens[i] = strlen(argv[i]);
+    redisReply *claimed_ids = ripc_conn_run(c, (int)(n + 6), argv, lens, err);
     free(argv);
     free(lens);
-    size_t claimed = 0;
-    ripc_routed routed = { 0, 0 };
-    if (entries && entries->type == REDIS_REPLY_ARRAY) {
-        claimed = entries->elements;
-        ripc_route_and_ack(s, c, entries, 1, &routed, err);
-    }
-    if (routed.parked) {
-        /* Requests parked on our inbox for lack of room: the inbox sweep
-         * hands them out as consumers free up. */
+    size_t claimed = claimed_ids && claimed_ids->type == REDIS_REPLY_ARRAY ? claimed_ids->elements : 0;
+    if (claimed) {
         atomic_store(&s->inbox_rung, 1);
         ripc_service_nudge(s, 0);
     }
-    if (entries) freeReplyObject(entries);
+    if (claimed_ids) freeReplyObject(claimed_ids);
     return claimed;
 }
 

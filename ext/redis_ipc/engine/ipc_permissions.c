@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_ARGS = 10, MAX_PROBES = 24 };
+enum { MAX_ARGS = 10, MAX_PROBES = 32 };
 
 typedef struct probe {
     const char *label;       /* the command as the message names it */
@@ -57,7 +57,10 @@ static void build(ripc_stream *s, probes *p, const char *group, const char *inst
     PROBE(p, "XREADGROUP", S, 0, "XREADGROUP", "GROUP", group, I, "COUNT", "1", "STREAMS", S, "0");
     PROBE(p, "XACK", S, 0, "XACK", S, group, "0-0");
     PROBE(p, "XDEL", S, 0, "XDEL", S, "0-0");
-    PROBE(p, "XCLAIM", S, 0, "XCLAIM", S, group, I, "0", "0-0");
+    PROBE(p, "XCLAIM", S, 0, "XCLAIM", S, group, I, "0", "0-0", "JUSTID");
+    /* History reads run a script (ipc_scripts.c); its XREADGROUP is probed above. */
+    PROBE(p, "SCRIPT LOAD", S, 1, "SCRIPT", "LOAD", "return 1");
+    PROBE(p, "EVALSHA", S, 1, "EVALSHA", "0000000000000000000000000000000000000000", "1", S);
     PROBE(p, "XPENDING", S, 0, "XPENDING", S, group, "IDLE", "1", "-", "+", "1");
     PROBE(p, "TIME", S, 0, "TIME"); /* the server's clock (ipc_server_clock.c); S is never named */
     PROBE(p, "XINFO CONSUMERS", S, 0, "XINFO", "CONSUMERS", S, group);

@@ -7,6 +7,7 @@
 #include "ipc_entry.h"
 #include "ipc_keys.h"
 #include "ipc_reports.h"
+#include "ipc_scripts.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
 #include "ipc_waker.h"
@@ -103,7 +104,7 @@ static void ack_lazily(ripc_stream *s, const char *redis_id)
 
 static int claim_to(ripc_stream *s, redisContext *c, const char *consumer, const char *redis_id)
 {
-    redisReply *claim = redisCommand(c, "XCLAIM %s %s %s 0 %s", s->stream, s->group, consumer, redis_id);
+    redisReply *claim = redisCommand(c, "XCLAIM %s %s %s 0 %s JUSTID", s->stream, s->group, consumer, redis_id);
     int ok = claim && claim->type == REDIS_REPLY_ARRAY;
     if (claim) freeReplyObject(claim);
     return ok;
@@ -169,13 +170,13 @@ static char *json_reason(const char *text, const char *group, size_t *len)
  * need not wait out its timeout, and reported. The reply goes the way every
  * answer goes (in flight, then the outbox writes it, acknowledges and
  * deletes the request). Returns as route_one does. */
-static int refuse_oversized(ripc_stream *s, ripc_entry *e)
+static int refuse_oversized(ripc_stream *s, ripc_entry *e, size_t len)
 {
     if (ripc_inflight_take(&s->inflight, e->redis_id, 0) != RIPC_TAKE_OK) { /* a re-read while the answer is on its way */
         ripc_entry_free(e);
         return 0;
     }
-    size_t len = e->fields[RIPC_FIELD_CONTENT].len, max = s->options.max_content_bytes;
+    size_t max = s->options.max_content_bytes;
     ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
                      "request %s on stream %s from group %s has %zu bytes of content, over max_content_bytes (%zu): rejected",
                      e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_SOURCE_GROUP), len, max);
@@ -199,10 +200,12 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
-    if (!e->problem && e->fields[RIPC_FIELD_CONTENT].len > s->options.max_content_bytes) {
-        /* Only a request that is otherwise well-formed can be answered. */
-        if (for_us && ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) return refuse_oversized(s, e);
-        e->problem = "the entry's content is larger than max_content_bytes";
+    /* Too large (read, or measured and left in Redis: unread_bytes). Only
+     * a request that is otherwise well-formed can be answered. */
+    size_t bytes = e->unread_bytes ? e->unread_bytes : e->fields[RIPC_FIELD_CONTENT].len;
+    if (!e->problem && (e->unread_bytes || bytes > s->options.max_content_bytes)) {
+        if (for_us && ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) return refuse_oversized(s, e, bytes);
+        e->problem = e->unread_bytes ? "the entry is too large to read" : "the entry's content is larger than max_content_bytes";
     }
 
     if (e->problem) {
@@ -298,6 +301,17 @@ const redisReply *ripc_read_entries(const redisReply *r)
     return r->element[0]->element[1];
 }
 
+size_t ripc_read_entry_limit(const ripc_stream *s)
+{
+    return s->options.max_content_bytes + RIPC_SCRIPT_KEPT_VALUE;
+}
+
+size_t ripc_read_budget(const ripc_stream *s)
+{
+    size_t budget = RIPC_READ_BUDGET * s->options.max_content_bytes, limit = ripc_read_entry_limit(s);
+    return budget > limit ? budget : limit;
+}
+
 size_t ripc_route_history(ripc_stream *s, redisContext *c, const char *consumer, int count, int redelivered,
                           ripc_routed *routed, int *complete, ripc_error *err)
 {
@@ -305,12 +319,11 @@ size_t ripc_route_history(ripc_stream *s, redisContext *c, const char *consumer,
     size_t taken = 0;
     *complete = 0;
     for (int page = 0; page < 64 && !c->err; page++) {
-        redisReply *r = redisCommand(c, "XREADGROUP GROUP %b %s COUNT %d STREAMS %b %s", s->group, strlen(s->group),
-                                     consumer, count, s->stream, strlen(s->stream), from);
-        if (!r) {
-            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
-            return taken;
-        }
+        /* Through a script that measures the entries first: the history may
+         * hold entries a read of new ones abandoned for their size. */
+        redisReply *r = ripc_script_history_page(c, s->stream, s->group, consumer, from, count, ripc_read_budget(s),
+                                                 ripc_read_entry_limit(s), err);
+        if (!r) return taken;
         /* Keyed apart from the dispatchers' reads of new entries, which clear their own. */
         ripc_stream_note_reply(s, "history XREADGROUP", "XREADGROUP of this instance's pending entries", r);
         const redisReply *entries = ripc_read_entries(r);

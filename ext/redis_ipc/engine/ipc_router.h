@@ -29,11 +29,20 @@ size_t ripc_route_and_ack(struct ripc_stream *s, redisContext *c, const redisRep
  * (entries delivered to it and never acknowledged: requests parked for
  * lack of room, entries sent to a connection that was cut, what a takeover
  * or reclaim claimed), page by page from the oldest, `count` entries a
- * page; requests already handed out are skipped. Stops at the first page
+ * page and at most ripc_read_budget bytes of them; entries over the entry
+ * limit come measured, not read, and are refused or removed; requests
+ * already handed out are skipped. Stops at the first page
  * that parked requests (no room left). Adds to *routed; returns how many
  * entries were taken, and sets *complete when it read the whole history. */
 size_t ripc_route_history(struct ripc_stream *s, redisContext *c, const char *consumer, int count, int redelivered,
                           ripc_routed *routed, int *complete, ripc_error *err);
+/* What a read may hold: about RIPC_READ_BUDGET x max_content_bytes of
+ * entries (the budget); an entry over the entry limit is never read
+ * whole (ipc_scripts.h), a read of new entries that brings more than the
+ * budget is abandoned and its entries read again as history. */
+enum { RIPC_READ_BUDGET = 4 };
+size_t ripc_read_budget(const struct ripc_stream *s);
+size_t ripc_read_entry_limit(const struct ripc_stream *s);
 /* The entries of an XREADGROUP reply on one stream ([[stream, entries]]), or NULL. */
 const redisReply *ripc_read_entries(const redisReply *r);
 /* Sends the lazy acknowledgements waiting (ipc_lazy_acks.c) now. */

@@ -72,6 +72,8 @@ typedef struct ripc_entry {
     const char *problem;     /* static text when the entry breaks the wire contract, else NULL */
     int redelivered;         /* a request claimed from an instance that died (or a 1.x consumer idle
                                 past reclaim_idle): it may have been handled there already */
+    size_t unread_bytes;     /* > 0: an entry too large to read, its large values left in Redis; it
+                                has a problem and never reaches a handler */
 } ripc_entry;
 
 RIPC_API void ripc_entry_free(ripc_entry *entry);
