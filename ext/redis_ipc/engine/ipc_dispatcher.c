@@ -23,6 +23,9 @@ enum { READ_COUNT = 128 };
 static const double PARKED_BLOCK = 0.1;
 /* A dispatcher beyond the first retires after a read that waited this long for nothing. */
 static const double EXTRA_IDLE = 2.0;
+/* Between failed reconnects (a connect, or re-joining the group, failed):
+ * from BACKOFF_FIRST doubling to BACKOFF_MAX, or longer while the server's
+ * own schedule says so (ipc_server.c); also after Redis refused a read. */
 static const double BACKOFF_FIRST = 0.01, BACKOFF_MAX = 0.25;
 
 static void set_conn(ripc_dispatcher *d, redisContext *c)
@@ -34,7 +37,7 @@ static void set_conn(ripc_dispatcher *d, redisContext *c)
 /* Opens a dispatcher connection and learns its CLIENT ID (see interrupt). */
 static redisContext *open_conn(ripc_dispatcher *d, ripc_error *err)
 {
-    redisContext *c = ripc_conn_open(&d->stream->options.redis, d->stream->options.block_timeout, err);
+    redisContext *c = ripc_server_connect(d->stream->server, d->stream->options.block_timeout, err);
     if (!c) return NULL;
     redisReply *id = redisCommand(c, "CLIENT ID");
     d->client_id = id && id->type == REDIS_REPLY_INTEGER ? id->integer : 0;
@@ -152,7 +155,8 @@ static void *dispatcher_main(void *arg)
             redisContext *c = reconnect(d, &err);
             if (!c) {
                 ripc_stream_outage(s, &err);
-                if (ripc_stream_sleep(s, backoff)) break;
+                double server_wait = ripc_server_retry_at(s->server) - ripc_now();
+                if (ripc_stream_sleep(s, server_wait > backoff ? server_wait : backoff)) break;
                 backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
                 continue;
             }

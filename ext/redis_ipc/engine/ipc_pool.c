@@ -7,11 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-void ripc_pool_init(ripc_pool *p, const ripc_redis_config *config, int max)
+void ripc_pool_init(ripc_pool *p, ripc_server *server, int max)
 {
     pthread_mutex_init(&p->mutex, NULL);
     ripc_cond_init(&p->cond);
-    p->config = config;
+    p->server = server;
     p->max = max > 0 ? max : 1;
     p->idle = ripc_xcalloc((size_t)p->max, sizeof(*p->idle));
     p->idle_count = 0;
@@ -22,7 +22,8 @@ void ripc_pool_init(ripc_pool *p, const ripc_redis_config *config, int max)
 int ripc_pool_checkout(ripc_pool *p, double deadline, redisContext **out, ripc_error *err)
 {
     *out = NULL;
-    if (deadline <= 0) deadline = ripc_now() + (p->config->timeout > 0 ? p->config->timeout : 1.0);
+    double timeout = ripc_server_config(p->server)->timeout;
+    if (deadline <= 0) deadline = ripc_now() + (timeout > 0 ? timeout : 1.0);
     pthread_mutex_lock(&p->mutex);
     for (;;) {
         if (p->idle_count > 0) {
@@ -42,7 +43,7 @@ int ripc_pool_checkout(ripc_pool *p, double deadline, redisContext **out, ripc_e
             p->open_count++;
             pthread_mutex_unlock(&p->mutex);
             /* Connect outside the lock: it can take up to connect_timeout. */
-            redisContext *c = ripc_conn_open(p->config, 0, err);
+            redisContext *c = ripc_server_connect(p->server, 0, err);
             if (c) { *out = c; return RIPC_OK; }
             pthread_mutex_lock(&p->mutex);
             p->open_count--;

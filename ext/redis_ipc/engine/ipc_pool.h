@@ -8,11 +8,12 @@
 #include <sys/types.h>
 #include <hiredis/hiredis.h>
 #include "redis_ipc.h"
+#include "ipc_server.h"
 
 typedef struct ripc_pool {
     pthread_mutex_t mutex;
     pthread_cond_t cond;
-    const ripc_redis_config *config;
+    ripc_server *server;
     redisContext **idle;
     int idle_count;
     int open_count; /* idle + checked out */
@@ -20,7 +21,7 @@ typedef struct ripc_pool {
     pid_t pid;      /* the process that opened the sockets */
 } ripc_pool;
 
-void ripc_pool_init(ripc_pool *p, const ripc_redis_config *config, int max);
+void ripc_pool_init(ripc_pool *p, ripc_server *server, int max);
 /* Checks a connection out, waiting for one until deadline (0: wait up to the
  * command timeout). RIPC_CONNECTION when none can be opened. */
 int ripc_pool_checkout(ripc_pool *p, double deadline, redisContext **out, ripc_error *err);

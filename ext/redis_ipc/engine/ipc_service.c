@@ -65,6 +65,7 @@ static void svc_after_fork_child(void)
     if (svc.wake_ok) ripc_notifier_close(&svc.wake);
     svc_init_state();
     ripc_waker_after_fork();
+    ripc_server_after_fork();
 }
 
 static void svc_init(void)
@@ -272,7 +273,7 @@ redisContext *ripc_service_checkout(ripc_stream *s, ripc_error *err)
         ripc_conn_close(t->conn); /* closed while idle (restart, CLIENT KILL) */
         t->conn = NULL;
     }
-    if (!t->conn) t->conn = ripc_conn_open(&s->options.redis, 0, err);
+    if (!t->conn) t->conn = ripc_server_connect(s->server, 0, err);
     return t->conn;
 }
 

@@ -11,6 +11,7 @@
 #include "ipc_permissions.h"
 #include "ipc_reports.h"
 #include "ipc_router.h"
+#include "ipc_server.h"
 #include "ipc_util.h"
 #include "ipc_waker.h"
 
@@ -127,17 +128,12 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     s->group = ripc_strdup(group);
     s->options = *options;
     ripc_options *o = &s->options;
-    /* Own copies of every string so the caller's may go away. */
-    s->host = ripc_strdup(o->redis.host ? o->redis.host : "127.0.0.1");
-    s->path = ripc_strdup(o->redis.path);
-    s->username = ripc_strdup(o->redis.username);
-    s->password = ripc_strdup(o->redis.password);
-    o->redis.host = s->host;
-    o->redis.path = s->path;
-    o->redis.username = s->username;
-    o->redis.password = s->password;
+    /* The server keeps copies of the settings' strings, so the caller's may go away. */
+    if (!o->redis.host) o->redis.host = "127.0.0.1";
+    s->server = ripc_server_acquire(&o->redis);
+    o->redis = *ripc_server_config(s->server);
 
-    ripc_pool_init(&s->pool, &o->redis, o->pool_size);
+    ripc_pool_init(&s->pool, s->server, o->pool_size);
     ripc_outbox_init(&s->outbox, s);
     ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
@@ -348,6 +344,7 @@ static void unref(ripc_stream *s)
     ripc_ledger_destroy(&s->ledger);
     ripc_refusals_destroy(&s->refusals);
     ripc_pool_destroy(&s->pool);
+    ripc_server_release(s->server);
     ripc_inflight_destroy(&s->inflight);
     pthread_mutex_destroy(&s->lifecycle_mutex);
     pthread_mutex_destroy(&s->dispatchers_mutex);
@@ -357,7 +354,6 @@ static void unref(ripc_stream *s)
     free(s->dispatchers);
     free_names(s);
     free(s->stream); free(s->group);
-    free(s->host); free(s->path); free(s->username); free(s->password);
     free(s);
 }
 

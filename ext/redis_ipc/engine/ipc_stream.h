@@ -21,6 +21,7 @@
 #include "ipc_pool.h"
 #include "ipc_queue.h"
 #include "ipc_reports.h"
+#include "ipc_server.h"
 #include "ipc_service.h"
 #include "ipc_util.h"
 
@@ -36,8 +37,8 @@ struct ripc_stream {
     char *wake_channel;     /* <stream>:<group>:<instance_id>:wake */
     char **dispatcher_names;/* dispatcher_<instance_id>_<n>, one per dispatcher */
 
-    ripc_options options;   /* its strings point at the copies below */
-    char *host, *path, *username, *password;
+    ripc_options options;   /* its redis strings are the server's copies */
+    ripc_server *server;    /* where every connection goes (ipc_server.c) */
 
     ripc_pool pool;
     ripc_outbox outbox;     /* every XADD, and the acks of answered requests */

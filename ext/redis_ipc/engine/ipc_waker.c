@@ -41,8 +41,7 @@ typedef struct unsubscribe {
 
 typedef struct subscriber {
     struct subscriber *next;
-    ripc_redis_config config;  /* its strings are the copies below */
-    char *host, *path, *username, *password;
+    ripc_server *server;       /* the streams' server (ipc_server.c) */
     redisContext *conn;        /* service thread only; NULL while disconnected */
     double retry_at, backoff;
     wake_entry *entries;       /* the streams using this server */
@@ -52,16 +51,12 @@ typedef struct subscriber {
 static pthread_mutex_t wk_mutex = PTHREAD_MUTEX_INITIALIZER;
 static subscriber *wk_subs;
 
-static int same_string(const char *a, const char *b)
+/* A disconnected subscriber tries again at its own, slower pace (it
+ * connects on the service thread), or at once when another connection to
+ * its server has just worked. now 0: only the latter. */
+static int retry_due(subscriber *sub, double now)
 {
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static int same_server(const ripc_redis_config *a, const ripc_redis_config *b)
-{
-    if (!same_string(a->path, b->path) || a->db != b->db) return 0;
-    if (!same_string(a->username, b->username) || !same_string(a->password, b->password)) return 0;
-    return a->path || (a->port == b->port && same_string(a->host, b->host));
+    return (now > 0 && now >= sub->retry_at) || ripc_server_retry_at(sub->server) == 0;
 }
 
 static void free_unsubscribes(subscriber *sub)
@@ -78,7 +73,7 @@ static void free_subscriber(subscriber *sub)
 {
     ripc_conn_close(sub->conn);
     free_unsubscribes(sub);
-    free(sub->host); free(sub->path); free(sub->username); free(sub->password);
+    ripc_server_release(sub->server);
     free(sub);
 }
 
@@ -99,24 +94,15 @@ static void disconnect(subscriber *sub, double now)
 
 void ripc_waker_attach(ripc_stream *s)
 {
-    const ripc_redis_config *cfg = &s->options.redis;
     wake_entry *e = ripc_xcalloc(1, sizeof(*e));
     e->stream = s;
     e->channel = ripc_strdup(s->wake_channel);
     pthread_mutex_lock(&wk_mutex);
     subscriber *sub = wk_subs;
-    while (sub && !same_server(&sub->config, cfg)) sub = sub->next;
+    while (sub && sub->server != s->server) sub = sub->next;
     if (!sub) {
         sub = ripc_xcalloc(1, sizeof(*sub));
-        sub->config = *cfg;
-        sub->host = ripc_strdup(cfg->host);
-        sub->path = ripc_strdup(cfg->path);
-        sub->username = ripc_strdup(cfg->username);
-        sub->password = ripc_strdup(cfg->password);
-        sub->config.host = sub->host;
-        sub->config.path = sub->path;
-        sub->config.username = sub->username;
-        sub->config.password = sub->password;
+        sub->server = ripc_server_acquire(ripc_server_config(s->server));
         sub->backoff = RETRY_MIN;
         sub->next = wk_subs;
         wk_subs = sub;
@@ -187,12 +173,12 @@ int ripc_waker_prepare(struct pollfd *fds, int max)
             free_subscriber(sub);
             continue;
         }
-        if (!sub->conn && now >= sub->retry_at) {
+        if (!sub->conn && retry_due(sub, now)) {
             /* Connecting can take connect_timeout: not under the lock. Only
              * this thread frees subscribers, so sub stays. */
             pthread_mutex_unlock(&wk_mutex);
             ripc_error err;
-            redisContext *c = ripc_conn_open(&sub->config, 3600.0, &err);
+            redisContext *c = ripc_server_connect(sub->server, 3600.0, &err);
             pthread_mutex_lock(&wk_mutex);
             now = ripc_now();
             if (c) {
@@ -223,7 +209,10 @@ double ripc_waker_next_retry(void)
     double next = 0;
     pthread_mutex_lock(&wk_mutex);
     for (subscriber *sub = wk_subs; sub; sub = sub->next)
-        if (!sub->conn && sub->entries && (next == 0 || sub->retry_at < next)) next = sub->retry_at;
+        if (!sub->conn && sub->entries) {
+            double at = retry_due(sub, 0) ? ripc_now() : sub->retry_at;
+            if (next == 0 || at < next) next = at;
+        }
     pthread_mutex_unlock(&wk_mutex);
     return next;
 }

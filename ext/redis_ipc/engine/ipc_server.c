@@ -1,0 +1,111 @@
+/* Servers: a process-wide list of the Redis servers its streams use, each
+ * counted by the streams and subscribers that use it. */
+#include "ipc_server.h"
+#include "ipc_conn.h"
+#include "ipc_util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double RETRY_FIRST = 0.01, RETRY_MAX = 0.25;
+
+struct ripc_server {
+    ripc_server *next;
+    int refs;                   /* registry lock */
+    ripc_redis_config config;   /* its strings are the copies below */
+    char *host, *path, *username, *password;
+    pthread_mutex_t mutex;      /* the reachability below */
+    int failures;               /* connects failed in a row */
+    double retry_at;
+};
+
+static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
+static ripc_server *registry;
+
+static int same_string(const char *a, const char *b)
+{
+    if (!a || !*a) return !b || !*b;
+    return b && strcmp(a, b) == 0;
+}
+
+static int same_settings(const ripc_redis_config *a, const ripc_redis_config *b)
+{
+    return same_string(a->host, b->host) && a->port == b->port && same_string(a->path, b->path) &&
+           same_string(a->username, b->username) && same_string(a->password, b->password) && a->db == b->db &&
+           a->timeout == b->timeout && a->connect_timeout == b->connect_timeout;
+}
+
+ripc_server *ripc_server_acquire(const ripc_redis_config *cfg)
+{
+    pthread_mutex_lock(&registry_mutex);
+    ripc_server *srv = registry;
+    while (srv && !same_settings(&srv->config, cfg)) srv = srv->next;
+    if (!srv) {
+        srv = ripc_xcalloc(1, sizeof(*srv));
+        srv->config = *cfg;
+        srv->config.host = srv->host = ripc_strdup(cfg->host);
+        srv->config.path = srv->path = ripc_strdup(cfg->path);
+        srv->config.username = srv->username = ripc_strdup(cfg->username);
+        srv->config.password = srv->password = ripc_strdup(cfg->password);
+        pthread_mutex_init(&srv->mutex, NULL);
+        srv->next = registry;
+        registry = srv;
+    }
+    srv->refs++;
+    pthread_mutex_unlock(&registry_mutex);
+    return srv;
+}
+
+void ripc_server_release(ripc_server *srv)
+{
+    if (!srv) return;
+    pthread_mutex_lock(&registry_mutex);
+    int last = --srv->refs == 0;
+    if (last) {
+        ripc_server **p = &registry;
+        while (*p != srv) p = &(*p)->next;
+        *p = srv->next;
+    }
+    pthread_mutex_unlock(&registry_mutex);
+    if (!last) return;
+    pthread_mutex_destroy(&srv->mutex);
+    free(srv->host); free(srv->path); free(srv->username); free(srv->password);
+    free(srv);
+}
+
+const ripc_redis_config *ripc_server_config(const ripc_server *srv)
+{
+    return &srv->config;
+}
+
+redisContext *ripc_server_connect(ripc_server *srv, double extra_read_timeout, ripc_error *err)
+{
+    redisContext *c = ripc_conn_open(&srv->config, extra_read_timeout, err);
+    pthread_mutex_lock(&srv->mutex);
+    if (c) {
+        srv->failures = 0;
+        srv->retry_at = 0;
+    } else {
+        double delay = RETRY_FIRST;
+        for (int i = 0; i < srv->failures && delay < RETRY_MAX; i++) delay *= 2;
+        srv->failures++;
+        srv->retry_at = ripc_now() + (delay < RETRY_MAX ? delay : RETRY_MAX);
+    }
+    pthread_mutex_unlock(&srv->mutex);
+    return c;
+}
+
+double ripc_server_retry_at(ripc_server *srv)
+{
+    pthread_mutex_lock(&srv->mutex);
+    double at = srv->retry_at;
+    pthread_mutex_unlock(&srv->mutex);
+    return at;
+}
+
+void ripc_server_after_fork(void)
+{
+    pthread_mutex_init(&registry_mutex, NULL);
+    for (ripc_server *srv = registry; srv; srv = srv->next) pthread_mutex_init(&srv->mutex, NULL);
+}

@@ -1,0 +1,36 @@
+/* A Redis server as the process sees it (ipc_server.c): where it is and
+ * how to log in, the one place that opens connections to it, and whether
+ * it is reachable now. Streams with the same settings share one, and every
+ * connection of theirs (dispatchers, pools, the service, the waker's
+ * subscriber) is opened here, so what changes where connections go
+ * (Sentinel, Cluster, TLS) changes one place. */
+#ifndef RIPC_SERVER_H
+#define RIPC_SERVER_H
+
+#include <hiredis/hiredis.h>
+#include "redis_ipc.h"
+
+typedef struct ripc_server ripc_server;
+
+/* The server for these settings, shared by every stream that has the same
+ * (the strings are copied); release what you acquire. */
+ripc_server *ripc_server_acquire(const ripc_redis_config *cfg);
+void ripc_server_release(ripc_server *srv);
+const ripc_redis_config *ripc_server_config(const ripc_server *srv);
+
+/* Opens a connection, authenticated and on its db, whose reads may wait
+ * timeout + extra_read_timeout seconds; NULL with err set when the server
+ * cannot be reached, which makes it unreachable until a connect works. */
+redisContext *ripc_server_connect(ripc_server *srv, double extra_read_timeout, ripc_error *err);
+
+/* Reconnecting after a failure, shared by every holder of a connection to
+ * the server: 0 while it is reachable (the last connect worked: try now),
+ * else when the next attempt is due (ripc_now()), backing off from 10 ms
+ * to 250 ms as attempts fail. */
+double ripc_server_retry_at(ripc_server *srv);
+
+/* In a forked child: the registry's lock may have been held by a thread
+ * that the child does not have. */
+void ripc_server_after_fork(void);
+
+#endif
