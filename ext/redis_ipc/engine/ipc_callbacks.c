@@ -30,7 +30,7 @@ static void *handler_main(void *arg)
     ripc_stream *s = arg;
     ripc_entry *request;
     /* Returns RIPC_CLOSED once the stream stops and the queue is empty. */
-    while (ripc_stream_next_request(s, 0, &request) == RIPC_OK) s->request_fn(s, request, s->request_userdata);
+    while (ripc_queue_pop(&s->requests, 0, (ripc_qnode **)&request) == RIPC_OK) s->request_fn(s, request, s->request_userdata);
     return NULL;
 }
 
@@ -38,7 +38,7 @@ static void *reporter_main(void *arg)
 {
     ripc_stream *s = arg;
     ripc_event *event;
-    while (ripc_stream_next_event(s, 0, &event) == RIPC_OK) {
+    while (ripc_queue_pop(&s->events, 0, (ripc_qnode **)&event) == RIPC_OK) {
         s->error_fn(s, event->kind, event->message, s->error_userdata);
         ripc_event_free(event);
     }
@@ -88,9 +88,4 @@ void ripc_callbacks_join(ripc_stream *s, int lifecycle_held)
         if (pthread_equal(s->reporter, self)) pthread_detach(s->reporter);
         else pthread_join(s->reporter, NULL);
     }
-}
-
-void ripc_stream_disconnect(ripc_stream *s)
-{
-    ripc_stream_close(s);
 }

@@ -62,15 +62,14 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
  * entries would orphan them). Entries still pending (requests read but not
  * answered, a read cut short by the stop) are left to a live instance,
  * which takes them over at its next heartbeat. */
-void ripc_membership_leave(ripc_stream *s, redisContext *c)
+int ripc_membership_leave(ripc_stream *s, redisContext *c)
 {
     redisReply *r = redisCommand(c, "LREM %s 0 %s", s->consumers_key, s->inbox);
     if (r) freeReplyObject(r);
     r = redisCommand(c, "XINFO CONSUMERS %s %s", s->stream, s->group);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (r) freeReplyObject(r);
-        ripc_liveness_leave(s, c, 1);
-        return;
+        return 1;
     }
     int holds_pending = 0;
     for (size_t i = 0; i < r->elements; i++) {
@@ -95,5 +94,5 @@ void ripc_membership_leave(ripc_stream *s, redisContext *c)
         if (del) freeReplyObject(del);
     }
     freeReplyObject(r);
-    ripc_liveness_leave(s, c, holds_pending);
+    return holds_pending;
 }

@@ -368,6 +368,23 @@ int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char 
     return mine.refused ? RIPC_COMMAND : must_flush;
 }
 
+int ripc_outbox_answer(ripc_outbox *o, const ripc_entry *request, int fulfilled, const char *content, size_t len,
+                       int mode, ripc_error *err)
+{
+    if (!content) { content = ""; len = 0; }
+    const ripc_bytes *f = request->fields;
+    const char *status = fulfilled ? "fulfilled" : "rejected";
+    const char *values[RIPC_FIELD_COUNT] = {
+        f[RIPC_FIELD_ID].ptr, f[RIPC_FIELD_INSTANCE_ID].ptr, status, content,
+        f[RIPC_FIELD_DESTINATION_GROUP].ptr, f[RIPC_FIELD_SOURCE_GROUP].ptr,
+    };
+    size_t lens[RIPC_FIELD_COUNT] = {
+        f[RIPC_FIELD_ID].len, f[RIPC_FIELD_INSTANCE_ID].len, strlen(status), len,
+        f[RIPC_FIELD_DESTINATION_GROUP].len, f[RIPC_FIELD_SOURCE_GROUP].len,
+    };
+    return ripc_outbox_reply(o, request->redis_id, values, lens, mode, err);
+}
+
 /* Puts the replies waiting for a retry back in the queue. Called with the mutex held. */
 static void requeue_retries(ripc_outbox *o)
 {

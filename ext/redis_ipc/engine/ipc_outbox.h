@@ -45,6 +45,10 @@ int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *cons
  * RIPC_COMMAND (err set) when this thread wrote it (RIPC_WRITE_NOW) and
  * Redis refused it; a refusal met by another thread's write goes to the
  * stream's events (RIPC_EVENT_COMMAND). */
+/* The reply to a request read from the stream (WIRE.md: its id and
+ * instance_id, the groups swapped), through ripc_outbox_reply. */
+int ripc_outbox_answer(ripc_outbox *o, const ripc_entry *request, int fulfilled, const char *content, size_t len,
+                       int mode, ripc_error *err);
 int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
                       const size_t lens[RIPC_FIELD_COUNT], int mode, ripc_error *err);
 /* Writes what is queued (see RIPC_WRITE_QUEUE). */

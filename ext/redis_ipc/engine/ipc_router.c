@@ -185,9 +185,12 @@ static int refuse_oversized(ripc_stream *s, ripc_entry *e, size_t len)
     size_t reason_len;
     char *reason = json_reason(text, s->group, &reason_len);
     ripc_error err;
-    /* Refused while connect or disconnect runs: the request stays pending,
-     * and whoever reclaims it answers it. */
-    if (ripc_respond(s, e, 0, reason, reason_len, &err) != RIPC_OK) ripc_inflight_remove(&s->inflight, e->redis_id);
+    /* Not while connect or disconnect runs: the request stays pending, and
+     * whoever reclaims it answers it. Otherwise as ripc_respond answers. */
+    int writable = atomic_load(&s->connected) && !atomic_load(&s->closing);
+    if (!writable || !ripc_inflight_mark_answered(&s->inflight, e->redis_id) ||
+        ripc_outbox_answer(&s->outbox, e, 0, reason, reason_len, RIPC_WRITE_NOW, &err) < 0)
+        ripc_inflight_remove(&s->inflight, e->redis_id);
     free(reason);
     ripc_entry_free(e);
     return 1;

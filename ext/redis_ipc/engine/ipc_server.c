@@ -36,8 +36,21 @@ static int same_settings(const ripc_redis_config *a, const ripc_redis_config *b)
            a->timeout == b->timeout && a->connect_timeout == b->connect_timeout;
 }
 
+/* In a forked child: the locks may have been held by a thread that the
+ * child does not have. The servers stay: the parent's streams, which the
+ * child may still free, hold them. */
+static void after_fork_child(void)
+{
+    pthread_mutex_init(&registry_mutex, NULL);
+    for (ripc_server *srv = registry; srv; srv = srv->next) pthread_mutex_init(&srv->mutex, NULL);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void watch_forks(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+
 ripc_server *ripc_server_acquire(const ripc_redis_config *cfg)
 {
+    pthread_once(&fork_once, watch_forks);
     pthread_mutex_lock(&registry_mutex);
     ripc_server *srv = registry;
     while (srv && !same_settings(&srv->config, cfg)) srv = srv->next;
@@ -104,8 +117,3 @@ double ripc_server_retry_at(ripc_server *srv)
     return at;
 }
 
-void ripc_server_after_fork(void)
-{
-    pthread_mutex_init(&registry_mutex, NULL);
-    for (ripc_server *srv = registry; srv; srv = srv->next) pthread_mutex_init(&srv->mutex, NULL);
-}

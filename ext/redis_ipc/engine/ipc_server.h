@@ -29,8 +29,4 @@ redisContext *ripc_server_connect(ripc_server *srv, double extra_read_timeout, r
  * to 250 ms as attempts fail. */
 double ripc_server_retry_at(ripc_server *srv);
 
-/* In a forked child: the registry's lock may have been held by a thread
- * that the child does not have. */
-void ripc_server_after_fork(void);
-
 #endif

@@ -21,11 +21,9 @@
  * the child's to serve. */
 #include "ipc_service.h"
 #include "ipc_conn.h"
-#include "ipc_housekeeper.h"
 #include "ipc_notifier.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
-#include "ipc_waker.h"
 
 #include <poll.h>
 #include <pthread.h>
@@ -37,6 +35,7 @@ static struct {
     ripc_notifier wake;        /* new work sooner than the thread sleeps until, or quit */
     int wake_ok;
     pthread_cond_t done;       /* a task finished running */
+    const ripc_service_hooks *hooks; /* the streams' (all the same) */
     ripc_service_task *tasks;
     ripc_service_task *running;
     int running_chores;        /* running's chores (not its beat) */
@@ -64,8 +63,6 @@ static void svc_after_fork_child(void)
      * parent's thread. */
     if (svc.wake_ok) ripc_notifier_close(&svc.wake);
     svc_init_state();
-    ripc_waker_after_fork();
-    ripc_server_after_fork();
 }
 
 static void svc_init(void)
@@ -93,23 +90,26 @@ static ripc_service_task *due_task(double now, int beat)
 /* How often a busy thread still reads the subscribers. */
 static const double IO_EVERY = 0.01;
 
-/* Waits (lock not held) for the doorbell, for the waker's subscriber
- * connections (ipc_waker.c), or until `until`. */
-static void wait_io(double until)
+/* Descriptors the hooks may add to the doorbell's. */
+enum { MAX_WATCHED = 64 };
+
+/* Waits (lock not held) for the doorbell, for the hooks' descriptors (the
+ * waker's subscriber connections), or until `until`. */
+static void wait_io(const ripc_service_hooks *hooks, double until)
 {
-    struct pollfd fds[1 + RIPC_MAX_SUBSCRIBERS];
+    struct pollfd fds[1 + MAX_WATCHED];
     fds[0].fd = svc.wake.read_fd;
     fds[0].events = POLLIN;
     fds[0].revents = 0;
-    int n = 1 + ripc_waker_prepare(fds + 1, RIPC_MAX_SUBSCRIBERS);
-    double retry = ripc_waker_next_retry();
+    int n = 1 + hooks->prepare(fds + 1, MAX_WATCHED);
+    double retry = hooks->next_retry();
     if (retry > 0 && retry < until) until = retry;
     double wait = until - ripc_now();
     int ms = wait <= 0 ? 0 : wait > 3600 ? 3600 * 1000 : (int)(wait * 1000) + 1;
     if (poll(fds, (nfds_t)n, ms) <= 0) return;
     if (fds[0].revents) ripc_notifier_drain(&svc.wake);
     for (int i = 1; i < n; i++)
-        if (fds[i].revents) ripc_waker_read(fds[i].fd);
+        if (fds[i].revents) hooks->read(fds[i].fd);
 }
 
 static void *service_main(void *arg)
@@ -131,7 +131,7 @@ static void *service_main(void *arg)
             }
             svc.sleeps_until = until;
             pthread_mutex_unlock(&svc.mutex);
-            wait_io(until);
+            wait_io(svc.hooks, until);
             pthread_mutex_lock(&svc.mutex);
             svc.sleeps_until = 0;
             last_io = ripc_now();
@@ -141,15 +141,16 @@ static void *service_main(void *arg)
         svc.running_chores = !beat;
         if (!beat) t->nudged = 0;
         pthread_mutex_unlock(&svc.mutex);
-        double next = beat ? ripc_liveness_tick(t->stream) : ripc_housekeeper_tick(t->stream);
+        double next = beat ? t->hooks->beat(t->stream) : t->hooks->chores(t->stream);
         pthread_mutex_lock(&svc.mutex);
         if (beat) t->beat_due = next;
         else t->chores_due = t->nudged ? ripc_now() : next;
         svc.running = NULL;
         pthread_cond_broadcast(&svc.done);
     }
+    const ripc_service_hooks *hooks = svc.hooks;
     pthread_mutex_unlock(&svc.mutex);
-    ripc_waker_shutdown(); /* every stream has left */
+    hooks->shutdown(); /* every stream has left */
     return NULL;
 }
 
@@ -157,7 +158,7 @@ static void *service_main(void *arg)
  * nudges a stream under it), then svc.mutex; the waker is attached and
  * detached outside svc.mutex for that. `registered` changes under both
  * svc.lifecycle and svc.mutex, so either lock is enough to read it. */
-int ripc_service_register(ripc_stream *s, ripc_error *err)
+int ripc_service_register(ripc_stream *s, const ripc_service_hooks *hooks, ripc_error *err)
 {
     pthread_once(&svc_once, svc_init);
     ripc_service_task *t = &s->service;
@@ -171,9 +172,11 @@ int ripc_service_register(ripc_stream *s, ripc_error *err)
         ripc_error_set(err, RIPC_STATE, "out of file descriptors");
         return RIPC_STATE;
     }
-    ripc_waker_attach(s);
+    hooks->attach(s);
     pthread_mutex_lock(&svc.mutex);
     double now = ripc_now();
+    svc.hooks = hooks;
+    t->hooks = hooks;
     t->stream = s;
     t->beat_due = now + s->options.heartbeat_interval; /* connect has just beaten */
     t->chores_due = now;
@@ -195,8 +198,8 @@ int ripc_service_register(ripc_stream *s, ripc_error *err)
     }
     pthread_mutex_unlock(&svc.mutex);
     if (rc != RIPC_OK) {
-        ripc_waker_detach(s);
-        ripc_waker_shutdown();
+        hooks->detach(s);
+        hooks->shutdown();
     }
     pthread_mutex_unlock(&svc.lifecycle);
     return rc;
@@ -218,7 +221,7 @@ void ripc_service_unregister(ripc_stream *s)
          * s->stopping between steps) and must not touch it afterwards. */
         while (svc.running == t) pthread_cond_wait(&svc.done, &svc.mutex);
         pthread_mutex_unlock(&svc.mutex);
-        ripc_waker_detach(s);
+        t->hooks->detach(s);
         pthread_mutex_lock(&svc.mutex);
         if (!svc.tasks && svc.thread.started) {
             svc.quit = 1;
@@ -229,7 +232,7 @@ void ripc_service_unregister(ripc_stream *s)
     }
     if (joining) {
         ripc_thread_join(&svc.thread);
-        ripc_waker_shutdown(); /* the thread's own call may have come first */
+        t->hooks->shutdown(); /* the thread's own call may have come first */
     }
     pthread_mutex_unlock(&svc.lifecycle);
     ripc_conn_close(t->conn);

@@ -191,6 +191,12 @@ static void build_names(ripc_stream *s)
     for (int i = 0; i < s->options.dispatcher_count; i++) s->dispatcher_names[i] = ripc_name_dispatcher(s->instance_id, i + 1);
 }
 
+/* What the service thread runs for every stream (ipc_service.h). */
+static const ripc_service_hooks service_hooks = {
+    ripc_liveness_tick, ripc_housekeeper_tick,
+    ripc_waker_attach, ripc_waker_detach, ripc_waker_prepare, ripc_waker_next_retry, ripc_waker_read, ripc_waker_shutdown,
+};
+
 int ripc_stream_connect(ripc_stream *s, ripc_error *err)
 {
     pthread_mutex_lock(&s->lifecycle_mutex);
@@ -236,7 +242,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         /* Beats, chores and the waker's subscription go to the process's
          * service thread. */
         ripc_housekeeper_reset(s);
-        rc = ripc_service_register(s, err);
+        rc = ripc_service_register(s, &service_hooks, err);
     }
     if (rc == RIPC_OK) ripc_outbox_start(&s->outbox);
     if (rc == RIPC_OK) rc = ripc_callbacks_start(s, err);
@@ -254,7 +260,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_error ignored;
         if (joined && ripc_pool_checkout(&s->pool, 0, &c, &ignored) == RIPC_OK) {
             ripc_send_lazy_acks(s, c, &ignored);
-            ripc_membership_leave(s, c);
+            ripc_liveness_leave(s, c, ripc_membership_leave(s, c));
             ripc_pool_checkin(&s->pool, c, c->err != 0);
         }
         ripc_pool_close_idle(&s->pool);
@@ -305,7 +311,7 @@ void ripc_stream_close(ripc_stream *s)
         ripc_error err;
         if (ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
             ripc_send_lazy_acks(s, c, &err);
-            ripc_membership_leave(s, c);
+            ripc_liveness_leave(s, c, ripc_membership_leave(s, c));
             ripc_pool_checkin(&s->pool, c, c->err != 0);
         }
         /* Requests read but never taken stay pending in Redis, where the
@@ -319,6 +325,8 @@ void ripc_stream_close(ripc_stream *s)
     }
     pthread_mutex_unlock(&s->lifecycle_mutex);
 }
+
+void ripc_stream_disconnect(ripc_stream *s) { ripc_stream_close(s); }
 
 void ripc_stream_free(ripc_stream *s)
 {
@@ -360,16 +368,6 @@ static void unref(ripc_stream *s)
 const char *ripc_stream_instance_id(ripc_stream *s) { return s->instance_id; }
 const char *ripc_stream_name(ripc_stream *s) { return s->stream; }
 const char *ripc_stream_group(ripc_stream *s) { return s->group; }
-
-int ripc_stream_sleep(ripc_stream *s, double seconds)
-{
-    double deadline = ripc_now() + seconds;
-    pthread_mutex_lock(&s->stop_mutex);
-    while (!atomic_load(&s->stopping) && ripc_now() < deadline)
-        ripc_cond_wait_until(&s->stop_cond, &s->stop_mutex, deadline);
-    pthread_mutex_unlock(&s->stop_mutex);
-    return atomic_load(&s->stopping);
-}
 
 /* --- sending ---------------------------------------------------------------- */
 
@@ -531,22 +529,10 @@ static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
         ripc_error_set(err, RIPC_STATE, "request %s was already answered", ripc_entry_field(request, RIPC_FIELD_ID));
         return RIPC_STATE;
     }
-    if (!content) { content = ""; len = 0; }
-    const ripc_bytes *f = request->fields;
-    const char *status = fulfilled ? "fulfilled" : "rejected";
-    /* A reply keeps id and instance_id and swaps the groups (WIRE.md). */
-    const char *values[RIPC_FIELD_COUNT] = {
-        f[RIPC_FIELD_ID].ptr, f[RIPC_FIELD_INSTANCE_ID].ptr, status, content,
-        f[RIPC_FIELD_DESTINATION_GROUP].ptr, f[RIPC_FIELD_SOURCE_GROUP].ptr,
-    };
-    size_t lens[RIPC_FIELD_COUNT] = {
-        f[RIPC_FIELD_ID].len, f[RIPC_FIELD_INSTANCE_ID].len, strlen(status), len,
-        f[RIPC_FIELD_DESTINATION_GROUP].len, f[RIPC_FIELD_SOURCE_GROUP].len,
-    };
     /* The reply, then (batched with other answers) the request's ack and
      * delete. If it cannot be written the request stays pending in Redis,
      * and the group reclaims and answers it again. */
-    int must_flush = ripc_outbox_reply(&s->outbox, request->redis_id, values, lens, mode, err);
+    int must_flush = ripc_outbox_answer(&s->outbox, request, fulfilled, content, len, mode, err);
     if (must_flush < 0) return must_flush; /* written by this thread, and refused */
     if (flush) *flush = must_flush;
     return RIPC_OK;

@@ -82,7 +82,15 @@ struct ripc_stream {
     ripc_chores chores;              /* when each chore is due (service thread only) */
 };
 
-/* Sleeps for seconds or until the stream stops; returns 1 when stopping. */
-int ripc_stream_sleep(ripc_stream *s, double seconds);
+/* Sleeps for seconds or until the stream stops (stop_cond); returns 1 when stopping. */
+static inline int ripc_stream_sleep(ripc_stream *s, double seconds)
+{
+    double deadline = ripc_now() + seconds;
+    pthread_mutex_lock(&s->stop_mutex);
+    while (!atomic_load(&s->stopping) && ripc_now() < deadline)
+        ripc_cond_wait_until(&s->stop_cond, &s->stop_mutex, deadline);
+    pthread_mutex_unlock(&s->stop_mutex);
+    return atomic_load(&s->stopping);
+}
 
 #endif

@@ -92,8 +92,13 @@ static void disconnect(subscriber *sub, double now)
     free_unsubscribes(sub); /* a new connection has none of them */
 }
 
+static void after_fork_child(void);
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void watch_forks(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+
 void ripc_waker_attach(ripc_stream *s)
 {
+    pthread_once(&fork_once, watch_forks);
     wake_entry *e = ripc_xcalloc(1, sizeof(*e));
     e->stream = s;
     e->channel = ripc_strdup(s->wake_channel);
@@ -255,7 +260,8 @@ void ripc_waker_shutdown(void)
     pthread_mutex_unlock(&wk_mutex);
 }
 
-void ripc_waker_after_fork(void)
+/* In a forked child: forgets the parent's subscribers. */
+static void after_fork_child(void)
 {
     /* The parent's subscribers are not ours: close their descriptors (never
      * a command on them) and forget them. */

@@ -8,8 +8,7 @@
 struct ripc_stream;
 
 /* One subscriber connection per Redis server, read by the service thread
- * (ipc_service.c), at most this many. */
-enum { RIPC_MAX_SUBSCRIBERS = 64 };
+ * (ipc_service.c: these are its hooks, given by ipc_stream.c). */
 struct pollfd;
 
 /* At register/unregister in the service: subscribes the stream's wake channel. */
@@ -24,8 +23,6 @@ double ripc_waker_next_retry(void);
 void ripc_waker_read(int fd);
 /* Closes the subscribers no stream uses (the service thread, as it ends). */
 void ripc_waker_shutdown(void);
-/* In a forked child: forgets the parent's subscribers. */
-void ripc_waker_after_fork(void);
 /* Tells the instance instance_id of our group that a reply waits in its inbox. */
 void ripc_waker_ring(struct ripc_stream *s, redisContext *c, const char *instance_id);
 
