@@ -29,9 +29,12 @@ void ripc_ledger_destroy(ripc_ledger *l)
     pthread_mutex_destroy(&l->mutex);
 }
 
-ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline)
+ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, const char *to)
 {
-    ripc_request *r = ripc_xcalloc(1, sizeof(*r));
+    size_t to_len = strlen(to);
+    ripc_request *r = ripc_xcalloc(1, sizeof(*r) + to_len + 1);
+    memcpy(r + 1, to, to_len);
+    r->to = (const char *)(r + 1);
     r->ledger = l;
     r->deadline = deadline;
     r->state = SLOT_WAITING;
@@ -95,7 +98,10 @@ int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply)
     int found, result;
     pthread_mutex_lock(&l->mutex);
     ripc_request *r = ripc_map_get(&l->slots, id, &found);
-    if (found && r->state == SLOT_WAITING) {
+    const char *from = reply->fields[RIPC_FIELD_SOURCE_GROUP].ptr;
+    if (found && r->state == SLOT_WAITING && (!from || strcmp(from, r->to) != 0)) {
+        result = RIPC_WRONG_GROUP;
+    } else if (found && r->state == SLOT_WAITING) {
         settle(r, SLOT_REPLIED, RIPC_OK, reply);
         remember(l, id);
         result = RIPC_DELIVERED;

@@ -39,6 +39,7 @@ struct ripc_request {
     ripc_ledger *ledger;
     struct ripc_stream *stream; /* kept alive while the request lives (see ripc_stream_unref) */
     char id[RIPC_REQUEST_ID_LEN + 1];
+    const char *to;         /* the group it was sent to, the only one whose reply counts (same block) */
     double deadline;
     int state;              /* see ipc_ledger.c */
     int error_code;         /* why the slot failed */
@@ -52,17 +53,20 @@ struct ripc_request {
 void ripc_ledger_init(ripc_ledger *l);
 void ripc_ledger_destroy(ripc_ledger *l);
 
-/* A new slot with a fresh id, registered, waiting until deadline; NULL when
- * the ledger is closed. It holds no descriptor. */
-ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline);
+/* A new slot with a fresh id for a request to group `to`, registered,
+ * waiting until deadline; NULL when the ledger is closed. It holds no
+ * descriptor. */
+ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, const char *to);
 /* Marks the slot of request `id` failed (its request could not be written);
  * nothing happens when the slot is gone already. */
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code);
 /* The same with RIPC_COMMAND: Redis refused the request's XADD with message. */
 void ripc_ledger_refuse_id(ripc_ledger *l, const char *id, const char *message);
 
-enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN };
-/* Hands a reply to its waiting slot; on RIPC_DELIVERED the ledger owns reply. */
+enum { RIPC_DELIVERED, RIPC_DUPLICATE, RIPC_UNKNOWN, RIPC_WRONG_GROUP };
+/* Hands a reply to its waiting slot; on RIPC_DELIVERED the ledger owns reply.
+ * RIPC_WRONG_GROUP: a reply from a group the request was not sent to (a
+ * forgery, or a peer's bug), which never reaches the sender. */
 int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply);
 
 /* The outcome so far: RIPC_OK (*reply is the caller's), RIPC_AGAIN (still

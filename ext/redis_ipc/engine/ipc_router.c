@@ -257,7 +257,11 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
     /* Queued for acknowledgement before the ledger may take the entry. */
     batch_add(b, e->redis_id);
     int delivered = ripc_ledger_deliver(&s->ledger, e);
-    if (delivered == RIPC_UNKNOWN)
+    if (delivered == RIPC_WRONG_GROUP)
+        ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
+                         "reply %s on stream %s answers request %s from group %s, to which that request was not sent: ignored",
+                         e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_ID), ripc_entry_field(e, RIPC_FIELD_SOURCE_GROUP));
+    else if (delivered == RIPC_UNKNOWN)
         ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
                          "reply %s on stream %s answers request %s, which is not waiting (late or unknown)",
                          e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_ID));

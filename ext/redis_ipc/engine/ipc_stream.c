@@ -396,7 +396,7 @@ static int send_request(ripc_stream *s, const char *to, const char *content, siz
     }
     if (!content) { content = ""; len = 0; }
     double now = ripc_now();
-    ripc_request *r = ripc_ledger_open(&s->ledger, now + (timeout > 0 ? timeout : s->options.entry_timeout));
+    ripc_request *r = ripc_ledger_open(&s->ledger, now + (timeout > 0 ? timeout : s->options.entry_timeout), to);
     if (!r) {
         ripc_error_set(err, RIPC_CLOSED, "stream %s is disconnecting", s->stream);
         return RIPC_CLOSED;
