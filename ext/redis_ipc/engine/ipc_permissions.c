@@ -79,6 +79,7 @@ static void build(ripc_stream *s, probes *p, const char *group, const char *inst
     PROBE(p, "DEL", L, 0, "DEL", L);
     PROBE(p, "PUBLISH", wake, 0, "PUBLISH", wake, "1");
     PROBE(p, "SUBSCRIBE", wake, 1, "SUBSCRIBE", wake);
+    PROBE(p, "UNSUBSCRIBE", wake, 1, "UNSUBSCRIBE", wake);
 }
 
 /* Appends text to the ", "-separated list in buf unless it is one of its items. */
