@@ -7,14 +7,6 @@ require "spec_helper"
 RSpec.describe "authentic replies", timeout: 60 do
   let(:stream_name) { unique("forgery") }
 
-  after do
-    (@processes || []).each do |io|
-      Process.kill(:KILL, io.pid)
-      Process.wait(io.pid)
-    rescue Errno::ESRCH, Errno::ECHILD
-      nil
-    end
-  end
 
   it "ignores and reports a reply from a group the request was not sent to, written by another process" do
     connected_stream(stream_name, "workers") do |entry|

@@ -12,17 +12,6 @@ RSpec.describe "faults", timeout: 180 do
     start_fixture("responder.rb", stream_name, group, delay)
   end
 
-  after do
-    (@processes || []).each do |io|
-      begin
-        Process.kill(:KILL, io.pid)
-      rescue Errno::ESRCH
-        nil
-      end
-      io.close
-    end
-  end
-
   it "takes over the requests of a responder killed with -9, and every request gets exactly one reply" do
     responders = [start_responder("workers", 0.002), start_responder("workers", 0.002)]
     errors = Queue.new

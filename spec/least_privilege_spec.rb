@@ -11,12 +11,6 @@ RSpec.describe "the least-privilege ACL rule", timeout: 120 do
   before { @users = [] }
 
   after do
-    (@processes || []).each do |io|
-      Process.kill(:KILL, io.pid)
-      Process.wait(io.pid)
-    rescue Errno::ESRCH, Errno::ECHILD
-      nil
-    end
     @users.each { |user| raw_redis.call("ACL", "DELUSER", user) }
   end
 

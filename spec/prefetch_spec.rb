@@ -10,12 +10,6 @@ RSpec.describe "bounded prefetch", timeout: 180 do
   let(:stream_name) { unique("prefetch") }
 
   after do
-    (@processes || []).each do |io|
-      Process.kill(:KILL, io.pid)
-      Process.wait(io.pid)
-    rescue Errno::ESRCH, Errno::ECHILD
-      nil
-    end
     raw_redis.del(stream_name)
   end
 

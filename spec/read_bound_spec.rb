@@ -12,12 +12,6 @@ RSpec.describe "the byte bound on reads", timeout: 180 do
   let(:huge) { 32 * 1024 * 1024 }
 
   after do
-    (@processes || []).each do |io|
-      Process.kill(:KILL, io.pid)
-      Process.wait(io.pid)
-    rescue Errno::ESRCH, Errno::ECHILD
-      nil
-    end
     raw_redis.del(stream_name)
   end
 

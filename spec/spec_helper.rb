@@ -92,6 +92,23 @@ module SpecHelpers
     end
   end
 
+  # Kills the fixture processes still running (kill -9: no goodbye to
+  # Redis) and reaps them; the suite does this after every example.
+  def kill_processes
+    (@processes || []).each do |io|
+      next if io.closed? # finished by the example
+
+      begin
+        Process.kill(:KILL, io.pid)
+        Process.wait(io.pid)
+      rescue Errno::ESRCH, Errno::ECHILD
+        nil
+      end
+      io.close unless io.closed?
+    end
+    @processes = nil
+  end
+
   # Runs a Ruby script in a separate process with the gem on its load path.
   def ruby_process(script, *args, env: {})
     lib = File.expand_path("../lib", __dir__)
@@ -118,6 +135,7 @@ RSpec.configure do |config|
   config.after(:suite) { $redis_server&.stop }
 
   config.after do
+    kill_processes
     (@streams || []).each(&:disconnect)
     @raw_redis&.close
   end
