@@ -18,9 +18,12 @@ typedef struct script {
 
 /* XREADGROUP with an id never blocks and only reads this consumer's
  * pending entries, so it may run in a script. The script measures each
- * entry before anything leaves Redis. */
+ * entry before anything leaves Redis. Its errors (NOGROUP after the group
+ * was deleted...) come back as XREADGROUP's own would (pcall: on Redis 6.2
+ * too, where call would wrap them in a script error). */
 static script history_page = {
-    "local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], ARGV[4])\n"
+    "local r = redis.pcall('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], ARGV[4])\n"
+    "if type(r) == 'table' and r.err then return r end\n"
     "local budget, limit, kept = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
     "local page, total = {}, 0\n"
     "for _, e in ipairs(r and r[1] and r[1][2] or {}) do\n"
