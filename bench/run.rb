@@ -1,8 +1,10 @@
 # frozen_string_literal: true
 
 # rake bench: the figures of the README's performance table, in one run
-# against a private redis-server on loopback TCP. Prints a table and writes
-# JSON (path in BENCH_JSON, default tmp/bench.json).
+# against a private redis-server on loopback TCP, each next to the C floor
+# (bench/floor: the same request/reply written directly with hiredis)
+# measured back to back with it. Prints a table and writes JSON (path in
+# BENCH_JSON, default tmp/bench.json).
 #
 #   BENCH_SECONDS  seconds per throughput measurement (default 2)
 #   BENCH_ROUNDS   sequential round trips per run (default 3000)
@@ -15,11 +17,49 @@ ROUNDS = Integer(ENV.fetch("BENCH_ROUNDS", "3000"))
 RUNS = Integer(ENV.fetch("BENCH_RUNS", "5"))
 STREAM = "bench_#{Process.pid}"
 
-def ping_floor(port)
+def ping_round_trip(port)
   out = `redis-benchmark -h 127.0.0.1 -p #{port} -t ping_mbulk -c 1 -n 20000 --csv 2>/dev/null`
   row = out.lines.last.to_s.split(",").map { |f| f.delete('"') }
   # "test","rps","avg","min","p50","p95","p99","max" (milliseconds)
   { p50_us: row[4].to_f * 1000, p99_us: row[6].to_f * 1000 }
+end
+
+# The C floor's programs, on a stream of their own on the same server.
+module Floor
+  module_function
+
+  DIR = File.join(__dir__, "floor")
+  STREAM = "bench_floor_#{Process.pid}".freeze
+
+  def program(name)
+    path = File.join(DIR, name)
+    abort "bench: #{path} is missing: build the C floor with `make -C bench/floor` (rake bench does)" unless File.executable?(path)
+    path
+  end
+
+  def start_responder(port)
+    io = IO.popen([program("responder"), "127.0.0.1", port.to_s, STREAM, "floor_responder"], "r")
+    abort "bench: the C floor's responder did not start" unless io.gets == "ready\n"
+    io
+  end
+
+  def stop_responder(io)
+    Process.kill(:TERM, io.pid)
+    io.read
+    io.close
+  end
+
+  # Runs the requester once ("sequential", ROUNDS or "in-flight", K, SECONDS).
+  def run(port, probe, *mode)
+    calls = probe.command_calls
+    out = IO.popen([program("requester"), "127.0.0.1", port.to_s, STREAM, "floor_requester", "floor_responder",
+                    *mode.map(&:to_s)], &:read)
+    abort "bench: the C floor's requester failed (#{mode.join(" ")})" unless $?.success?
+    r = JSON.parse(out, symbolize_names: true)
+    # the count includes its warm-up, as the Redis counters do
+    commands = (probe.command_calls - calls).to_f / r[:round_trips_total]
+    r.slice(:p50_us, :p99_us, :round_trips_per_s).merge(commands_per_round_trip: commands)
+  end
 end
 
 def sequential(sender, probe)
@@ -89,6 +129,11 @@ def medians(runs)
   runs.first.keys.to_h { |k| [k, Bench.median(runs.map { |r| r[k] })] }
 end
 
+# Medians of each figure, and of each run's ratio of `key` to the floor's.
+def with_floor(runs, floor_runs, key, ratio_name)
+  medians(runs).merge(ratio_name => Bench.median(runs.zip(floor_runs).map { |r, f| r[key] / f[key] }))
+end
+
 results = {}
 Bench.with_redis do |url, port|
   probe = Bench::Probe.new(port)
@@ -97,33 +142,51 @@ Bench.with_redis do |url, port|
 
   responder = Bench.spawn_ruby("responder.rb", url, STREAM, "responder")
   responder.gets
+  floor_responder = Floor.start_responder(port)
   sender = RedisIPC::Stream.new(STREAM, "sender").on_request { nil }
   sender.connect(redis_options: { url: url }, ledger: { entry_timeout: 30 })
   rss_before = { sender_kb: Bench.rss_kb, responder_kb: Bench.rss_kb(responder.pid) }
 
   ping = []
+  floor_seq = []
   seq = []
   RUNS.times do |run|
-    Bench.progress("run #{run + 1}/#{RUNS}: PING floor...")
-    ping << ping_floor(port)
+    Bench.progress("run #{run + 1}/#{RUNS}: PING round trip...")
+    ping << ping_round_trip(port)
+    Bench.progress("run #{run + 1}/#{RUNS}: C floor, sequential x#{ROUNDS}...")
+    floor_seq << Floor.run(port, probe, "sequential", ROUNDS)
     Bench.progress("run #{run + 1}/#{RUNS}: sequential send_to_group x#{ROUNDS}...")
     seq << sequential(sender, probe)
   end
   results[:ping] = medians(ping)
-  results[:sequential] = medians(seq)
+  results[:floor] = { sequential: medians(floor_seq), in_flight: {} }
+  results[:floor][:sequential][:ratio_to_ping] = results[:floor][:sequential][:p50_us] / results[:ping][:p50_us]
+  results[:sequential] = with_floor(seq, floor_seq, :p50_us, :ratio_to_floor)
   results[:sequential][:ratio_to_ping] = results[:sequential][:p50_us] / results[:ping][:p50_us]
 
+  # Each depth's runs go floor, threads, async, back to back, so that the
+  # machine's noise lands on both sides of a ratio.
   results[:throughput] = {}
-  [["threads", 1], ["threads", 8], ["threads", 64], ["async", 8], ["async", 64]].each do |kind, n|
-    runs = Array.new(RUNS) do |run|
-      Bench.progress("run #{run + 1}/#{RUNS}: #{n} in flight (#{kind}, #{SECONDS_EACH}s)...")
-      kind == "threads" ? threaded(sender, probe, n) : async(sender, probe, n)
+  { 1 => %w[threads], 8 => %w[threads async], 64 => %w[threads async] }.each do |n, kinds|
+    floor_runs = []
+    runs = kinds.to_h { |kind| [kind, []] }
+    RUNS.times do |run|
+      Bench.progress("run #{run + 1}/#{RUNS}: C floor, #{n} in flight (#{SECONDS_EACH}s)...")
+      floor_runs << Floor.run(port, probe, "in-flight", n, SECONDS_EACH)
+      kinds.each do |kind|
+        Bench.progress("run #{run + 1}/#{RUNS}: #{n} in flight (#{kind}, #{SECONDS_EACH}s)...")
+        runs[kind] << (kind == "threads" ? threaded(sender, probe, n) : async(sender, probe, n))
+      end
     end
-    results[:throughput]["#{kind}_#{n}"] = medians(runs)
+    results[:floor][:in_flight][n.to_s] = medians(floor_runs)
+    kinds.each do |kind|
+      results[:throughput]["#{kind}_#{n}"] = with_floor(runs[kind], floor_runs, :round_trips_per_s, :fraction_of_floor)
+    end
   end
 
   results[:rss] = { before: rss_before, after: { sender_kb: Bench.rss_kb, responder_kb: Bench.rss_kb(responder.pid) } }
   sender.disconnect
+  Floor.stop_responder(floor_responder)
   responder.close_write
   responder.read
   responder.close
@@ -132,19 +195,30 @@ Bench.progress("")
 
 t = results[:throughput]
 ping = results[:ping]
+floor = results[:floor]
+fseq = floor[:sequential]
 seq = results[:sequential]
 rows = [
-  ["Redis PING round trip (floor)", format("p50 %.0f µs, p99 %.0f µs", ping[:p50_us], ping[:p99_us])],
-  ["sequential send_to_group", format("p50 %.0f µs (%.2fx PING), p99 %.0f µs", seq[:p50_us], seq[:ratio_to_ping], seq[:p99_us])],
-  ["Redis commands per round trip, sequential", format("%.2f", seq[:commands_per_round_trip])],
-  *t.map { |k, v| ["round trips/s, #{k.sub("_", " x")} in flight", format("%.0f (%.2f commands each)", v[:round_trips_per_s], v[:commands_per_round_trip])] },
+  ["Redis PING round trip", format("p50 %.0f µs, p99 %.0f µs", ping[:p50_us], ping[:p99_us])],
+  ["C floor: sequential round trip", format("p50 %.0f µs (%.2fx PING), p99 %.0f µs", fseq[:p50_us], fseq[:ratio_to_ping], fseq[:p99_us])],
+  ["sequential send_to_group", format("p50 %.0f µs = %.2fx floor (%.2fx PING), p99 %.0f µs",
+                                      seq[:p50_us], seq[:ratio_to_floor], seq[:ratio_to_ping], seq[:p99_us])],
+  ["Redis commands per round trip, sequential", format("%.2f (floor %.2f)", seq[:commands_per_round_trip], fseq[:commands_per_round_trip])],
+  *floor[:in_flight].map do |n, v|
+    ["C floor: round trips/s, #{n} in flight", format("%.0f (%.2f commands each)", v[:round_trips_per_s], v[:commands_per_round_trip])]
+  end,
+  *t.map do |k, v|
+    ["round trips/s, #{k.sub("_", " x")} in flight", format("%.0f = %.2f of floor (%.2f commands each)",
+                                                            v[:round_trips_per_s], v[:fraction_of_floor], v[:commands_per_round_trip])]
+  end,
   ["idle process: Redis commands/s", format("%.1f", results[:idle][:commands_per_s])],
   ["idle process: CPU", format("%.2f %%", results[:idle][:cpu_percent])],
   ["RSS sender before -> after", format("%d -> %d KB", results[:rss][:before][:sender_kb], results[:rss][:after][:sender_kb])],
   ["RSS responder before -> after", format("%d -> %d KB", results[:rss][:before][:responder_kb], results[:rss][:after][:responder_kb])]
 ]
 width = rows.map { |r| r[0].size }.max
-puts "redis_ipc benchmark (medians of #{RUNS} runs; Redis on loopback TCP; #{Etc.nprocessors} cores)"
+puts "redis_ipc benchmark (medians of #{RUNS} runs; ratios to the C floor: median of each run's, measured back to back; " \
+     "Redis on loopback TCP; #{Etc.nprocessors} cores)"
 rows.each { |name, value| puts "  #{name.ljust(width)}  #{value}" }
 path = ENV.fetch("BENCH_JSON", File.expand_path("../tmp/bench.json", __dir__))
 FileUtils.mkdir_p(File.dirname(path))
