@@ -14,6 +14,7 @@ require_relative "redis_ipc/stream/pending_reply"
 require_relative "redis_ipc/stream/consumer_pool"
 require_relative "redis_ipc/watcher"
 require_relative "redis_ipc/stream"
+require_relative "redis_ipc/fork_hook"
 
 # Request/reply between processes over a Redis stream. See RedisIPC::Stream.
 module RedisIPC

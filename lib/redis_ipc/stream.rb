@@ -231,6 +231,16 @@ module RedisIPC
       log(:info) { "disconnected from #{@stream_name}" }
     end
 
+    # In a forked child (ForkHook, through the watcher): the engine, its
+    # threads and its consumers are the parent's. The stream lets go of
+    # them without a command to Redis and is simply not connected here.
+    def forget_parent
+      engine = @engine
+      @engine = nil
+      @pool = nil
+      engine&.forget_parent
+    end
+
     def spawn(name, &block)
       thread = Thread.new do
         # A new thread inherits its creator's interrupt mask (the watcher's,

@@ -219,6 +219,22 @@ static VALUE engine_close(VALUE self)
     return self;
 }
 
+/* engine.forget_parent -> true when this engine was the parent's, in a
+ * forked child: it lets go of the parent's stream at once (its inherited
+ * sockets closed without a command on them, ripc_stream_free) instead of
+ * at GC time, and is unusable afterwards. False (and nothing done) in the
+ * process that created it. */
+static VALUE engine_forget_parent(VALUE self)
+{
+    engine *e;
+    TypedData_Get_Struct(self, engine, &engine_type, e);
+    if (!e->stream || e->pid == getpid()) return Qfalse;
+    ripc_stream *s = e->stream;
+    e->stream = NULL; /* first: engine_free must not free it again */
+    ripc_stream_free(s);
+    return Qtrue;
+}
+
 static VALUE engine_connected_p(VALUE self)
 {
     return ripc_stream_connected(get_stream(self)) ? Qtrue : Qfalse;
@@ -499,6 +515,7 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_method(cEngine, "stop", engine_stop, 0);
     rb_define_method(cEngine, "close", engine_close, 0);
     rb_define_method(cEngine, "connected?", engine_connected_p, 0);
+    rb_define_method(cEngine, "forget_parent", engine_forget_parent, 0);
     rb_define_method(cEngine, "instance_id", engine_instance_id, 0);
     rb_define_method(cEngine, "stats", engine_stats, 0);
     rb_define_method(cEngine, "send_request", engine_send_request, 3);
