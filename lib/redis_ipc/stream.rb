@@ -81,18 +81,25 @@ module RedisIPC
 
     # Sends content to group `to` and blocks until its reply arrives; returns
     # the reply as an Entry. Raises TimeoutError when none comes within
-    # `timeout` seconds (default: ledger.entry_timeout).
-    def send_to_group(content:, to:, timeout: nil)
+    # `timeout` seconds (default: ledger.entry_timeout), and at once
+    # NoRespondersError (a TimeoutError) when the group has no live member,
+    # unless `fail_fast` (default: the connect option, true) is false.
+    def send_to_group(content:, to:, timeout: nil, fail_fast: nil)
       arguments = request_arguments(content, to, timeout)
-      Entry.from_native(connected_engine.send_request(*arguments))
+      engine = connected_engine
+      check_responders(engine, arguments[0], fail_fast)
+      Entry.from_native(engine.send_request(*arguments))
     end
 
     # Sends content to group `to` and returns at once with a PendingReply
     # whose #value (or #wait) gives the reply entry or raises as
     # send_to_group does, so one thread can keep many requests in flight.
-    def send_to_group_async(content:, to:, timeout: nil)
+    # NoRespondersError is raised here, as nothing is sent.
+    def send_to_group_async(content:, to:, timeout: nil, fail_fast: nil)
       arguments = request_arguments(content, to, timeout)
-      PendingReply.new(connected_engine.send_request_async(*arguments))
+      engine = connected_engine
+      check_responders(engine, arguments[0], fail_fast)
+      PendingReply.new(engine.send_request_async(*arguments))
     end
 
     def fulfill_request(entry, content:)
@@ -157,6 +164,34 @@ module RedisIPC
       engine
     end
 
+    # Seconds a group found alive is taken for alive without asking Redis
+    # again: steady traffic to a group costs one check a second, not one a
+    # send. Only "alive" is remembered, so a group that comes up is seen at
+    # its first send; one that dies within this time makes its senders wait
+    # their timeout, as without the check.
+    RESPONDERS_TTL = 1.0
+    # Groups remembered at most (a sender to ever new names stays bounded).
+    RESPONDERS_KEPT = 1024
+    private_constant :RESPONDERS_TTL, :RESPONDERS_KEPT
+
+    def check_responders(engine, to, fail_fast)
+      unless fail_fast.nil? || fail_fast == true || fail_fast == false
+        raise ArgumentError, "fail_fast must be true, false or nil, got #{fail_fast.inspect}"
+      end
+      return unless fail_fast.nil? ? @config.fail_fast : fail_fast
+
+      now = RedisIPC.monotonic
+      known = @responders # this connect's
+      return if (until_time = known[to]) && until_time > now
+      unless engine.responders?(to)
+        raise NoRespondersError, "group #{to} has no live member on stream #{@stream_name}; nothing was sent " \
+                                 "(fail_fast: false waits for a reply instead)"
+      end
+
+      known.clear if known.size >= RESPONDERS_KEPT
+      known[to] = now + RESPONDERS_TTL
+    end
+
     def encode(content)
       payload = Content.encode(content)
       limit = @config&.max_content_bytes
@@ -198,6 +233,7 @@ module RedisIPC
       @engine = engine # held before it connects: a kill during connect finds it
       engine.connect
       @config = config
+      @responders = {} # group => monotonic time until which it counts as alive
       @pid = Process.pid
       # No consumer yet: the watcher starts the first when a request comes.
       watcher = Watcher.current

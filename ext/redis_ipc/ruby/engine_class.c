@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../engine/ipc_host.h"
+#include "../engine/ipc_responders.h"
 #include "../engine/ipc_util.h"
 
 typedef struct engine {
@@ -359,6 +360,45 @@ static VALUE engine_send_request_async(VALUE self, VALUE to, VALUE content, VALU
     return rb_ensure(send_async_body, (VALUE)&a, send_cleanup, (VALUE)&a);
 }
 
+typedef struct responders_args {
+    ripc_stream *stream;
+    char *group;
+    int alive;
+} responders_args;
+
+static void *responders_nogvl(void *arg)
+{
+    responders_args *a = arg;
+    a->alive = ripc_responders_alive(a->stream, a->group);
+    return NULL;
+}
+
+static VALUE responders_body(VALUE arg)
+{
+    responders_args *a = (responders_args *)arg;
+    /* An interrupt may raise once the call returns: the copy is freed by the ensure. */
+    rb_thread_call_without_gvl(responders_nogvl, a, ubf_nothing, NULL);
+    return a->alive ? Qtrue : Qfalse;
+}
+
+static VALUE responders_cleanup(VALUE arg)
+{
+    free(((responders_args *)arg)->group);
+    return Qnil;
+}
+
+/* engine.responders?(group) -> false when the group has no live member
+ * (ipc_responders.h); one round trip, bounded by the command timeout,
+ * without the GVL. */
+static VALUE engine_responders_p(VALUE self, VALUE group)
+{
+    ripc_stream *s = get_stream(self);
+    StringValueCStr(group);
+    /* A C copy: the string's bytes may move while the GVL is released. */
+    responders_args a = { s, ripc_memdup(RSTRING_PTR(group), (size_t)RSTRING_LEN(group)), 1 };
+    return rb_ensure(responders_body, (VALUE)&a, responders_cleanup, (VALUE)&a);
+}
+
 /* --- serving ---------------------------------------------------------------- */
 
 typedef struct pop_args {
@@ -520,6 +560,7 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_method(cEngine, "stats", engine_stats, 0);
     rb_define_method(cEngine, "send_request", engine_send_request, 3);
     rb_define_method(cEngine, "send_request_async", engine_send_request_async, 3);
+    rb_define_method(cEngine, "responders?", engine_responders_p, 1);
     rb_define_method(cEngine, "next_request", engine_next_request, -1);
     rb_define_method(cEngine, "next_event", engine_next_event, -1);
     rb_define_method(cEngine, "events_fd", engine_events_fd, 0);
