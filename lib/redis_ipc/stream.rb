@@ -85,10 +85,13 @@ module RedisIPC
     # NoRespondersError (a TimeoutError) when the group has no live member,
     # unless `fail_fast` (default: the connect option, true) is false.
     def send_to_group(content:, to:, timeout: nil, fail_fast: nil)
-      arguments = request_arguments(content, to, timeout)
+      to, payload, seconds = request_arguments(content, to, timeout)
       engine = connected_engine
-      check_responders(engine, arguments[0], fail_fast)
-      Entry.from_native(engine.send_request(*arguments))
+      chain = Middlewares.send_chain
+      return send_now(engine, to, payload, seconds, fail_fast) if chain.empty?
+
+      hooks = { stream: self, group: to, content_bytes: payload.bytesize, async: false }
+      Middlewares.run(chain, :send_request, hooks, method(:report)) { send_now(engine, to, payload, seconds, fail_fast) }
     end
 
     # Sends content to group `to` and returns at once with a PendingReply
@@ -96,10 +99,33 @@ module RedisIPC
     # send_to_group does, so one thread can keep many requests in flight.
     # NoRespondersError is raised here, as nothing is sent.
     def send_to_group_async(content:, to:, timeout: nil, fail_fast: nil)
-      arguments = request_arguments(content, to, timeout)
+      to, payload, seconds = request_arguments(content, to, timeout)
+      post(connected_engine, to, payload, seconds, fail_fast)
+    end
+
+    # Sends content to every group of `to` (an Array of names) at once and
+    # waits until all have answered or `timeout` has passed. Returns
+    # { group => Entry, or the error that group's request ended with
+    # (NoRespondersError, TimeoutError, CommandError, ConnectionError) },
+    # in the order of `to`. Raises only for what fails them all (bad
+    # arguments, a stream not connected).
+    def send_to_groups(content:, to:, timeout: nil, fail_fast: nil)
+      send_to_groups_async(content: content, to: to, timeout: timeout, fail_fast: fail_fast).value
+    end
+
+    # send_to_groups without waiting: returns a PendingReplies whose #value
+    # (or #wait) gives that Hash once every reply is in or timed out.
+    def send_to_groups_async(content:, to:, timeout: nil, fail_fast: nil)
+      groups = group_list(to)
+      _, payload, seconds = request_arguments(content, groups.first, timeout)
       engine = connected_engine
-      check_responders(engine, arguments[0], fail_fast)
-      PendingReply.new(engine.send_request_async(*arguments))
+      PendingReplies.new(groups.to_h do |group|
+        [group, begin
+          post(engine, group, payload, seconds, fail_fast)
+        rescue NoRespondersError => e
+          e
+        end]
+      end)
     end
 
     def fulfill_request(entry, content:)
@@ -156,6 +182,33 @@ module RedisIPC
     private_class_method :check_name
 
     private
+
+    def send_now(engine, to, payload, seconds, fail_fast)
+      check_responders(engine, to, fail_fast)
+      Entry.from_native(engine.send_request(to, payload, seconds))
+    end
+
+    # Posts a request; middlewares see it with async: true.
+    def post(engine, to, payload, seconds, fail_fast)
+      chain = Middlewares.send_chain
+      return post_now(engine, to, payload, seconds, fail_fast) if chain.empty?
+
+      hooks = { stream: self, group: to, content_bytes: payload.bytesize, async: true }
+      Middlewares.run(chain, :send_request, hooks, method(:report)) { post_now(engine, to, payload, seconds, fail_fast) }
+    end
+
+    def post_now(engine, to, payload, seconds, fail_fast)
+      check_responders(engine, to, fail_fast)
+      PendingReply.new(engine.send_request_async(to, payload, seconds))
+    end
+
+    # The destination groups of send_to_groups: checked names, each once.
+    def group_list(to)
+      raise ArgumentError, "to: must be an Array of group names, got #{to.class}" unless to.is_a?(Array)
+      raise ArgumentError, "to: must name at least one group" if to.empty?
+
+      to.map { |group| self.class.send(:check_name, group, "to:") }.uniq
+    end
 
     def connected_engine
       engine = @engine
@@ -301,7 +354,12 @@ module RedisIPC
     # goes on serving. Thread#kill is no exception: it still ends the consumer.
     def handle(fields)
       entry = Entry.from_native(fields)
-      instance_exec(entry, &@on_request)
+      chain = Middlewares.handle_chain
+      return instance_exec(entry, &@on_request) if chain.empty?
+
+      hooks = { stream: self, group: @group_name, entry_id: entry.id, content_bytes: fields[4].bytesize,
+                source_group: entry.source_group }
+      Middlewares.run(chain, :handle_request, hooks, method(:report)) { instance_exec(entry, &@on_request) }
     rescue Exception => e # rubocop:disable Lint/RescueException
       refuse(entry, e) if entry
       report(e)
