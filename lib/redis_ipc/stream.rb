@@ -18,6 +18,7 @@ module RedisIPC
       @on_error = nil
       @engine = nil
       @pool = nil
+      @responders = {}
       @lifecycle = Mutex.new
     end
 
