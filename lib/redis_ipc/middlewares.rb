@@ -35,10 +35,6 @@ module RedisIPC
     class << self
       attr_reader :registered
 
-      def chain(hook)
-        @chains.fetch(hook)
-      end
-
       # The chains a send and a handled request go through (read on every one).
       def send_chain = @chains[:send_request]
       def handle_chain = @chains[:handle_request]

@@ -60,7 +60,9 @@ int ripc_responders_alive(ripc_stream *s, const char *group)
     if (s->pid != getpid() || !ripc_stream_connected(s) || !group || !*group) return 1;
     redisContext *c;
     ripc_error err;
-    if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) return 1;
+    /* Without waiting for a connection: a pool taken up by senders must not
+     * delay this send; it goes unchecked instead. */
+    if (ripc_pool_checkout(&s->pool, ripc_now(), &c, &err) != RIPC_OK) return 1;
     int alive = 1;
     long long now = ripc_liveness_server_ms(s, c, &err);
     if (now >= 0) {

@@ -11,7 +11,8 @@ struct ripc_stream;
  * and reclaims (ipc_liveness.c): an instance of this engine that beat
  * within dead_after on the server's clock, or a member that does not beat
  * (1.x) whose consumer read within reclaim_idle. 1 otherwise, and in any
- * doubt (Redis unreachable, a command refused, the stream not connected):
+ * doubt (Redis unreachable, a command refused, the stream not connected,
+ * no connection of the pool free at once):
  * the check must never fail a send the group would have answered. One
  * round trip on a connection of the stream's pool (two when the server
  * clock is due for a TIME). */
