@@ -65,6 +65,7 @@ RSpec.describe "scatter-gather", timeout: 60 do
     expect { sender.send_to_groups(content: 1, to: ["echo", 1]) }.to raise_error(ArgumentError)
     expect { sender.send_to_groups(content: Object.new, to: ["echo"]) }.to raise_error(ArgumentError)
     expect { sender.send_to_groups(content: 1, to: ["echo"], timeout: -1) }.to raise_error(ArgumentError)
+    expect { sender.send_to_groups(content: 1, to: ["echo"], fail_fast: 1) }.to raise_error(ArgumentError, /fail_fast/)
     expect { sender.send_to_groups_async(content: 1, to: ["echo"]).wait(-1) }.to raise_error(ArgumentError)
     idle = RedisIPC::Stream.new(stream_name, "idle").on_request { nil }
     expect { idle.send_to_groups(content: 1, to: ["echo"]) }.to raise_error(RedisIPC::ConnectionError)

@@ -119,6 +119,7 @@ module RedisIPC
     def send_to_groups_async(content:, to:, timeout: nil, fail_fast: nil)
       groups = group_list(to)
       _, payload, seconds = request_arguments(content, groups.first, timeout)
+      check_fail_fast(fail_fast) # before any of them is sent
       engine = connected_engine
       PendingReplies.new(groups.to_h do |group|
         [group, begin
@@ -228,10 +229,14 @@ module RedisIPC
     RESPONDERS_KEPT = 1024
     private_constant :RESPONDERS_TTL, :RESPONDERS_KEPT
 
+    def check_fail_fast(fail_fast)
+      return if fail_fast.nil? || fail_fast == true || fail_fast == false
+
+      raise ArgumentError, "fail_fast must be true, false or nil, got #{fail_fast.inspect}"
+    end
+
     def check_responders(engine, to, fail_fast)
-      unless fail_fast.nil? || fail_fast == true || fail_fast == false
-        raise ArgumentError, "fail_fast must be true, false or nil, got #{fail_fast.inspect}"
-      end
+      check_fail_fast(fail_fast)
       return unless fail_fast.nil? ? @config.fail_fast : fail_fast
 
       now = RedisIPC.monotonic

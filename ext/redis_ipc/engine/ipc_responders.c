@@ -7,7 +7,9 @@
  *     (1.x, or a foreign peer keeping WIRE.md) is alive while its idle time
  *     (since its last read) stays under reclaim_idle, the age past which the
  *     engine already takes such a peer's entries for abandoned. 1.x readers
- *     poll every few milliseconds, so a live one is never near that. */
+ *     poll every few milliseconds, so a live one is never near that.
+ * Both judgements wait, as takeovers do, until this instance's own beats
+ * have gone through promptly for dead_after (judge below). */
 #include "ipc_responders.h"
 #include "ipc_stream_internal.h"
 #include "ipc_conn.h"
@@ -33,11 +35,16 @@ static int listed(const redisReply *members, const char *iid)
 }
 
 /* From the three replies (live beats, every listed instance, the group's
- * consumers): 1 alive or in doubt, 0 none. */
-static int judge(ripc_stream *s, const redisReply *live, const redisReply *known, const redisReply *consumers)
+ * consumers): 1 alive or in doubt, 0 none. While this instance may not
+ * judge others (its own beats were not prompt for dead_after: a stall of
+ * Redis or of its connection delays every peer's beats too), a stale beat
+ * or a long idle time is no proof of death: only a group that does not
+ * exist, or has neither instances nor consumers left, has no member. */
+static int judge(ripc_stream *s, int judging, const redisReply *live, const redisReply *known, const redisReply *consumers)
 {
     if (live->type != REDIS_REPLY_ARRAY || known->type != REDIS_REPLY_ARRAY) return 1;
     if (live->elements > 0) return 1;
+    if (!judging && known->elements > 0) return 1;
     if (consumers->type == REDIS_REPLY_ERROR) {
         /* No group by that name, or no stream at all: nobody reads it. */
         return !(ripc_reply_error_starts(consumers, "NOGROUP") || strstr(consumers->str, "no such key"));
@@ -50,7 +57,7 @@ static int judge(ripc_stream *s, const redisReply *live, const redisReply *known
         if (!name || name->type != REDIS_REPLY_STRING || !idle || idle->type != REDIS_REPLY_INTEGER) return 1;
         char iid[RIPC_INSTANCE_NAME_MAX];
         if (ripc_name_instance(name->str, iid, sizeof(iid)) && listed(known, iid)) continue; /* judged by its beats */
-        if (idle->integer < idle_max) return 1;
+        if (!judging || idle->integer < idle_max) return 1;
     }
     return 0;
 }
@@ -64,6 +71,7 @@ int ripc_responders_alive(ripc_stream *s, const char *group)
      * delay this send; it goes unchecked instead. */
     if (ripc_pool_checkout(&s->pool, ripc_now(), &c, &err) != RIPC_OK) return 1;
     int alive = 1;
+    double sent = ripc_now();
     long long now = ripc_liveness_server_ms(s, c, &err);
     if (now >= 0) {
         char *key = ripc_key_instances(s->stream, group);
@@ -81,7 +89,10 @@ int ripc_responders_alive(ripc_stream *s, const char *group)
         const size_t *lens[] = { live_len, known_len, consumers_len };
         redisReply *replies[3];
         if (ripc_conn_pipeline(c, 3, argcs, argvs, lens, replies, &err) == 0) {
-            alive = judge(s, replies[0], replies[1], replies[2]);
+            /* A check that was slow, as a beat that was slow, means Redis
+             * stalled: peers' beats may be waiting behind it. */
+            int prompt = ripc_now() - sent < s->options.heartbeat_interval / 2;
+            alive = judge(s, prompt && atomic_load(&s->liveness.judging), replies[0], replies[1], replies[2]);
             for (int i = 0; i < 3; i++) freeReplyObject(replies[i]);
         }
         free(key);
