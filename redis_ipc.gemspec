@@ -11,12 +11,21 @@ Gem::Specification.new do |spec|
                      "native threads block on the stream with the GVL released. Wire-compatible with redis_ipc 1.x."
   spec.authors = ["redis_ipc developers"]
   spec.license = "MIT"
-  spec.homepage = "https://rubygems.org/gems/redis_ipc"
+  spec.homepage = "https://github.com/itsthedevman/redis_ipc"
+  # Process._fork, the fork hook that fork safety rests on, came with 3.1.
   spec.required_ruby_version = ">= 3.1"
 
-  spec.files = Dir["lib/**/*.rb", "ext/redis_ipc/**/*.{c,h,rb}", "README.md", "LICENSE"]
+  # Everything the extension's build reads: its sources, extconf.rb and the
+  # header dependencies (depend), which mkmf puts into the Makefile.
+  spec.files = Dir["lib/**/*.rb", "ext/redis_ipc/**/*.{c,h,rb}", "ext/redis_ipc/depend",
+                   "README.md", "CHANGELOG.md", "LICENSE"]
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/redis_ipc/extconf.rb"]
   spec.add_dependency "json", ">= 2.6", "< 4"
   spec.metadata["rubygems_mfa_required"] = "true"
+  spec.metadata["homepage_uri"] = spec.homepage
+  spec.metadata["source_code_uri"] = "https://github.com/itsthedevman/redis_ipc"
+  spec.metadata["changelog_uri"] = "https://github.com/itsthedevman/redis_ipc/blob/main/CHANGELOG.md"
+  spec.metadata["bug_tracker_uri"] = "https://github.com/itsthedevman/redis_ipc/issues"
+  spec.metadata["documentation_uri"] = "https://rubydoc.info/gems/redis_ipc"
 end

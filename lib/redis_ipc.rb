@@ -11,9 +11,13 @@ require_relative "redis_ipc/redis_options"
 require_relative "redis_ipc/connect_options"
 require_relative "redis_ipc/stream/entry"
 require_relative "redis_ipc/stream/pending_reply"
+require_relative "redis_ipc/stream/pending_replies"
+require_relative "redis_ipc/middlewares"
+require_relative "redis_ipc/notifications"
 require_relative "redis_ipc/stream/consumer_pool"
 require_relative "redis_ipc/watcher"
 require_relative "redis_ipc/stream"
+require_relative "redis_ipc/fork_hook"
 
 # Request/reply between processes over a Redis stream. See RedisIPC::Stream.
 module RedisIPC

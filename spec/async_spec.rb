@@ -33,7 +33,7 @@ RSpec.describe "RedisIPC::Stream#send_to_group_async" do
 
   it "raises TimeoutError from value, every time, and frees the slot" do
     sender = connected_stream(stream_name, "sender")
-    reply = sender.send_to_group_async(content: 1, to: "nobody", timeout: 0.2)
+    reply = sender.send_to_group_async(content: 1, to: "nobody", fail_fast: false, timeout: 0.2)
     expect { reply.value }.to raise_error(RedisIPC::TimeoutError, /nobody/)
     expect { reply.value }.to raise_error(RedisIPC::TimeoutError)
     expect(sender.stats[:ledger_size]).to eq(0)
@@ -49,14 +49,14 @@ RSpec.describe "RedisIPC::Stream#send_to_group_async" do
   it "fails pending replies with ConnectionError on disconnect, and a handle may outlive its stream" do
     sender = RedisIPC::Stream.new(stream_name, "sender").on_request { nil }
     sender.connect(redis_options: { url: redis_url })
-    reply = sender.send_to_group_async(content: 1, to: "nobody", timeout: 10)
+    reply = sender.send_to_group_async(content: 1, to: "nobody", fail_fast: false, timeout: 10)
     sender.disconnect
     expect { reply.value }.to raise_error(RedisIPC::ConnectionError)
     orphan = nil
     2.times do
       s = RedisIPC::Stream.new(stream_name, "short").on_request { nil }
       s.connect(redis_options: { url: redis_url })
-      orphan = s.send_to_group_async(content: 1, to: "nobody", timeout: 10)
+      orphan = s.send_to_group_async(content: 1, to: "nobody", fail_fast: false, timeout: 10)
       s.disconnect
     end
     GC.start
@@ -65,7 +65,7 @@ RSpec.describe "RedisIPC::Stream#send_to_group_async" do
 
   it "is interruptible while waiting" do
     sender = connected_stream(stream_name, "sender")
-    reply = sender.send_to_group_async(content: 1, to: "nobody", timeout: 30)
+    reply = sender.send_to_group_async(content: 1, to: "nobody", fail_fast: false, timeout: 30)
     started = monotonic
     expect { Timeout.timeout(0.2) { reply.value } }.to raise_error(Timeout::Error)
     expect(monotonic - started).to be < 0.7

@@ -32,7 +32,7 @@ RSpec.describe "concurrency and interrupts", timeout: 120 do
       ready = Queue.new
       thread = Thread.new do
         ready << true
-        parent.send_to_group(content: 1, to: "nobody", timeout: 30)
+        parent.send_to_group(content: 1, to: "nobody", fail_fast: false, timeout: 30)
       end
       thread.report_on_exception = false
       ready.pop
@@ -62,7 +62,7 @@ RSpec.describe "concurrency and interrupts", timeout: 120 do
 
     it "ends at once on Timeout.timeout" do
       started = monotonic
-      expect { Timeout.timeout(0.2) { parent.send_to_group(content: 1, to: "nobody", timeout: 30) } }
+      expect { Timeout.timeout(0.2) { parent.send_to_group(content: 1, to: "nobody", fail_fast: false, timeout: 30) } }
         .to raise_error(Timeout::Error)
       expect(monotonic - started).to be < 0.7
       expect(parent.stats[:ledger_size]).to eq(0)
@@ -77,7 +77,7 @@ RSpec.describe "concurrency and interrupts", timeout: 120 do
         $stdout.sync = true
         puts "waiting"
         begin
-          s.send_to_group(content: 1, to: "nobody", timeout: 30)
+          s.send_to_group(content: 1, to: "nobody", fail_fast: false, timeout: 30)
         rescue Interrupt
           puts "interrupted ledger=\#{s.stats[:ledger_size]}"
         end

@@ -68,7 +68,7 @@ RSpec.describe "file descriptors", timeout: 120 do
 
     # Even threads wait for the gated group, odd ones for a group nobody serves.
     waiters = Array.new(threads) do |i|
-      Thread.new { sender.send_to_group(content: i, to: i.even? ? "slow" : "nobody", timeout: 60) }
+      Thread.new { sender.send_to_group(content: i, to: i.even? ? "slow" : "nobody", fail_fast: false, timeout: 60) }
     end
     waiters.each { |t| t.report_on_exception = false }
     eventually { sender.stats[:reply_waiters] == threads }
@@ -91,7 +91,7 @@ RSpec.describe "file descriptors", timeout: 120 do
     stop = [->(t) { t.kill }, ->(t) { t.raise(IOError, "stop") }]
     round = lambda do |n|
       batch = Array.new(8) do
-        Thread.new { sender.send_to_group(content: n, to: "nobody", timeout: 30) }.tap { |t| t.report_on_exception = false }
+        Thread.new { sender.send_to_group(content: n, to: "nobody", fail_fast: false, timeout: 30) }.tap { |t| t.report_on_exception = false }
       end
       # Interrupted before, while or after they start waiting.
       sleep(n % 3 * 0.002)
@@ -104,7 +104,7 @@ RSpec.describe "file descriptors", timeout: 120 do
     expect(sender.stats).to include(reply_waiters: 0, ledger_size: 0)
     expect(other_eventfds(sender)).to eq(baseline)
     # Timeout.timeout around a PendingReply's wait, too.
-    pending = sender.send_to_group_async(content: 1, to: "nobody", timeout: 30)
+    pending = sender.send_to_group_async(content: 1, to: "nobody", fail_fast: false, timeout: 30)
     expect { Timeout.timeout(0.05) { pending.value } }.to raise_error(Timeout::Error)
     expect(sender.stats[:reply_waiters]).to eq(0)
   end

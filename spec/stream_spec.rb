@@ -150,7 +150,7 @@ RSpec.describe RedisIPC::Stream do
     it "raises TimeoutError when no reply comes within the timeout, and frees the ledger slot" do
       parent = connected_stream(stream_name, "parent")
       started = monotonic
-      expect { parent.send_to_group(content: 1, to: "nobody", timeout: 0.3) }
+      expect { parent.send_to_group(content: 1, to: "nobody", fail_fast: false, timeout: 0.3) }
         .to raise_error(RedisIPC::TimeoutError, /nobody/)
       expect(monotonic - started).to be >= 0.3
       expect(parent.stats[:ledger_size]).to eq(0)
@@ -159,7 +159,7 @@ RSpec.describe RedisIPC::Stream do
     it "waits ledger.entry_timeout by default" do
       parent = connected_stream(stream_name, "parent", ledger: { entry_timeout: 0.4 })
       started = monotonic
-      expect { parent.send_to_group(content: 1, to: "nobody") }.to raise_error(RedisIPC::TimeoutError)
+      expect { parent.send_to_group(content: 1, to: "nobody", fail_fast: false) }.to raise_error(RedisIPC::TimeoutError)
       expect(monotonic - started).to be_between(0.4, 3)
     end
 
@@ -276,7 +276,7 @@ RSpec.describe RedisIPC::Stream do
     it "fails waiting senders with ConnectionError" do
       parent = connected_stream(stream_name, "parent")
       waiter = Thread.new do
-        parent.send_to_group(content: 1, to: "nobody", timeout: 10)
+        parent.send_to_group(content: 1, to: "nobody", fail_fast: false, timeout: 10)
       rescue RedisIPC::Error => e
         e
       end

@@ -24,10 +24,14 @@ RSpec.describe "the wire contract (WIRE.md)" do
     raise "no entry for #{group} within #{timeout}s"
   end
 
-  def foreign_join(redis, group)
-    redis.xgroup(:create, stream_name, group, "$", mkstream: true)
-  rescue Redis::CommandError => e
-    raise unless e.message.start_with?("BUSYGROUP")
+  # Creates the group and, as 1.x does at start, its consumer.
+  def foreign_join(redis, group, consumer = "consumer_abcdef_1")
+    begin
+      redis.xgroup(:create, stream_name, group, "$", mkstream: true)
+    rescue Redis::CommandError => e
+      raise unless e.message.start_with?("BUSYGROUP")
+    end
+    redis.xgroup(:createconsumer, stream_name, group, consumer)
   end
 
   it "creates its group and lists its consumer under its instance" do

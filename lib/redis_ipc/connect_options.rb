@@ -15,7 +15,8 @@ module RedisIPC
       # Beyond the 1.x options:
       takeover: { heartbeat_interval: 0.6, dead_after: 1.3 },
       max_content_bytes: 4 * 1024 * 1024,
-      retention: 600
+      retention: 600,
+      fail_fast: true
     }.freeze
 
     # The largest value each option takes (ArgumentError past it). Far above
@@ -39,7 +40,7 @@ module RedisIPC
 
     attr_reader :redis, :logger, :pool_size, :max_pool_size, :entry_timeout, :cleanup_interval,
                 :consumer_pool_size, :dispatcher_pool_size, :consumer_interval, :dispatcher_interval,
-                :heartbeat_interval, :dead_after, :max_content_bytes, :retention
+                :heartbeat_interval, :dead_after, :max_content_bytes, :retention, :fail_fast
 
     def initialize(options)
       unknown = options.keys - DEFAULTS.keys
@@ -71,6 +72,8 @@ module RedisIPC
       @max_content_bytes = positive_integer(options.fetch(:max_content_bytes, DEFAULTS[:max_content_bytes]), "max_content_bytes", MAXIMA[:max_content_bytes])
       retention = options.fetch(:retention, DEFAULTS[:retention])
       @retention = retention ? positive_number(retention, "retention", MAXIMA[:retention]) : 0
+      @fail_fast = options.fetch(:fail_fast, DEFAULTS[:fail_fast])
+      raise ArgumentError, "fail_fast must be true or false, got #{@fail_fast.inspect}" unless [true, false].include?(@fail_fast)
       if @max_pool_size && @max_pool_size <= @dispatcher_pool_size
         raise ArgumentError, "max_pool_size must be greater than dispatcher.pool_size (#{@dispatcher_pool_size}): " \
                              "each dispatcher holds a connection and commands need at least one more"

@@ -7,6 +7,13 @@ module RedisIPC
   # No reply arrived within the timeout.
   class TimeoutError < Error; end
 
+  # The group a request was for has no live member (no such group on the
+  # stream, or none of its instances alive), so nothing was sent: raised at
+  # once instead of after the timeout. A TimeoutError, so code written for
+  # the original API still rescues it. Turned off by `fail_fast: false`
+  # (Stream#connect, or per send).
+  class NoRespondersError < TimeoutError; end
+
   # Redis could not be reached, the connection broke, or the stream is not
   # (or no longer) connected.
   class ConnectionError < Error; end

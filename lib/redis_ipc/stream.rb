@@ -18,6 +18,7 @@ module RedisIPC
       @on_error = nil
       @engine = nil
       @pool = nil
+      @responders = {}
       @lifecycle = Mutex.new
     end
 
@@ -81,18 +82,52 @@ module RedisIPC
 
     # Sends content to group `to` and blocks until its reply arrives; returns
     # the reply as an Entry. Raises TimeoutError when none comes within
-    # `timeout` seconds (default: ledger.entry_timeout).
-    def send_to_group(content:, to:, timeout: nil)
-      arguments = request_arguments(content, to, timeout)
-      Entry.from_native(connected_engine.send_request(*arguments))
+    # `timeout` seconds (default: ledger.entry_timeout), and at once
+    # NoRespondersError (a TimeoutError) when the group has no live member,
+    # unless `fail_fast` (default: the connect option, true) is false.
+    def send_to_group(content:, to:, timeout: nil, fail_fast: nil)
+      to, payload, seconds = request_arguments(content, to, timeout)
+      engine = connected_engine
+      chain = Middlewares.send_chain
+      return send_now(engine, to, payload, seconds, fail_fast) if chain.empty?
+
+      hooks = { stream: self, group: to, content_bytes: payload.bytesize, async: false }
+      Middlewares.run(chain, :send_request, hooks, method(:report)) { send_now(engine, to, payload, seconds, fail_fast) }
     end
 
     # Sends content to group `to` and returns at once with a PendingReply
     # whose #value (or #wait) gives the reply entry or raises as
     # send_to_group does, so one thread can keep many requests in flight.
-    def send_to_group_async(content:, to:, timeout: nil)
-      arguments = request_arguments(content, to, timeout)
-      PendingReply.new(connected_engine.send_request_async(*arguments))
+    # NoRespondersError is raised here, as nothing is sent.
+    def send_to_group_async(content:, to:, timeout: nil, fail_fast: nil)
+      to, payload, seconds = request_arguments(content, to, timeout)
+      post(connected_engine, to, payload, seconds, fail_fast)
+    end
+
+    # Sends content to every group of `to` (an Array of names) at once and
+    # waits until all have answered or `timeout` has passed. Returns
+    # { group => Entry, or the error that group's request ended with
+    # (NoRespondersError, TimeoutError, CommandError, ConnectionError) },
+    # in the order of `to`. Raises only for what fails them all (bad
+    # arguments, a stream not connected).
+    def send_to_groups(content:, to:, timeout: nil, fail_fast: nil)
+      send_to_groups_async(content: content, to: to, timeout: timeout, fail_fast: fail_fast).value
+    end
+
+    # send_to_groups without waiting: returns a PendingReplies whose #value
+    # (or #wait) gives that Hash once every reply is in or timed out.
+    def send_to_groups_async(content:, to:, timeout: nil, fail_fast: nil)
+      groups = group_list(to)
+      _, payload, seconds = request_arguments(content, groups.first, timeout)
+      check_fail_fast(fail_fast) # before any of them is sent
+      engine = connected_engine
+      PendingReplies.new(groups.to_h do |group|
+        [group, begin
+          post(engine, group, payload, seconds, fail_fast)
+        rescue NoRespondersError => e
+          e
+        end]
+      end)
     end
 
     def fulfill_request(entry, content:)
@@ -150,11 +185,70 @@ module RedisIPC
 
     private
 
+    def send_now(engine, to, payload, seconds, fail_fast)
+      check_responders(engine, to, fail_fast)
+      Entry.from_native(engine.send_request(to, payload, seconds))
+    end
+
+    # Posts a request; middlewares see it with async: true.
+    def post(engine, to, payload, seconds, fail_fast)
+      chain = Middlewares.send_chain
+      return post_now(engine, to, payload, seconds, fail_fast) if chain.empty?
+
+      hooks = { stream: self, group: to, content_bytes: payload.bytesize, async: true }
+      Middlewares.run(chain, :send_request, hooks, method(:report)) { post_now(engine, to, payload, seconds, fail_fast) }
+    end
+
+    def post_now(engine, to, payload, seconds, fail_fast)
+      check_responders(engine, to, fail_fast)
+      PendingReply.new(engine.send_request_async(to, payload, seconds))
+    end
+
+    # The destination groups of send_to_groups: checked names, each once.
+    def group_list(to)
+      raise ArgumentError, "to: must be an Array of group names, got #{to.class}" unless to.is_a?(Array)
+      raise ArgumentError, "to: must name at least one group" if to.empty?
+
+      to.map { |group| self.class.send(:check_name, group, "to:") }.uniq
+    end
+
     def connected_engine
       engine = @engine
       raise ConnectionError, "#{inspect} is not connected; call #connect first" unless engine&.connected?
 
       engine
+    end
+
+    # Seconds a group found alive is taken for alive without asking Redis
+    # again: steady traffic to a group costs one check a second, not one a
+    # send. Only "alive" is remembered, so a group that comes up is seen at
+    # its first send; one that dies within this time makes its senders wait
+    # their timeout, as without the check.
+    RESPONDERS_TTL = 1.0
+    # Groups remembered at most (a sender to ever new names stays bounded).
+    RESPONDERS_KEPT = 1024
+    private_constant :RESPONDERS_TTL, :RESPONDERS_KEPT
+
+    def check_fail_fast(fail_fast)
+      return if fail_fast.nil? || fail_fast == true || fail_fast == false
+
+      raise ArgumentError, "fail_fast must be true, false or nil, got #{fail_fast.inspect}"
+    end
+
+    def check_responders(engine, to, fail_fast)
+      check_fail_fast(fail_fast)
+      return unless fail_fast.nil? ? @config.fail_fast : fail_fast
+
+      now = RedisIPC.monotonic
+      known = @responders # this connect's
+      return if (until_time = known[to]) && until_time > now
+      unless engine.responders?(to)
+        raise NoRespondersError, "group #{to} has no live member on stream #{@stream_name}; nothing was sent " \
+                                 "(fail_fast: false waits for a reply instead)"
+      end
+
+      known.clear if known.size >= RESPONDERS_KEPT
+      known[to] = now + RESPONDERS_TTL
     end
 
     def encode(content)
@@ -198,6 +292,7 @@ module RedisIPC
       @engine = engine # held before it connects: a kill during connect finds it
       engine.connect
       @config = config
+      @responders = {} # group => monotonic time until which it counts as alive
       @pid = Process.pid
       # No consumer yet: the watcher starts the first when a request comes.
       watcher = Watcher.current
@@ -231,6 +326,16 @@ module RedisIPC
       log(:info) { "disconnected from #{@stream_name}" }
     end
 
+    # In a forked child (ForkHook, through the watcher): the engine, its
+    # threads and its consumers are the parent's. The stream lets go of
+    # them without a command to Redis and is simply not connected here.
+    def forget_parent
+      engine = @engine
+      @engine = nil
+      @pool = nil
+      engine&.forget_parent
+    end
+
     def spawn(name, &block)
       thread = Thread.new do
         # A new thread inherits its creator's interrupt mask (the watcher's,
@@ -255,7 +360,12 @@ module RedisIPC
     # goes on serving. Thread#kill is no exception: it still ends the consumer.
     def handle(fields)
       entry = Entry.from_native(fields)
-      instance_exec(entry, &@on_request)
+      chain = Middlewares.handle_chain
+      return instance_exec(entry, &@on_request) if chain.empty?
+
+      hooks = { stream: self, group: @group_name, entry_id: entry.id, content_bytes: fields[4].bytesize,
+                source_group: entry.source_group }
+      Middlewares.run(chain, :handle_request, hooks, method(:report)) { instance_exec(entry, &@on_request) }
     rescue Exception => e # rubocop:disable Lint/RescueException
       refuse(entry, e) if entry
       report(e)

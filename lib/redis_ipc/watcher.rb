@@ -35,6 +35,22 @@ module RedisIPC
         end
       end
 
+      # In a forked child (ForkHook), with only the forking thread alive:
+      # drops the parent's watcher, whose thread is not here, and tells
+      # each stream it watched that its engine is the parent's.
+      def after_fork
+        parent = CREATE.synchronize do
+          watcher = @current
+          @current = nil
+          watcher
+        end
+        return unless parent && parent.pid != Process.pid
+
+        streams = parent.registrations.values.map(&:stream)
+        parent.discard
+        streams.each { |stream| stream.send(:forget_parent) }
+      end
+
       # Forgets an engine: once this returns, the watcher takes no more of
       # its events and starts no consumer for it. Safe in a forked child,
       # where the parent's streams were never registered.
@@ -79,6 +95,10 @@ module RedisIPC
       # none of ours. Not from the thread itself (on_error disconnecting).
       thread.join(JOIN_TIMEOUT) if thread && thread != Thread.current
     end
+
+    # The watched streams, engine => Registration (a forked child reads the
+    # parent's without its lock: the threads that took it are not there). :nodoc:
+    attr_reader :registrations
 
     # Closes this process's copy of a parent's wake pipe; returns nil.
     def discard

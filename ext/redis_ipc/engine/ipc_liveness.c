@@ -49,6 +49,7 @@ void ripc_liveness_reset(ripc_liveness *lv)
     lv->watch_since = 0;
     lv->last_beat = 0;
     atomic_store(&lv->beaten, 0);
+    atomic_store(&lv->judging, 0);
     pthread_mutex_lock(&lv->mutex);
     lv->dead_count = 0;
     pthread_mutex_unlock(&lv->mutex);
@@ -293,6 +294,7 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     long long ms = ripc_liveness_server_ms(s, c, err);
     if (ms < 0) {
         lv->watch_since = 0;
+        atomic_store(&lv->judging, 0);
         return RIPC_CONNECTION;
     }
     char now[32], dead_before[32];
@@ -310,6 +312,7 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     redisReply *replies[2];
     if (ripc_conn_pipeline(c, 2, argcs, argvs, lens, replies, err) != 0) {
         lv->watch_since = 0;
+        atomic_store(&lv->judging, 0);
         return RIPC_CONNECTION;
     }
     double done = ripc_now();
@@ -320,6 +323,7 @@ int ripc_liveness_beat(ripc_stream *s, redisContext *c, ripc_error *err)
     if (!prompt || lv->watch_since == 0) lv->watch_since = done;
     lv->last_beat = done;
     int may_judge = done - lv->watch_since >= s->options.dead_after;
+    atomic_store(&lv->judging, may_judge);
 
     /* A refused beat (OOM, NOPERM...) gets this live instance taken for dead. */
     if (replies[0]->type == REDIS_REPLY_ERROR)
@@ -354,7 +358,10 @@ double ripc_liveness_tick(ripc_stream *s)
         redisContext *c = ripc_service_checkout(s, &err);
         int ok = c && ripc_liveness_beat(s, c, &err) == RIPC_OK && !c->err;
         if (c) ripc_service_checkin(s, c);
-        else s->liveness.watch_since = 0;
+        else {
+            s->liveness.watch_since = 0;
+            atomic_store(&s->liveness.judging, 0);
+        }
         if (ok) break;
         if (attempt == 1) ripc_stream_outage(s, &err);
     }

@@ -18,6 +18,7 @@ typedef struct ripc_liveness {
     double watch_since;        /* ripc_now() since which our beats went through promptly; 0: not now */
     double last_beat;          /* ripc_now() when the last beat went through */
     atomic_int beaten;         /* the first heartbeat was sent */
+    atomic_int judging;        /* the last beat may judge others (read by other threads: ipc_responders.c) */
     pthread_mutex_t mutex;     /* guards dead[]: the beat finds, the housekeeper takes over */
     char dead[RIPC_MAX_DEAD][RIPC_INSTANCE_NAME_MAX];
     int dead_count;

@@ -336,6 +336,10 @@ void ripc_stream_free(ripc_stream *s)
          * sockets: close the inherited descriptors and leave the rest. */
         for (int i = 0; i < s->pool.idle_count; i++) close(s->pool.idle[i]->fd);
         if (s->service.conn) close(s->service.conn->fd);
+        /* The dispatchers' sockets too: a child that kept them would keep
+         * the parent's Redis clients open after the parent closed them. */
+        for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++)
+            if (s->dispatchers[i].conn) close(s->dispatchers[i].conn->fd);
         return;
     }
     ripc_stream_close(s);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A subscriber that cannot connect tries again after RETRY_MIN, doubling up
  * to RETRY_MAX: connecting blocks the service thread (up to connect_timeout
@@ -263,20 +264,15 @@ void ripc_waker_shutdown(void)
 /* In a forked child: forgets the parent's subscribers. */
 static void after_fork_child(void)
 {
-    /* The parent's subscribers are not ours: close their descriptors (never
-     * a command on them) and forget them. */
+    /* The parent's subscribers are not ours: close their sockets (never a
+     * command on them) and forget them. Their memory stays as it is: the
+     * service thread may have been in the middle of a read on one when the
+     * process forked, and freeing a hiredis context it was changing aborts
+     * the child (seen: "free(): invalid pointer" in redisFree). */
     pthread_mutex_init(&wk_mutex, NULL);
-    while (wk_subs) {
-        subscriber *sub = wk_subs;
-        wk_subs = sub->next;
-        while (sub->entries) {
-            wake_entry *e = sub->entries;
-            sub->entries = e->next;
-            free(e->channel);
-            free(e);
-        }
-        free_subscriber(sub);
-    }
+    for (subscriber *sub = wk_subs; sub; sub = sub->next)
+        if (sub->conn) close(sub->conn->fd);
+    wk_subs = NULL;
 }
 
 void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../engine/ipc_host.h"
+#include "../engine/ipc_responders.h"
 #include "../engine/ipc_util.h"
 
 typedef struct engine {
@@ -219,6 +220,22 @@ static VALUE engine_close(VALUE self)
     return self;
 }
 
+/* engine.forget_parent -> true when this engine was the parent's, in a
+ * forked child: it lets go of the parent's stream at once (its inherited
+ * sockets closed without a command on them, ripc_stream_free) instead of
+ * at GC time, and is unusable afterwards. False (and nothing done) in the
+ * process that created it. */
+static VALUE engine_forget_parent(VALUE self)
+{
+    engine *e;
+    TypedData_Get_Struct(self, engine, &engine_type, e);
+    if (!e->stream || e->pid == getpid()) return Qfalse;
+    ripc_stream *s = e->stream;
+    e->stream = NULL; /* first: engine_free must not free it again */
+    ripc_stream_free(s);
+    return Qtrue;
+}
+
 static VALUE engine_connected_p(VALUE self)
 {
     return ripc_stream_connected(get_stream(self)) ? Qtrue : Qfalse;
@@ -341,6 +358,45 @@ static VALUE engine_send_request_async(VALUE self, VALUE to, VALUE content, VALU
     send_args a;
     prepare_send(&a, self, to, content, timeout);
     return rb_ensure(send_async_body, (VALUE)&a, send_cleanup, (VALUE)&a);
+}
+
+typedef struct responders_args {
+    ripc_stream *stream;
+    char *group;
+    int alive;
+} responders_args;
+
+static void *responders_nogvl(void *arg)
+{
+    responders_args *a = arg;
+    a->alive = ripc_responders_alive(a->stream, a->group);
+    return NULL;
+}
+
+static VALUE responders_body(VALUE arg)
+{
+    responders_args *a = (responders_args *)arg;
+    /* An interrupt may raise once the call returns: the copy is freed by the ensure. */
+    rb_thread_call_without_gvl(responders_nogvl, a, ubf_nothing, NULL);
+    return a->alive ? Qtrue : Qfalse;
+}
+
+static VALUE responders_cleanup(VALUE arg)
+{
+    free(((responders_args *)arg)->group);
+    return Qnil;
+}
+
+/* engine.responders?(group) -> false when the group has no live member
+ * (ipc_responders.h); one round trip, bounded by the command timeout,
+ * without the GVL. */
+static VALUE engine_responders_p(VALUE self, VALUE group)
+{
+    ripc_stream *s = get_stream(self);
+    StringValueCStr(group);
+    /* A C copy: the string's bytes may move while the GVL is released. */
+    responders_args a = { s, ripc_memdup(RSTRING_PTR(group), (size_t)RSTRING_LEN(group)), 1 };
+    return rb_ensure(responders_body, (VALUE)&a, responders_cleanup, (VALUE)&a);
 }
 
 /* --- serving ---------------------------------------------------------------- */
@@ -499,10 +555,12 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_method(cEngine, "stop", engine_stop, 0);
     rb_define_method(cEngine, "close", engine_close, 0);
     rb_define_method(cEngine, "connected?", engine_connected_p, 0);
+    rb_define_method(cEngine, "forget_parent", engine_forget_parent, 0);
     rb_define_method(cEngine, "instance_id", engine_instance_id, 0);
     rb_define_method(cEngine, "stats", engine_stats, 0);
     rb_define_method(cEngine, "send_request", engine_send_request, 3);
     rb_define_method(cEngine, "send_request_async", engine_send_request_async, 3);
+    rb_define_method(cEngine, "responders?", engine_responders_p, 1);
     rb_define_method(cEngine, "next_request", engine_next_request, -1);
     rb_define_method(cEngine, "next_event", engine_next_event, -1);
     rb_define_method(cEngine, "events_fd", engine_events_fd, 0);

@@ -8,6 +8,7 @@ module RedisIPC
       def initialize(native)
         @native = native
         @id = native.id
+        @pid = Process.pid
         @lock = Mutex.new
         @outcome = nil
       end
@@ -47,6 +48,8 @@ module RedisIPC
       def settle(seconds)
         @lock.synchronize do
           return true unless @outcome.nil?
+          # In a forked child the request is the parent's, and so is its reply.
+          raise ConnectionError, "request #{@id} was sent by process #{@pid}, before a fork" unless @pid == Process.pid
 
           fields = @native.wait(seconds)
           return false if fields.nil?

@@ -1,0 +1,102 @@
+/* The no-responders check (ipc_responders.h). It judges by what peers
+ * leave in Redis, without a command of their own:
+ *   - <stream>:<group>:instances, the heartbeats of this engine's instances
+ *     (ipc_liveness.c): one scored within dead_after is alive; one listed
+ *     with an older score is dead, whatever its consumers show;
+ *   - XINFO CONSUMERS of the group: a consumer whose instance beats nowhere
+ *     (1.x, or a foreign peer keeping WIRE.md) is alive while its idle time
+ *     (since its last read) stays under reclaim_idle, the age past which the
+ *     engine already takes such a peer's entries for abandoned. 1.x readers
+ *     poll every few milliseconds, so a live one is never near that.
+ * Both judgements wait, as takeovers do, until this instance's own beats
+ * have gone through promptly for dead_after (judge below). */
+#include "ipc_responders.h"
+#include "ipc_stream.h"
+#include "ipc_conn.h"
+#include "ipc_keys.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const redisReply *field_of(const redisReply *row, const char *name)
+{
+    for (size_t j = 0; row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2)
+        if (row->element[j]->type == REDIS_REPLY_STRING && strcmp(row->element[j]->str, name) == 0) return row->element[j + 1];
+    return NULL;
+}
+
+static int listed(const redisReply *members, const char *iid)
+{
+    for (size_t i = 0; members->type == REDIS_REPLY_ARRAY && i < members->elements; i++)
+        if (members->element[i]->type == REDIS_REPLY_STRING && strcmp(members->element[i]->str, iid) == 0) return 1;
+    return 0;
+}
+
+/* From the three replies (live beats, every listed instance, the group's
+ * consumers): 1 alive or in doubt, 0 none. While this instance may not
+ * judge others (its own beats were not prompt for dead_after: a stall of
+ * Redis or of its connection delays every peer's beats too), a stale beat
+ * or a long idle time is no proof of death: only a group that does not
+ * exist, or has neither instances nor consumers left, has no member. */
+static int judge(ripc_stream *s, int judging, const redisReply *live, const redisReply *known, const redisReply *consumers)
+{
+    if (live->type != REDIS_REPLY_ARRAY || known->type != REDIS_REPLY_ARRAY) return 1;
+    if (live->elements > 0) return 1;
+    if (!judging && known->elements > 0) return 1;
+    if (consumers->type == REDIS_REPLY_ERROR) {
+        /* No group by that name, or no stream at all: nobody reads it. */
+        return !(ripc_reply_error_starts(consumers, "NOGROUP") || strstr(consumers->str, "no such key"));
+    }
+    if (consumers->type != REDIS_REPLY_ARRAY) return 1;
+    long long idle_max = (long long)(s->options.reclaim_idle * 1000);
+    for (size_t i = 0; i < consumers->elements; i++) {
+        const redisReply *row = consumers->element[i];
+        const redisReply *name = field_of(row, "name"), *idle = field_of(row, "idle");
+        if (!name || name->type != REDIS_REPLY_STRING || !idle || idle->type != REDIS_REPLY_INTEGER) return 1;
+        char iid[RIPC_INSTANCE_NAME_MAX];
+        if (ripc_name_instance(name->str, iid, sizeof(iid)) && listed(known, iid)) continue; /* judged by its beats */
+        if (!judging || idle->integer < idle_max) return 1;
+    }
+    return 0;
+}
+
+int ripc_responders_alive(ripc_stream *s, const char *group)
+{
+    if (s->pid != getpid() || !ripc_stream_connected(s) || !group || !*group) return 1;
+    redisContext *c;
+    ripc_error err;
+    /* Without waiting for a connection: a pool taken up by senders must not
+     * delay this send; it goes unchecked instead. */
+    if (ripc_pool_checkout(&s->pool, ripc_now(), &c, &err) != RIPC_OK) return 1;
+    int alive = 1;
+    double sent = ripc_now();
+    long long now = ripc_liveness_server_ms(s, c, &err);
+    if (now >= 0) {
+        char *key = ripc_key_instances(s->stream, group);
+        char since[32];
+        snprintf(since, sizeof(since), "%lld", now - (long long)(s->options.dead_after * 1000));
+        const char *live[] = { "ZRANGEBYSCORE", key, since, "+inf", "LIMIT", "0", "1" };
+        const char *known[] = { "ZRANGE", key, "0", "-1" };
+        const char *consumers[] = { "XINFO", "CONSUMERS", s->stream, group };
+        size_t live_len[7], known_len[4], consumers_len[4];
+        for (int i = 0; i < 7; i++) live_len[i] = strlen(live[i]);
+        for (int i = 0; i < 4; i++) known_len[i] = strlen(known[i]);
+        for (int i = 0; i < 4; i++) consumers_len[i] = strlen(consumers[i]);
+        int argcs[] = { 7, 4, 4 };
+        const char **argvs[] = { live, known, consumers };
+        const size_t *lens[] = { live_len, known_len, consumers_len };
+        redisReply *replies[3];
+        if (ripc_conn_pipeline(c, 3, argcs, argvs, lens, replies, &err) == 0) {
+            /* A check that was slow, as a beat that was slow, means Redis
+             * stalled: peers' beats may be waiting behind it. */
+            int prompt = ripc_now() - sent < s->options.heartbeat_interval / 2;
+            alive = judge(s, prompt && atomic_load(&s->liveness.judging), replies[0], replies[1], replies[2]);
+            for (int i = 0; i < 3; i++) freeReplyObject(replies[i]);
+        }
+        free(key);
+    }
+    ripc_pool_checkin(&s->pool, c, c->err != 0);
+    return alive;
+}
