@@ -5,6 +5,7 @@
 #include "ipc_host.h"
 #include "ipc_keys.h"
 #include "ipc_permissions.h"
+#include "ipc_tls.h"
 #include "ipc_util.h"
 
 #include <errno.h>
@@ -48,6 +49,7 @@ const char *ripc_strerror(int code)
     case RIPC_STATE: return "invalid state";
     case RIPC_AGAIN: return "not yet";
     case RIPC_COMMAND: return "Redis refused the command";
+    case RIPC_CONFIGURATION: return "not supported by this build or this Redis";
     default: return "unknown error";
     }
 }
@@ -128,14 +130,8 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     s->options = *options;
     ripc_options *o = &s->options;
     /* Own copies of every string so the caller's may go away. */
-    s->host = ripc_strdup(o->redis.host ? o->redis.host : "127.0.0.1");
-    s->path = ripc_strdup(o->redis.path);
-    s->username = ripc_strdup(o->redis.username);
-    s->password = ripc_strdup(o->redis.password);
-    o->redis.host = s->host;
-    o->redis.path = s->path;
-    o->redis.username = s->username;
-    o->redis.password = s->password;
+    ripc_redis_config_copy(&o->redis, &options->redis);
+    if (!o->redis.host) o->redis.host = ripc_strdup("127.0.0.1");
 
     ripc_pool_init(&s->pool, &o->redis, o->pool_size);
     ripc_outbox_init(&s->outbox, s);
@@ -155,6 +151,12 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     if (!requests_ok || !events_ok) {
         /* Only file descriptor exhaustion gets here. */
         ripc_error_set(err, RIPC_STATE, "out of file descriptors");
+        ripc_stream_free(s);
+        return NULL;
+    }
+    /* TLS files are loaded once here, and a mistake in them (or no TLS in
+     * this build) is reported before anything connects. */
+    if (o->redis.tls && !(o->redis.path && *o->redis.path) && !(s->tls = ripc_tls_hold(&o->redis, err))) {
         ripc_stream_free(s);
         return NULL;
     }
@@ -228,8 +230,10 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     int joined = 0;
     int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
     if (rc == RIPC_OK) {
-        /* A missing ACL permission fails here, before anything is registered. */
-        rc = ripc_permissions_check(s, c, err);
+        /* An old Redis or a missing ACL permission fails here, before
+         * anything is registered. */
+        rc = ripc_conn_check_version(c, &s->options.redis, err);
+        if (rc == RIPC_OK) rc = ripc_permissions_check(s, c, err);
         if (rc == RIPC_OK) rc = ripc_membership_join(s, c, err);
         joined = rc == RIPC_OK;
         if (rc == RIPC_OK) rc = ripc_liveness_beat(s, c, err);
@@ -357,7 +361,8 @@ static void unref(ripc_stream *s)
     free(s->dispatchers);
     free_names(s);
     free(s->stream); free(s->group);
-    free(s->host); free(s->path); free(s->username); free(s->password);
+    ripc_tls_release(s->tls);
+    ripc_redis_config_free(&s->options.redis);
     free(s);
 }
 

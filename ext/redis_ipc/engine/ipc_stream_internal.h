@@ -53,7 +53,7 @@ struct ripc_stream {
     char **dispatcher_names;/* dispatcher_<instance_id>_<n>, one per dispatcher */
 
     ripc_options options;   /* its strings point at the copies below */
-    char *host, *path, *username, *password;
+    struct ripc_tls_context *tls; /* held for the stream's life when TLS is on: its connections share it */
 
     ripc_pool pool;
     ripc_outbox outbox;     /* every XADD, and the acks of answered requests */

@@ -40,8 +40,7 @@ typedef struct unsubscribe {
 
 typedef struct subscriber {
     struct subscriber *next;
-    ripc_redis_config config;  /* its strings are the copies below */
-    char *host, *path, *username, *password;
+    ripc_redis_config config;  /* its strings are its own (ripc_redis_config_copy) */
     redisContext *conn;        /* service thread only; NULL while disconnected */
     double retry_at, backoff;
     wake_entry *entries;       /* the streams using this server */
@@ -50,18 +49,6 @@ typedef struct subscriber {
 
 static pthread_mutex_t wk_mutex = PTHREAD_MUTEX_INITIALIZER;
 static subscriber *wk_subs;
-
-static int same_string(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
-static int same_server(const ripc_redis_config *a, const ripc_redis_config *b)
-{
-    if (!same_string(a->path, b->path) || a->db != b->db) return 0;
-    if (!same_string(a->username, b->username) || !same_string(a->password, b->password)) return 0;
-    return a->path || (a->port == b->port && same_string(a->host, b->host));
-}
 
 static void free_unsubscribes(subscriber *sub)
 {
@@ -77,7 +64,7 @@ static void free_subscriber(subscriber *sub)
 {
     ripc_conn_close(sub->conn);
     free_unsubscribes(sub);
-    free(sub->host); free(sub->path); free(sub->username); free(sub->password);
+    ripc_redis_config_free(&sub->config);
     free(sub);
 }
 
@@ -104,18 +91,10 @@ void ripc_waker_attach(ripc_stream *s)
     e->channel = ripc_strdup(s->wake_channel);
     pthread_mutex_lock(&wk_mutex);
     subscriber *sub = wk_subs;
-    while (sub && !same_server(&sub->config, cfg)) sub = sub->next;
+    while (sub && !ripc_redis_config_same(&sub->config, cfg)) sub = sub->next;
     if (!sub) {
         sub = ripc_xcalloc(1, sizeof(*sub));
-        sub->config = *cfg;
-        sub->host = ripc_strdup(cfg->host);
-        sub->path = ripc_strdup(cfg->path);
-        sub->username = ripc_strdup(cfg->username);
-        sub->password = ripc_strdup(cfg->password);
-        sub->config.host = sub->host;
-        sub->config.path = sub->path;
-        sub->config.username = sub->username;
-        sub->config.password = sub->password;
+        ripc_redis_config_copy(&sub->config, cfg);
         sub->backoff = RETRY_MIN;
         sub->next = wk_subs;
         wk_subs = sub;
