@@ -128,7 +128,7 @@ static void fail_first_reply(redisContext *c, const ripc_redis_config *cfg, ripc
     int unix_socket = cfg->path && *cfg->path;
     if (alert)
         ripc_error_set(err, RIPC_CONNECTION, "%s %s: the server ended the TLS connection: %s%s", what, where, alert,
-                       strstr(alert, "certificate") ? " (does it demand a client certificate? tls_cert, tls_key)" : "");
+                       strstr(alert, "certificate") ? " (does it demand a client certificate?)" : "");
     else if (!cfg->tls && !unix_socket && (c->err == REDIS_ERR_EOF || c->err == REDIS_ERR_IO))
         ripc_error_set(err, RIPC_CONNECTION, "%s %s: %s (is it a TLS port? use rediss:// or ssl: true)", what, where,
                        c->errstr);

@@ -13,6 +13,7 @@
 #include "ipc_util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <hiredis/hiredis_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ripc_tls_context {
     ripc_tls_context *next;
@@ -84,6 +86,14 @@ static void free_context(ripc_tls_context *t)
     free(t);
 }
 
+/* OpenSSL 3 says only "system lib" for a file it cannot open: name the cause. */
+static int readable(const char *what, const char *path, ripc_error *err)
+{
+    if (!path || access(path, R_OK) == 0) return 1;
+    ripc_error_set(err, RIPC_CONFIGURATION, "TLS: cannot read the %s %s: %s", what, path, strerror(errno));
+    return 0;
+}
+
 static ripc_tls_context *create(const ripc_redis_config *cfg, ripc_error *err)
 {
     ripc_tls_context *t = ripc_xcalloc(1, sizeof(*t));
@@ -93,6 +103,9 @@ static ripc_tls_context *create(const ripc_redis_config *cfg, ripc_error *err)
     t->ca_path = ripc_strdup(nonempty(cfg->tls_ca_path));
     t->cert = ripc_strdup(nonempty(cfg->tls_cert));
     t->key = ripc_strdup(nonempty(key_file(cfg)));
+    if (!readable("CA file", t->ca_file, err) || !readable("CA folder", t->ca_path, err) ||
+        !readable("client certificate", t->cert, err) || !readable("private key", t->key, err))
+        goto fail;
     ERR_clear_error();
     t->ssl_ctx = SSL_CTX_new(TLS_client_method());
     if (!t->ssl_ctx) {
@@ -212,7 +225,8 @@ int ripc_tls_handshake(redisContext *c, const ripc_redis_config *cfg, ripc_error
             ripc_error_set(err, RIPC_CONNECTION, "TLS: the certificate of %s is not trusted: %s", where,
                            X509_verify_cert_error_string(verdict));
         else if (ripc_now() - started >= limit * 0.9)
-            ripc_error_set(err, RIPC_CONNECTION, "TLS: no handshake with %s within %gs", where, limit);
+            ripc_error_set(err, RIPC_CONNECTION, "TLS: no handshake with %s within %gs (a plain-text port?)", where,
+                           limit);
         else
             ripc_error_set(err, RIPC_CONNECTION, "TLS handshake with %s failed: %s (is it a TLS port?)", where,
                            ERR_peek_last_error() ? openssl_reason() : c->errstr);
