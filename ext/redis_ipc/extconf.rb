@@ -39,6 +39,16 @@ def hiredis_missing!(why)
   MSG
 end
 
+# A library folder given by pkg-config or --with-hiredis-dir goes before
+# the default ones (mkmf puts $LIBPATH after them, so a system hiredis 0.14
+# would be linked instead), and into the run path for its shared libraries.
+def prefer_lib_dir(dir)
+  return if dir.nil? || dir.empty? || $DEFLIBPATH.include?(dir)
+
+  $DEFLIBPATH.unshift(dir)
+  $LDFLAGS << " -Wl,-rpath,#{Shellwords.escape(dir)}"
+end
+
 # pkg-config names the folder that holds hiredis.h (<prefix>/include/hiredis);
 # the engine includes <hiredis/hiredis.h>, so the parent goes first too, and
 # these folders go before the system's so that another copy wins over it.
@@ -46,17 +56,13 @@ def use_pkg_config(package)
   cflags = `pkg-config --cflags #{package} 2>/dev/null`
   return false unless $?.success?
 
-  libs = `pkg-config --libs #{package}`.strip
+  flags = Shellwords.split(`pkg-config --libs #{package}`)
   dirs = Shellwords.split(cflags).filter_map { |f| f.delete_prefix("-I") if f.start_with?("-I") }
   dirs = dirs.flat_map { |d| File.basename(d) == "hiredis" ? [File.dirname(d), d] : [d] }.uniq
   $INCFLAGS = "#{dirs.map { |d| "-I#{Shellwords.escape(d)}" }.join(" ")} #{$INCFLAGS}"
-  Shellwords.split(libs).each do |flag|
-    if flag.start_with?("-L")
-      $LIBPATH.unshift(flag.delete_prefix("-L"))
-    elsif !$libs.split.include?(flag)
-      $libs = "#{flag} #{$libs}"
-    end
-  end
+  flags.select { |f| f.start_with?("-L") }.each { |f| prefer_lib_dir(f.delete_prefix("-L")) }
+  libs = flags.reject { |f| f.start_with?("-L") || $libs.split.include?(f) }
+  $libs = [*libs, $libs].join(" ") # in pkg-config's order: hiredis_ssl before hiredis
   true
 rescue SystemCallError
   false
@@ -87,7 +93,7 @@ def use_found_hiredis
 end
 
 def tls_with_found_hiredis
-  header_version.first >= 1 && openssl_found? && have_header("hiredis/hiredis_ssl.h") &&
+  header_version.first >= 1 && openssl_found? && have_header("hiredis/hiredis_ssl.h", ["hiredis/hiredis.h"]) &&
     have_library("hiredis_ssl", "redisInitiateSSL")
 end
 
@@ -95,7 +101,8 @@ source = nil
 tls = false
 given_dir = with_config("hiredis-dir") || with_config("hiredis-include") || with_config("hiredis-lib")
 if given_dir
-  dir_config("hiredis")
+  _, lib_dirs = dir_config("hiredis")
+  lib_dirs.to_s.split(File::PATH_SEPARATOR).each { |dir| prefer_lib_dir(dir) }
   hiredis_missing!("not under --with-hiredis-dir") unless use_found_hiredis
   source = "--with-hiredis-dir"
   tls = tls_with_found_hiredis
