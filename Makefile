@@ -16,15 +16,21 @@ ifeq ($(TLS)$(SYSTEM_TLS),1yes)
 HIREDIS_CFLAGS := $(shell pkg-config --cflags hiredis_ssl hiredis | sed 's|-I\([^ ]*\)/hiredis|-I\1 -I\1/hiredis|g') -DRIPC_HAVE_TLS=1
 HIREDIS_LIBS := $(shell pkg-config --libs hiredis_ssl hiredis) -lssl -lcrypto
 HIREDIS_DEP :=
+PC_REQUIRES := hiredis_ssl hiredis
+PC_LIBS_PRIVATE := -lssl -lcrypto -lpthread
 else ifeq ($(TLS),1)
 # Ruby finds the gem (through Bundler inside this checkout).
 RUBY_RUN := $(if $(wildcard Gemfile),bundle exec ruby,ruby)
 -include $(BUILD)/hiredis/flags.mk
 HIREDIS_DEP := $(BUILD)/hiredis/flags.mk
+PC_REQUIRES :=
+PC_LIBS_PRIVATE := -lssl -lcrypto -lpthread
 else
 HIREDIS_CFLAGS := $(shell pkg-config --cflags hiredis 2>/dev/null | sed 's|-I\([^ ]*\)/hiredis|-I\1 -I\1/hiredis|g')
 HIREDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 HIREDIS_DEP :=
+PC_REQUIRES := hiredis
+PC_LIBS_PRIVATE := -lpthread
 endif
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Werror -Wno-unused-parameter
@@ -48,7 +54,7 @@ $(BUILD)/obj/%.o: ext/redis_ipc/engine/%.c $(wildcard ext/redis_ipc/engine/*.h) 
 $(BUILD)/obj:
 	mkdir -p $@
 
-$(BUILD)/libredis_ipc.a: $(ENGINE_OBJ)
+$(BUILD)/libredis_ipc.a: $(ENGINE_OBJ) $(HIREDIS_OBJS)
 	$(AR) rcs $@ $^
 
 $(BUILD)/libredis_ipc.so: $(ENGINE_OBJ)
@@ -59,8 +65,8 @@ $(BUILD)/include/redis_ipc.h: ext/redis_ipc/engine/redis_ipc.h
 	cp $< $@
 
 $(BUILD)/redis_ipc.pc: Makefile
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: redis_ipc\nDescription: request/reply between processes over a Redis stream\nVersion: %s\nRequires.private: hiredis\nLibs: -L$${libdir} -lredis_ipc\nLibs.private: -lpthread\nCflags: -I$${includedir}\n' \
-	  "$(PREFIX)" "$(VERSION)" > $@
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: redis_ipc\nDescription: request/reply between processes over a Redis stream\nVersion: %s\nRequires.private: %s\nLibs: -L$${libdir} -lredis_ipc\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  "$(PREFIX)" "$(VERSION)" "$(PC_REQUIRES)" "$(PC_LIBS_PRIVATE)" > $@
 
 # The tool and the example link the static library: no install needed to run them.
 $(BUILD)/redis-ipc: cli/redis_ipc_cli.c cli/cli_url.c cli/cli_url.h cli/cli_command.c cli/cli_command.h $(BUILD)/libredis_ipc.a

@@ -76,6 +76,8 @@ if $PROGRAM_NAME == __FILE__
     # Written by ext/redis_ipc/hiredis_build.rb: hiredis #{result.version} from #{result.source}
     HIREDIS_CFLAGS := -I#{result.include_dir} -DRIPC_HAVE_TLS=1
     HIREDIS_LIBS := #{result.libraries.join(" ")} -lssl -lcrypto
+    # Into libredis_ipc.a too, so that a static link needs no hiredis of its own.
+    HIREDIS_OBJS := #{Dir[File.join(out, "src", "*.o")].sort.join(" ")}
   MK
   puts "hiredis #{result.version} with TLS built in #{out}"
 end

@@ -129,6 +129,11 @@ static void fail_first_reply(redisContext *c, const ripc_redis_config *cfg, ripc
     if (alert)
         ripc_error_set(err, RIPC_CONNECTION, "%s %s: the server ended the TLS connection: %s%s", what, where, alert,
                        strstr(alert, "certificate") ? " (does it demand a client certificate?)" : "");
+    else if (cfg->tls && !(cfg->tls_cert && *cfg->tls_cert))
+        /* The alert can be lost: a server that hangs up at once may reset
+         * the connection before the client reads it. */
+        ripc_error_set(err, RIPC_CONNECTION, "%s %s: %s (the server ended the TLS connection: does it demand a client "
+                       "certificate?)", what, where, c->err ? c->errstr : "no reply");
     else if (!cfg->tls && !unix_socket && (c->err == REDIS_ERR_EOF || c->err == REDIS_ERR_IO))
         ripc_error_set(err, RIPC_CONNECTION, "%s %s: %s (is it a TLS port? use rediss:// or ssl: true)", what, where,
                        c->errstr);
