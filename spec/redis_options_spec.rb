@@ -7,7 +7,8 @@ RSpec.describe RedisIPC::RedisOptions do
     saved = ENV.delete("REDIS_URL")
     example.run
   ensure
-    ENV["REDIS_URL"] = saved if saved
+    # Leave REDIS_URL as found: a rediss:// one left behind would turn the later CLI specs to TLS.
+    saved ? ENV["REDIS_URL"] = saved : ENV.delete("REDIS_URL")
   end
 
   it "defaults to 127.0.0.1:6379, db 0, one-second timeouts" do
