@@ -22,6 +22,10 @@ Gem::Specification.new do |spec|
   spec.require_paths = ["lib"]
   spec.extensions = ["ext/redis_ipc/extconf.rb"]
   spec.add_dependency "json", ">= 2.6", "< 4"
+  # Not loaded at run time: the gem ships hiredis 1.0.2's source with its SSL
+  # module, which extconf.rb builds into this extension when the system has
+  # no hiredis >= 1.0 with hiredis_ssl (ext/redis_ipc/hiredis_build.rb).
+  spec.add_dependency "hiredis-client", ">= 0.22", "< 1"
   spec.metadata["rubygems_mfa_required"] = "true"
   spec.metadata["homepage_uri"] = spec.homepage
   spec.metadata["source_code_uri"] = "https://github.com/itsthedevman/redis_ipc"

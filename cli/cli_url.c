@@ -37,11 +37,13 @@ int cli_target_parse_url(cli_target *t, const char *url, char *err, size_t errle
         if (query && strncmp(query, "?db=", 4) == 0) t->db = atoi(query + 4);
         return 0;
     }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "a Redis url starts with redis:// or unix://: %s", url);
+    int tls = strncmp(url, "rediss://", 9) == 0;
+    if (!tls && strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "a Redis url starts with redis://, rediss:// or unix://: %s", url);
         return -1;
     }
-    const char *rest = url + 8, *at = strrchr(rest, '@'), *slash;
+    t->tls = tls;
+    const char *rest = url + (tls ? 9 : 8), *at = strrchr(rest, '@'), *slash;
     if (at) {
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         if (colon) {
@@ -80,4 +82,11 @@ void cli_target_config(const cli_target *t, ripc_redis_config *out)
     out->username = t->username[0] ? t->username : NULL;
     out->password = t->password[0] ? t->password : NULL;
     out->db = t->db;
+    out->tls = t->tls;
+    out->tls_skip_verify = t->insecure;
+    out->tls_ca_file = t->cacert[0] ? t->cacert : NULL;
+    out->tls_ca_path = t->cacertdir[0] ? t->cacertdir : NULL;
+    out->tls_cert = t->cert[0] ? t->cert : NULL;
+    out->tls_key = t->key[0] ? t->key : NULL;
+    out->tls_sni = t->sni[0] ? t->sni : NULL;
 }

@@ -1,5 +1,6 @@
 /* Where redis-ipc connects: --url, -h/--host, -p/--port, -s/--socket,
- * --user, --password, or REDIS_URL. */
+ * --user, --password, or REDIS_URL; TLS with rediss:// or --tls and the
+ * files redis-cli takes (--cacert, --cacertdir, --cert, --key, --sni). */
 #ifndef CLI_URL_H
 #define CLI_URL_H
 
@@ -12,10 +13,12 @@ typedef struct cli_target {
     char username[128];
     char password[256];
     int db;
+    int tls, insecure;
+    char cacert[512], cacertdir[512], cert[512], key[512], sni[256];
 } cli_target;
 
 void cli_target_init(cli_target *t);
-/* Parses redis://[user:pass@]host[:port][/db] or unix:///path[?db=N].
+/* Parses redis[s]://[user:pass@]host[:port][/db] or unix:///path[?db=N].
  * Returns 0, or -1 with a message in err. */
 int cli_target_parse_url(cli_target *t, const char *url, char *err, size_t errlen);
 void cli_target_config(const cli_target *t, ripc_redis_config *out);

@@ -18,6 +18,7 @@
 
 #include "cli_command.h"
 #include "cli_url.h"
+#include "ipc_conn.h"
 #include "redis_ipc.h"
 
 enum { EXIT_FULFILLED = 0, EXIT_REJECTED = 1, EXIT_TIMEOUT = 2, EXIT_CONNECTION = 3, EXIT_USAGE = 64 };
@@ -45,9 +46,12 @@ static const char *const USAGE_STATS =
     "  Prints the stream's length, its groups with their pending counts,\n"
     "  instances (alive or not) and consumers.\n";
 static const char *const USAGE_CONNECTION =
-    "connection: --url URL (redis://[user:pass@]host:port/db or unix:///path), -h/--host HOST,\n"
+    "connection: --url URL (redis[s]://[user:pass@]host:port/db or unix:///path), -h/--host HOST,\n"
     "  -p/--port PORT, -s/--socket PATH, --user USER, --password PASS; default REDIS_URL,\n"
-    "  else 127.0.0.1:6379.\n";
+    "  else 127.0.0.1:6379.\n"
+    "TLS: --tls (or rediss://), --cacert FILE, --cacertdir DIR (default: OpenSSL's CA store,\n"
+    "  SSL_CERT_FILE/SSL_CERT_DIR), --cert FILE --key FILE (client certificate), --sni NAME,\n"
+    "  --insecure (no server verification).\n";
 
 static void usage(const char *text, int to_stderr)
 {
@@ -55,6 +59,9 @@ static void usage(const char *text, int to_stderr)
     fputs(text, f);
     fputs(USAGE_CONNECTION, f);
 }
+
+/* Long options without a short letter. */
+enum { OPT_TLS = 256, OPT_CACERT, OPT_CACERTDIR, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE };
 
 /* Parses the options common to every subcommand; returns the index of the
  * first operand, or -1 after printing what is wrong. */
@@ -67,7 +74,11 @@ static int parse(int argc, char **argv, cli_options *o, const char *help)
         { "stream", required_argument, NULL, 'S' }, { "group", required_argument, NULL, 'G' },
         { "to", required_argument, NULL, 'T' }, { "timeout", required_argument, NULL, 't' },
         { "threads", required_argument, NULL, 'n' }, { "echo", no_argument, NULL, 'e' },
-        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'H' }, { NULL, 0, NULL, 0 },
+        { "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'H' },
+        { "tls", no_argument, NULL, OPT_TLS }, { "cacert", required_argument, NULL, OPT_CACERT },
+        { "cacertdir", required_argument, NULL, OPT_CACERTDIR }, { "cert", required_argument, NULL, OPT_CERT },
+        { "key", required_argument, NULL, OPT_KEY }, { "sni", required_argument, NULL, OPT_SNI },
+        { "insecure", no_argument, NULL, OPT_INSECURE }, { NULL, 0, NULL, 0 },
     };
     char err[256];
     const char *env = getenv("REDIS_URL");
@@ -103,6 +114,13 @@ static int parse(int argc, char **argv, cli_options *o, const char *help)
             break;
         case 'e': o->echo = 1; break;
         case 'j': o->json = 1; break;
+        case OPT_TLS: o->target.tls = 1; break;
+        case OPT_CACERT: snprintf(o->target.cacert, sizeof(o->target.cacert), "%s", optarg); break;
+        case OPT_CACERTDIR: snprintf(o->target.cacertdir, sizeof(o->target.cacertdir), "%s", optarg); break;
+        case OPT_CERT: snprintf(o->target.cert, sizeof(o->target.cert), "%s", optarg); break;
+        case OPT_KEY: snprintf(o->target.key, sizeof(o->target.key), "%s", optarg); break;
+        case OPT_SNI: snprintf(o->target.sni, sizeof(o->target.sni), "%s", optarg); break;
+        case OPT_INSECURE: o->target.insecure = 1; break;
         case 'H': usage(help, 0); exit(0);
         default: usage(help, 1); return -1;
         }
@@ -286,18 +304,14 @@ static int cmd_stats(int argc, char **argv)
     if (!o.stream || first != argc) { usage(USAGE_STATS, 1); return EXIT_USAGE; }
     ripc_redis_config cfg = { 0 };
     cli_target_config(&o.target, &cfg);
-    struct timeval tv = { 2, 0 };
-    redisContext *c = cfg.path ? redisConnectUnixWithTimeout(cfg.path, tv) : redisConnectWithTimeout(cfg.host, cfg.port, tv);
-    if (!c || c->err) {
-        fprintf(stderr, "redis-ipc: could not connect: %s\n", c ? c->errstr : "out of memory");
-        return EXIT_CONNECTION;
+    cfg.timeout = cfg.connect_timeout = 2.0;
+    /* The engine's own way in: TLS, AUTH and SELECT as every connection does them. */
+    ripc_error err;
+    redisContext *c = ripc_conn_open(&cfg, 0, &err);
+    if (!c) {
+        fprintf(stderr, "redis-ipc: %s\n", err.message);
+        return err.code == RIPC_CONFIGURATION ? EXIT_USAGE : EXIT_CONNECTION;
     }
-    redisReply *r;
-    if (cfg.password) {
-        r = cfg.username ? redisCommand(c, "AUTH %s %s", cfg.username, cfg.password) : redisCommand(c, "AUTH %s", cfg.password);
-        if (r) freeReplyObject(r);
-    }
-    if (cfg.db) { r = redisCommand(c, "SELECT %d", cfg.db); if (r) freeReplyObject(r); }
     redisReply *len = redisCommand(c, "XLEN %s", o.stream);
     redisReply *groups = redisCommand(c, "XINFO GROUPS %s", o.stream);
     if (!len || !groups) { fprintf(stderr, "redis-ipc: connection lost\n"); return EXIT_CONNECTION; }

@@ -31,7 +31,7 @@ RSpec.describe "garbage collection", timeout: 180 do
     s = RedisIPC::Stream.new(stream_name, "dropped").on_request { nil }
     s.connect(redis_options: { url: redis_url })
     s.disconnect # the Ruby threads hold the stream; drop only the engine below
-    engine = RedisIPC::Engine.new(stream_name, "raw", { path: redis_url.delete_prefix("unix://") })
+    engine = RedisIPC::Engine.new(stream_name, "raw", RedisIPC::RedisOptions.normalize(url: redis_url))
     engine.connect
     engine = nil # rubocop:disable Lint/UselessAssignment
     GC.start

@@ -7,7 +7,8 @@ RSpec.describe RedisIPC::RedisOptions do
     saved = ENV.delete("REDIS_URL")
     example.run
   ensure
-    ENV["REDIS_URL"] = saved if saved
+    # Leave REDIS_URL as found: a rediss:// one left behind would turn the later CLI specs to TLS.
+    saved ? ENV["REDIS_URL"] = saved : ENV.delete("REDIS_URL")
   end
 
   it "defaults to 127.0.0.1:6379, db 0, one-second timeouts" do
@@ -22,6 +23,20 @@ RSpec.describe RedisIPC::RedisOptions do
 
   it "parses unix:// urls" do
     expect(described_class.normalize(url: "unix:///tmp/r.sock?db=2")).to include(path: "/tmp/r.sock", db: 2)
+  end
+
+  it "turns rediss:// urls, ssl and ssl_params into the engine's TLS settings" do
+    expect(described_class.normalize({})).to include(tls: false, tls_skip_verify: false, tls_ca_file: nil)
+    expect(described_class.normalize(url: "rediss://:pw@cache.example.com:6380/2"))
+      .to include(tls: true, host: "cache.example.com", port: 6380, db: 2, password: "pw", tls_skip_verify: false)
+    c = described_class.normalize(host: "h", ssl: true, ssl_params: { ca_file: "/ca.pem", ca_path: "/cas", cert: "/c.pem",
+                                                                      key: "/k.pem", sni: "name", verify_mode: 0 })
+    expect(c).to include(tls: true, tls_ca_file: "/ca.pem", tls_ca_path: "/cas", tls_cert: "/c.pem", tls_key: "/k.pem",
+                         tls_sni: "name", tls_skip_verify: true)
+    expect(described_class.normalize(url: "rediss://h", ssl: false)).to include(tls: false)
+    expect(described_class.normalize(ssl: true, ssl_params: { verify_mode: :none })).to include(tls_skip_verify: true)
+    ENV["REDIS_URL"] = "rediss://envhost:7000"
+    expect(described_class.normalize({})).to include(tls: true, host: "envhost", port: 7000)
   end
 
   it "lets explicit keys win over the url" do
@@ -41,7 +56,11 @@ RSpec.describe RedisIPC::RedisOptions do
     expect { described_class.normalize(db: -1) }.to raise_error(ArgumentError, /db/)
     expect { described_class.normalize(timeout: 0) }.to raise_error(ArgumentError, /timeout/)
     expect { described_class.normalize(url: "http://x") }.to raise_error(ArgumentError, /redis:\/\//)
-    expect { described_class.normalize(url: "rediss://x") }.to raise_error(ArgumentError, /TLS/)
+    expect { described_class.normalize(ssl: "yes") }.to raise_error(ArgumentError, /ssl must be true or false/)
+    expect { described_class.normalize(ssl: true, ssl_params: { ca: "x" }) }.to raise_error(ArgumentError, /unknown redis_options ssl_params: :ca/)
+    expect { described_class.normalize(ssl: true, ssl_params: { verify_mode: 3 }) }.to raise_error(ArgumentError, /verify_mode/)
+    expect { described_class.normalize(ssl: true, ssl_params: { cert: 42 }) }.to raise_error(ArgumentError, /cert must be a path/)
+    expect { described_class.normalize(ssl: true, path: "/tmp/r.sock") }.to raise_error(ArgumentError, /unix socket/)
     expect { described_class.normalize(url: "unix://") }.to raise_error(ArgumentError)
     expect { described_class.normalize("redis://x") }.to raise_error(ArgumentError, /Hash/)
     expect { described_class.normalize(host: "a\0b") }.to raise_error(ArgumentError, /NUL/)

@@ -1,5 +1,17 @@
 # frozen_string_literal: true
 
+require_relative "support/tls_certificates"
+require_relative "support/redis_server"
+
+# Certificates for the TLS specs. Under REDIS_IPC_SPEC_TLS=1 the whole
+# suite talks TLS: its CA goes into SSL_CERT_FILE before anything loads
+# OpenSSL, so every client (this process, fixtures, C programs, redis-rb)
+# trusts the suite's servers through the default CA store.
+$tls_certificates = TLSCertificates.new
+suite_pid = Process.pid
+at_exit { $tls_certificates.cleanup if Process.pid == suite_pid }
+ENV["SSL_CERT_FILE"] = $tls_certificates.ca_file if RedisServer.suite_tls?
+
 # The sanitizer run of bin/test puts its build of the extension first.
 $LOAD_PATH.unshift(ENV["REDIS_IPC_SPEC_LIB"]) if ENV["REDIS_IPC_SPEC_LIB"]
 require "redis_ipc"
@@ -7,7 +19,6 @@ require "json"
 require "redis"
 require "securerandom"
 require "timeout"
-require_relative "support/redis_server"
 
 module SpecHelpers
   def redis_url

@@ -40,7 +40,8 @@ static void report(ripc_stream *s, int kind, const char *message, void *userdata
     fprintf(stderr, "echo_peer: background error: %s\n", message);
 }
 
-/* REDIS_URL as redis://host:port or unix:///path, without credentials. */
+/* REDIS_URL as redis://host:port, rediss://host:port (TLS, trusting
+ * OpenSSL's CA store: SSL_CERT_FILE) or unix:///path, without credentials. */
 static void configure(ripc_options *o, char *buf, size_t len)
 {
     const char *url = getenv("REDIS_URL");
@@ -48,8 +49,11 @@ static void configure(ripc_options *o, char *buf, size_t len)
     if (strncmp(url, "unix://", 7) == 0) {
         snprintf(buf, len, "%s", url + 7);
         o->redis.path = buf;
-    } else if (strncmp(url, "redis://", 8) == 0) {
-        snprintf(buf, len, "%s", url + 8);
+    } else if (strncmp(url, "redis://", 8) == 0 || strncmp(url, "rediss://", 9) == 0) {
+        o->redis.tls = url[5] == 's';
+        snprintf(buf, len, "%s", url + (o->redis.tls ? 9 : 8));
+        char *slash = strchr(buf, '/');
+        if (slash) *slash = '\0';
         char *colon = strchr(buf, ':');
         if (colon) { *colon = '\0'; o->redis.port = atoi(colon + 1); }
         o->redis.host = buf;

@@ -6,8 +6,14 @@ module RedisIPC
   # The `redis_options:` of #connect, with the keys redis-rb users know.
   # Explicit keys win over the parts of `url`; with neither host, path nor
   # url given, REDIS_URL from the environment is used, as redis-rb does.
+  # TLS: `url: "rediss://..."` or `ssl: true`, with `ssl_params:` (files are
+  # paths to PEM files; the server is verified unless verify_mode is 0,
+  # OpenSSL::SSL::VERIFY_NONE).
   module RedisOptions
-    KEYS = %i[host port path url username password db timeout connect_timeout].freeze
+    KEYS = %i[host port path url username password db timeout connect_timeout ssl ssl_params].freeze
+    SSL_PARAMS = %i[ca_file ca_path cert key verify_mode sni].freeze
+    VERIFY_NONE = 0 # OpenSSL::SSL::VERIFY_NONE, without loading openssl
+    VERIFY_PEER = 1 # OpenSSL::SSL::VERIFY_PEER
     # Redis allows as many databases as its `databases` setting; beyond
     # these, a value is a mistake (the engine checks the same bounds).
     MAX_DB = 65_535
@@ -16,7 +22,7 @@ module RedisIPC
     module_function
 
     # Returns a Hash for the engine: host, port, path, username, password, db,
-    # timeout, connect_timeout.
+    # timeout, connect_timeout, tls and the tls_* settings.
     def normalize(options)
       raise ArgumentError, "redis_options must be a Hash, got #{options.class}" unless options.is_a?(Hash)
 
@@ -26,10 +32,48 @@ module RedisIPC
 
       url = options[:url]
       url = ENV["REDIS_URL"] if url.nil? && options[:host].nil? && options[:path].nil? && !ENV["REDIS_URL"].to_s.empty?
-      config = { host: "127.0.0.1", port: 6379, path: nil, username: nil, password: nil, db: 0, timeout: 1.0, connect_timeout: 1.0 }
+      config = { host: "127.0.0.1", port: 6379, path: nil, username: nil, password: nil, db: 0, timeout: 1.0, connect_timeout: 1.0,
+                 ssl: false, ssl_params: nil }
       config.merge!(parse_url(url)) if url
       options.each { |key, value| config[key] = value unless key == :url || value.nil? }
-      validate!(config)
+      tls(validate!(config))
+    end
+
+    # ssl and ssl_params become the engine's tls settings.
+    def tls(config)
+      ssl = config.delete(:ssl)
+      params = config.delete(:ssl_params) || {}
+      raise ArgumentError, "redis_options ssl must be true or false, got #{ssl.inspect}" unless [true, false].include?(ssl)
+      raise ArgumentError, "redis_options ssl_params must be a Hash, got #{params.class}" unless params.is_a?(Hash)
+
+      params = params.transform_keys { |k| k.respond_to?(:to_sym) ? k.to_sym : k }
+      unknown = params.keys - SSL_PARAMS
+      raise ArgumentError, "unknown redis_options ssl_params: #{unknown.map(&:inspect).join(", ")} (known: #{SSL_PARAMS.join(", ")})" if unknown.any?
+      raise ArgumentError, "redis_options ssl needs host and port: TLS does not apply to a unix socket (path)" if ssl && config[:path]
+
+      config[:tls] = ssl
+      { ca_file: :tls_ca_file, ca_path: :tls_ca_path, cert: :tls_cert, key: :tls_key, sni: :tls_sni }.each do |from, to|
+        config[to] = file_param(params[from], from)
+      end
+      verify = params.fetch(:verify_mode, VERIFY_PEER)
+      verify = { none: VERIFY_NONE, peer: VERIFY_PEER }.fetch(verify, verify)
+      unless [VERIFY_NONE, VERIFY_PEER].include?(verify)
+        raise ArgumentError, "redis_options ssl_params verify_mode must be OpenSSL::SSL::VERIFY_PEER or VERIFY_NONE (or :peer, :none), got #{verify.inspect}"
+      end
+
+      config[:tls_skip_verify] = verify == VERIFY_NONE
+      config
+    end
+
+    def file_param(value, name)
+      return nil if value.nil?
+
+      value = value.to_path if value.respond_to?(:to_path)
+      unless value.is_a?(String) && !value.empty? && !value.include?("\0")
+        raise ArgumentError, "redis_options ssl_params #{name} must be a path (String), got #{value.class}"
+      end
+
+      value
     end
 
     def parse_url(url)
@@ -38,8 +82,8 @@ module RedisIPC
       uri = URI.parse(url)
       query = URI.decode_www_form(uri.query.to_s).to_h
       case uri.scheme
-      when "redis"
-        out = {}
+      when "redis", "rediss"
+        out = { ssl: uri.scheme == "rediss" }
         out[:host] = uri.host.delete_prefix("[").delete_suffix("]") if uri.host && !uri.host.empty?
         out[:port] = uri.port if uri.port
         out[:db] = Integer(uri.path.delete_prefix("/"), 10) unless uri.path.to_s.delete_prefix("/").empty?
@@ -53,10 +97,8 @@ module RedisIPC
         add_credentials(out, uri)
         out[:db] = Integer(query["db"], 10) if query["db"]
         out
-      when "rediss"
-        raise ArgumentError, "rediss:// (TLS) is not supported: hiredis here is built without TLS"
       else
-        raise ArgumentError, "redis_options url must start with redis:// or unix://, got #{url.inspect}"
+        raise ArgumentError, "redis_options url must start with redis://, rediss:// or unix://, got #{url.inspect}"
       end
     rescue URI::InvalidURIError => e
       raise ArgumentError, "invalid redis url #{url.inspect}: #{e.message}"

@@ -7,26 +7,44 @@ require "tmpdir"
 # A private redis-server for the suite: on a unix socket and a free TCP port
 # in a temp folder, started before the specs and stopped after them. With
 # REDIS_URL set, that server is used instead.
+#
+# With `tls:` (TLSCertificates) it also listens for TLS on tls_port, and
+# `client_certs: true` makes it demand a client certificate. Under
+# REDIS_IPC_SPEC_TLS=1 every server of the suite has TLS and `url` is the
+# rediss:// one, so the whole suite talks TLS (spec_helper trusts the CA
+# through SSL_CERT_FILE).
 class RedisServer
-  attr_reader :dir, :socket, :port, :pid
+  attr_reader :dir, :socket, :port, :tls_port, :pid
 
   def self.binary
     ENV.fetch("REDIS_SERVER", "redis-server")
   end
 
-  def initialize
+  def self.suite_tls? = !ENV["REDIS_IPC_SPEC_TLS"].to_s.empty? && ENV["REDIS_IPC_SPEC_TLS"] != "0"
+
+  def initialize(tls: (self.class.suite_tls? ? $tls_certificates : nil), client_certs: false)
     @dir = Dir.mktmpdir("redis_ipc_spec")
     @socket = File.join(@dir, "redis.sock")
     @port = free_port
+    @tls = tls
+    @client_certs = client_certs
+    @tls_port = free_port if tls
   end
 
-  def url = "unix://#{socket}"
+  def url = @tls && self.class.suite_tls? ? tls_url : "unix://#{socket}"
   def tcp_url = "redis://127.0.0.1:#{port}"
+  def tls_url = "rediss://127.0.0.1:#{tls_port}"
 
   def start
+    tls_args = if @tls
+                 ["--tls-port", tls_port.to_s, "--tls-cert-file", @tls.server_cert, "--tls-key-file", @tls.server_key,
+                  "--tls-ca-cert-file", @tls.ca_file, "--tls-auth-clients", @client_certs ? "yes" : "no"]
+               else
+                 []
+               end
     # The sanitizer run preloads libasan for Ruby; redis-server needs none of it.
     @pid = Process.spawn({ "LD_PRELOAD" => nil }, self.class.binary, "--port", port.to_s, "--bind", "127.0.0.1", "--unixsocket", socket,
-                         "--save", "", "--appendonly", "no", "--dir", dir, "--enable-debug-command", "local",
+                         "--save", "", "--appendonly", "no", "--dir", dir, "--enable-debug-command", "local", *tls_args,
                          out: File.join(dir, "redis.log"), err: [:child, :out])
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
     until ready?

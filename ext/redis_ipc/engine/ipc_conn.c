@@ -1,21 +1,14 @@
 #include "ipc_conn.h"
+#include "ipc_tls.h"
+#include "ipc_util.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-
-void ripc_error_set(ripc_error *err, int code, const char *fmt, ...)
-{
-    if (!err) return;
-    err->code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-}
 
 static struct timeval to_timeval(double seconds)
 {
@@ -29,7 +22,52 @@ static struct timeval to_timeval(double seconds)
 void ripc_conn_describe(const ripc_redis_config *cfg, char *buf, size_t len)
 {
     if (cfg->path && *cfg->path) snprintf(buf, len, "unix://%s", cfg->path);
-    else snprintf(buf, len, "redis://%s:%d/%d", cfg->host ? cfg->host : "127.0.0.1", cfg->port ? cfg->port : 6379, cfg->db);
+    else snprintf(buf, len, "%s://%s:%d/%d", cfg->tls ? "rediss" : "redis", cfg->host ? cfg->host : "127.0.0.1",
+                  cfg->port ? cfg->port : 6379, cfg->db);
+}
+
+static int same_string(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int ripc_redis_config_same(const ripc_redis_config *a, const ripc_redis_config *b)
+{
+    if (!same_string(a->path, b->path) || a->db != b->db) return 0;
+    if (!same_string(a->username, b->username) || !same_string(a->password, b->password)) return 0;
+    if (a->path) return 1;
+    return a->port == b->port && same_string(a->host, b->host) && !a->tls == !b->tls &&
+           !a->tls_skip_verify == !b->tls_skip_verify && same_string(a->tls_ca_file, b->tls_ca_file) &&
+           same_string(a->tls_ca_path, b->tls_ca_path) && same_string(a->tls_cert, b->tls_cert) &&
+           same_string(a->tls_key, b->tls_key) && same_string(a->tls_sni, b->tls_sni);
+}
+
+enum { CONFIG_STRINGS = 9 };
+
+/* The string fields of a config: copying and freeing list them once. */
+static void config_strings(ripc_redis_config *c, const char **slots[CONFIG_STRINGS])
+{
+    const char **all[CONFIG_STRINGS] = { &c->host, &c->path, &c->username, &c->password, &c->tls_ca_file,
+                                         &c->tls_ca_path, &c->tls_cert, &c->tls_key, &c->tls_sni };
+    memcpy(slots, all, sizeof(all));
+}
+
+void ripc_redis_config_copy(ripc_redis_config *dst, const ripc_redis_config *src)
+{
+    *dst = *src;
+    const char **slots[CONFIG_STRINGS];
+    config_strings(dst, slots);
+    for (int i = 0; i < CONFIG_STRINGS; i++) *slots[i] = ripc_strdup(*slots[i]);
+}
+
+void ripc_redis_config_free(ripc_redis_config *cfg)
+{
+    const char **slots[CONFIG_STRINGS];
+    config_strings(cfg, slots);
+    for (int i = 0; i < CONFIG_STRINGS; i++) {
+        free((char *)*slots[i]);
+        *slots[i] = NULL;
+    }
 }
 
 void ripc_conn_close(redisContext *c)
@@ -69,11 +107,84 @@ static int fail(redisContext *c, const ripc_redis_config *cfg, ripc_error *err, 
     return -1;
 }
 
+/* The first reply on a new connection failed. Over TLS the server's alert
+ * says why (a client certificate it demands); in plain text, a server that
+ * hangs up at once is most likely a TLS port. */
+static void fail_first_reply(redisContext *c, const ripc_redis_config *cfg, ripc_error *err, const char *what)
+{
+    char where[300];
+    ripc_conn_describe(cfg, where, sizeof(where));
+    const char *alert = cfg->tls ? ripc_tls_last_alert() : NULL;
+    int unix_socket = cfg->path && *cfg->path;
+    if (alert)
+        ripc_error_set(err, RIPC_CONNECTION, "%s %s: the server ended the TLS connection: %s%s", what, where, alert,
+                       strstr(alert, "certificate") ? " (does it demand a client certificate?)" : "");
+    else if (cfg->tls && !(cfg->tls_cert && *cfg->tls_cert))
+        /* The alert can be lost: a server that hangs up at once may reset
+         * the connection before the client reads it. */
+        ripc_error_set(err, RIPC_CONNECTION, "%s %s: %s (the server ended the TLS connection: does it demand a client "
+                       "certificate?)", what, where, c->err ? c->errstr : "no reply");
+    else if (!cfg->tls && !unix_socket && (c->err == REDIS_ERR_EOF || c->err == REDIS_ERR_IO))
+        ripc_error_set(err, RIPC_CONNECTION, "%s %s: %s (is it a TLS port? use rediss:// or ssl: true)", what, where,
+                       c->errstr);
+    else
+        ripc_error_set(err, RIPC_CONNECTION, "%s %s: %s", what, where, c->err ? c->errstr : "no reply");
+    ripc_conn_close(c);
+}
+
+/* Each connection's first round trip: AUTH, SELECT, or else PING (TCP). It
+ * proves the server speaks Redis here, and over TLS it also reads what the
+ * server sends after the handshake (session tickets), which would otherwise
+ * look like stray bytes to ripc_conn_idle_ok. */
+static int first_round_trips(redisContext *c, const ripc_redis_config *cfg, ripc_error *err)
+{
+    int talked = cfg->path && *cfg->path; /* a unix socket needs no proof */
+    if (cfg->password && *cfg->password) {
+        redisReply *r = cfg->username && *cfg->username
+            ? redisCommand(c, "AUTH %s %s", cfg->username, cfg->password)
+            : redisCommand(c, "AUTH %s", cfg->password);
+        if (!r) { fail_first_reply(c, cfg, err, "lost the connection while authenticating to"); return -1; }
+        if (r->type == REDIS_REPLY_ERROR) {
+            char where[300];
+            ripc_conn_describe(cfg, where, sizeof(where));
+            ripc_error_set(err, RIPC_CONNECTION, "authentication failed at %s: %s", where, r->str);
+            freeReplyObject(r);
+            ripc_conn_close(c);
+            return -1;
+        }
+        freeReplyObject(r);
+        talked = 1;
+    }
+    if (cfg->db) {
+        redisReply *r = redisCommand(c, "SELECT %d", cfg->db);
+        if (!r && !talked) { fail_first_reply(c, cfg, err, "could not talk to"); return -1; }
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            char where[300];
+            ripc_conn_describe(cfg, where, sizeof(where));
+            ripc_error_set(err, RIPC_CONNECTION, "could not select db %d at %s: %s", cfg->db, where,
+                           r ? r->str : c->errstr);
+            if (r) freeReplyObject(r);
+            ripc_conn_close(c);
+            return -1;
+        }
+        freeReplyObject(r);
+        talked = 1;
+    }
+    if (!talked) {
+        /* An error reply (NOAUTH...) still proves a Redis: commands report it. */
+        redisReply *r = redisCommand(c, "PING");
+        if (!r) { fail_first_reply(c, cfg, err, "could not talk to"); return -1; }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
 redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_timeout, ripc_error *err)
 {
     struct timeval ctv = to_timeval(cfg->connect_timeout > 0 ? cfg->connect_timeout : 1.0);
     redisContext *c;
-    if (cfg->path && *cfg->path) c = redisConnectUnixWithTimeout(cfg->path, ctv);
+    int unix_socket = cfg->path && *cfg->path;
+    if (unix_socket) c = redisConnectUnixWithTimeout(cfg->path, ctv);
     else c = redisConnectWithTimeout(cfg->host ? cfg->host : "127.0.0.1", cfg->port ? cfg->port : 6379, ctv);
     if (!c || c->err) { fail(c, cfg, err, "could not connect to"); return NULL; }
 
@@ -83,38 +194,42 @@ redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_tim
      * (a buffer grown by a batch of huge entries is still given back). */
     c->reader->maxbuf = 1024 * 1024;
 
+    if (cfg->tls && !unix_socket) {
+        /* The handshake's reads wait at most connect_timeout: a server that
+         * never answers it must not hang the caller. */
+        if (redisSetTimeout(c, ctv) != REDIS_OK) { fail(c, cfg, err, "could not set timeouts on"); return NULL; }
+        char where[300];
+        ripc_conn_describe(cfg, where, sizeof(where));
+        if (ripc_tls_handshake(c, cfg, where, err) != 0) { ripc_conn_close(c); return NULL; }
+    }
+
     double rt = (cfg->timeout > 0 ? cfg->timeout : 1.0) + extra_read_timeout;
     if (redisSetTimeout(c, to_timeval(rt)) != REDIS_OK) { fail(c, cfg, err, "could not set timeouts on"); return NULL; }
-
-    if (cfg->password && *cfg->password) {
-        redisReply *r = cfg->username && *cfg->username
-            ? redisCommand(c, "AUTH %s %s", cfg->username, cfg->password)
-            : redisCommand(c, "AUTH %s", cfg->password);
-        if (!r) { fail(c, cfg, err, "lost the connection while authenticating to"); return NULL; }
-        if (r->type == REDIS_REPLY_ERROR) {
-            char where[300];
-            ripc_conn_describe(cfg, where, sizeof(where));
-            ripc_error_set(err, RIPC_CONNECTION, "authentication failed at %s: %s", where, r->str);
-            freeReplyObject(r);
-            ripc_conn_close(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
-    if (cfg->db) {
-        redisReply *r = redisCommand(c, "SELECT %d", cfg->db);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            char where[300];
-            ripc_conn_describe(cfg, where, sizeof(where));
-            ripc_error_set(err, RIPC_CONNECTION, "could not select db %d at %s: %s", cfg->db, where,
-                           r ? r->str : c->errstr);
-            if (r) freeReplyObject(r);
-            ripc_conn_close(c);
-            return NULL;
-        }
-        freeReplyObject(r);
-    }
+    if (first_round_trips(c, cfg, err) != 0) return NULL;
     return c;
+}
+
+int ripc_conn_check_version(redisContext *c, const ripc_redis_config *cfg, ripc_error *err)
+{
+    redisReply *r = redisCommand(c, "INFO server");
+    if (!r) {
+        ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->err ? c->errstr : "no reply");
+        return RIPC_CONNECTION;
+    }
+    /* A user without INFO (ACL) or a proxy that hides it: the commands
+     * themselves will say if they are missing. */
+    const char *line = r->type == REDIS_REPLY_STRING ? strstr(r->str, "redis_version:") : NULL;
+    int major = 0, minor = 0, rc = RIPC_OK;
+    if (line && sscanf(line, "redis_version:%d.%d", &major, &minor) == 2 && (major < 6 || (major == 6 && minor < 2))) {
+        char where[300];
+        ripc_conn_describe(cfg, where, sizeof(where));
+        ripc_error_set(err, RIPC_CONFIGURATION,
+                       "redis_ipc needs Redis 6.2 or newer (XAUTOCLAIM, XTRIM MINID, XGROUP CREATECONSUMER); "
+                       "%s runs %d.%d", where, major, minor);
+        rc = RIPC_CONFIGURATION;
+    }
+    freeReplyObject(r);
+    return rc;
 }
 
 redisReply *ripc_conn_run(redisContext *c, int argc, const char **argv, const size_t *lens, ripc_error *err)

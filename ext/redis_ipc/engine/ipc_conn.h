@@ -1,5 +1,5 @@
-/* One Redis connection: connect (TCP or unix socket), authenticate, select
- * the database, and run commands with errors turned into ripc_error. */
+/* One Redis connection: connect (TCP, TLS or unix socket), authenticate,
+ * select the database, and run commands with errors turned into ripc_error. */
 #ifndef RIPC_CONN_H
 #define RIPC_CONN_H
 
@@ -22,8 +22,20 @@ void ripc_conn_interrupt(redisContext *c);
  * and closes the old connection outside the lock. */
 void ripc_conn_swap(pthread_mutex_t *lock, redisContext **slot, redisContext *c);
 
-/* "redis://host:port/db" or "unix:///path": what error messages name. */
+/* "redis://host:port/db", "rediss://..." or "unix:///path": what error
+ * messages name (never a password). */
 void ripc_conn_describe(const ripc_redis_config *cfg, char *buf, size_t len);
+
+/* A config whose strings are the holder's own (a stream's, the waker's):
+ * ripc_redis_config_free frees just those copies. */
+void ripc_redis_config_copy(ripc_redis_config *dst, const ripc_redis_config *src);
+void ripc_redis_config_free(ripc_redis_config *cfg);
+/* Both reach the same server as the same user, the same way. */
+int ripc_redis_config_same(const ripc_redis_config *a, const ripc_redis_config *b);
+
+/* RIPC_CONFIGURATION when the server runs a Redis older than the engine
+ * needs (6.2), from its INFO; RIPC_CONNECTION when c fails. */
+int ripc_conn_check_version(redisContext *c, const ripc_redis_config *cfg, ripc_error *err);
 
 /* Runs one command. Returns the reply, or NULL with err set (RIPC_CONNECTION,
  * after which c is unusable). An error reply is returned as is. */
@@ -46,6 +58,5 @@ void ripc_error_refused(ripc_error *err, const char *command, const char *server
 void ripc_error_cause(const char *server_message, char *buf, size_t len);
 int ripc_reply_error_starts(const redisReply *reply, const char *prefix);
 
-void ripc_error_set(ripc_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -302,6 +302,11 @@ static int still_reading(ripc_dispatcher *d)
  * going away. The socket is cut only when Redis cannot be asked. */
 void ripc_dispatchers_interrupt(ripc_stream *s)
 {
+    /* None reading (a connect that failed before they started): asking
+     * for a connection would only wait out a second connect_timeout. */
+    int any_reading = 0;
+    for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) any_reading |= still_reading(&s->dispatchers[i]);
+    if (!any_reading) return;
     redisContext *c = NULL;
     ripc_error err;
     int have_conn = ripc_pool_checkout(&s->pool, ripc_now() + 0.5, &c, &err) == RIPC_OK;

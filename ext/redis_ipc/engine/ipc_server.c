@@ -13,8 +13,7 @@ static const double RETRY_FIRST = 0.01, RETRY_MAX = 0.25;
 struct ripc_server {
     ripc_server *next;
     int refs;                   /* registry lock */
-    ripc_redis_config config;   /* its strings are the copies below */
-    char *host, *path, *username, *password;
+    ripc_redis_config config;   /* its strings are its own (ripc_redis_config_copy) */
     pthread_mutex_t mutex;      /* the reachability below */
     int failures;               /* connects failed in a row */
     double retry_at;
@@ -23,17 +22,12 @@ struct ripc_server {
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static ripc_server *registry;
 
-static int same_string(const char *a, const char *b)
-{
-    if (!a || !*a) return !b || !*b;
-    return b && strcmp(a, b) == 0;
-}
-
+/* The same server: the same address, login and TLS settings
+ * (ripc_redis_config_same), and the same timeouts, which its connections
+ * get. */
 static int same_settings(const ripc_redis_config *a, const ripc_redis_config *b)
 {
-    return same_string(a->host, b->host) && a->port == b->port && same_string(a->path, b->path) &&
-           same_string(a->username, b->username) && same_string(a->password, b->password) && a->db == b->db &&
-           a->timeout == b->timeout && a->connect_timeout == b->connect_timeout;
+    return ripc_redis_config_same(a, b) && a->timeout == b->timeout && a->connect_timeout == b->connect_timeout;
 }
 
 /* In a forked child: the locks may have been held by a thread that the
@@ -56,11 +50,7 @@ ripc_server *ripc_server_acquire(const ripc_redis_config *cfg)
     while (srv && !same_settings(&srv->config, cfg)) srv = srv->next;
     if (!srv) {
         srv = ripc_xcalloc(1, sizeof(*srv));
-        srv->config = *cfg;
-        srv->config.host = srv->host = ripc_strdup(cfg->host);
-        srv->config.path = srv->path = ripc_strdup(cfg->path);
-        srv->config.username = srv->username = ripc_strdup(cfg->username);
-        srv->config.password = srv->password = ripc_strdup(cfg->password);
+        ripc_redis_config_copy(&srv->config, cfg);
         pthread_mutex_init(&srv->mutex, NULL);
         srv->next = registry;
         registry = srv;
@@ -83,7 +73,7 @@ void ripc_server_release(ripc_server *srv)
     pthread_mutex_unlock(&registry_mutex);
     if (!last) return;
     pthread_mutex_destroy(&srv->mutex);
-    free(srv->host); free(srv->path); free(srv->username); free(srv->password);
+    ripc_redis_config_free(&srv->config);
     free(srv);
 }
 

@@ -12,6 +12,7 @@
 #include "ipc_reports.h"
 #include "ipc_router.h"
 #include "ipc_server.h"
+#include "ipc_tls.h"
 #include "ipc_util.h"
 #include "ipc_waker.h"
 
@@ -56,6 +57,7 @@ const char *ripc_strerror(int code)
     case RIPC_STATE: return "invalid state";
     case RIPC_AGAIN: return "not yet";
     case RIPC_COMMAND: return "Redis refused the command";
+    case RIPC_CONFIGURATION: return "not supported by this build or this Redis";
     default: return "unknown error";
     }
 }
@@ -154,6 +156,12 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
         ripc_stream_free(s);
         return NULL;
     }
+    /* TLS files are loaded once here, and a mistake in them (or no TLS in
+     * this build) is reported before anything connects. */
+    if (o->redis.tls && !(o->redis.path && *o->redis.path) && !(s->tls = ripc_tls_hold(&o->redis, err))) {
+        ripc_stream_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -230,8 +238,10 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     int joined = 0;
     int rc = ripc_pool_checkout(&s->pool, 0, &c, err);
     if (rc == RIPC_OK) {
-        /* A missing ACL permission fails here, before anything is registered. */
-        rc = ripc_permissions_check(s, c, err);
+        /* An old Redis or a missing ACL permission fails here, before
+         * anything is registered. */
+        rc = ripc_conn_check_version(c, &s->options.redis, err);
+        if (rc == RIPC_OK) rc = ripc_permissions_check(s, c, err);
         if (rc == RIPC_OK) rc = ripc_membership_join(s, c, err);
         joined = rc == RIPC_OK;
         if (rc == RIPC_OK) rc = ripc_liveness_beat(s, c, err);
@@ -366,6 +376,7 @@ static void unref(ripc_stream *s)
     free(s->dispatchers);
     free_names(s);
     free(s->stream); free(s->group);
+    ripc_tls_release(s->tls);
     free(s);
 }
 

@@ -4,6 +4,7 @@
 #include "ipc_util.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -136,4 +137,14 @@ int ripc_utf8_valid(const char *s, size_t len)
         p += need + 1;
     }
     return 1;
+}
+
+void ripc_error_set(ripc_error *err, int code, const char *fmt, ...)
+{
+    if (!err) return;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
 }

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <time.h>
+#include "redis_ipc.h"
 
 /* Seconds on the monotonic clock; deadlines everywhere are expressed in it. */
 double ripc_now(void);
@@ -45,5 +46,8 @@ char *ripc_memdup(const char *s, size_t len); /* NUL-terminated copy */
 
 /* True when the len bytes at s are valid UTF-8. */
 int ripc_utf8_valid(const char *s, size_t len);
+
+/* Sets err (when not NULL) to code and the formatted message. */
+void ripc_error_set(ripc_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

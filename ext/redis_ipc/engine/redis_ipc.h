@@ -37,7 +37,9 @@ enum {
     RIPC_PROTOCOL = -6,   /* Redis answered something the engine did not expect */
     RIPC_STATE = -7,      /* the call does not fit the object's state (already connected, already answered) */
     RIPC_AGAIN = -8,      /* a non-blocking call found nothing yet */
-    RIPC_COMMAND = -9     /* Redis refused a command (OOM, READONLY, NOPERM, WRONGTYPE...): the message has Redis's words */
+    RIPC_COMMAND = -9,    /* Redis refused a command (OOM, READONLY, NOPERM, WRONGTYPE...): the message has Redis's words */
+    RIPC_CONFIGURATION = -10 /* the settings ask for what this build or this Redis lacks: TLS in an
+                                engine built on hiredis 0.14, unusable TLS files, a Redis older than 6.2 */
 };
 
 typedef struct ripc_error {
@@ -86,7 +88,19 @@ typedef struct ripc_redis_config {
     const char *password; /* AUTH password, optional */
     int db;               /* SELECT db when non-zero */
     double timeout;         /* seconds for each command's read/write; default 1.0 */
-    double connect_timeout; /* seconds to connect; default 1.0 */
+    double connect_timeout; /* seconds to connect, TLS handshake included; default 1.0 */
+    /* TLS (not with a unix socket). Needs the engine built on hiredis >= 1.0
+     * with hiredis_ssl (ripc_tls_available); otherwise ripc_stream_new fails
+     * with RIPC_CONFIGURATION. Files are PEM. */
+    int tls;                  /* 1: connect with TLS */
+    const char *tls_ca_file;  /* CAs to trust; with neither this nor tls_ca_path, OpenSSL's default
+                                 store (SSL_CERT_FILE / SSL_CERT_DIR, else the system's) */
+    const char *tls_ca_path;  /* a folder of hashed CA certificates (c_rehash) */
+    const char *tls_cert;     /* client certificate (chain), for servers that demand one */
+    const char *tls_key;      /* its private key; default: tls_cert (both in one file) */
+    const char *tls_sni;      /* the name sent as SNI and checked against the server's certificate;
+                                 default host (an IP address is checked but not sent) */
+    int tls_skip_verify;      /* 1: accept any server certificate (tests only: open to interception) */
 } ripc_redis_config;
 
 typedef struct ripc_options {
@@ -272,6 +286,8 @@ typedef struct ripc_stats {
 RIPC_API void ripc_stream_stats(ripc_stream *s, ripc_stats *out);
 
 RIPC_API double ripc_monotonic_now(void);
+/* 1 when this engine was built with TLS (hiredis >= 1.0 with hiredis_ssl). */
+RIPC_API int ripc_tls_available(void);
 RIPC_API const char *ripc_strerror(int code);
 
 #ifdef __cplusplus

@@ -12,6 +12,7 @@ void rbipc_raise(const ripc_error *err)
     case RIPC_CONNECTION: case RIPC_CLOSED: klass = rb_eRedisIPCConnectionError; break;
     case RIPC_ARGUMENT: klass = rb_eArgError; break;
     case RIPC_COMMAND: klass = rb_eRedisIPCCommandError; break;
+    case RIPC_CONFIGURATION: klass = rb_eRedisIPCConfigurationError; break;
     default: klass = rb_eRedisIPCError; break;
     }
     rb_raise(klass, "%s", err->message);

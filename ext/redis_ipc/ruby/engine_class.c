@@ -102,7 +102,7 @@ static int opt_int(VALUE hash, const char *key, int fallback)
 
 typedef struct init_args {
     VALUE self, stream, group, options;
-    char *strings[4];
+    char *strings[9];
 } init_args;
 
 static VALUE init_body(VALUE arg)
@@ -117,6 +117,13 @@ static VALUE init_body(VALUE arg)
     o.redis.path = a->strings[1] = opt_string(h, "path");
     o.redis.username = a->strings[2] = opt_string(h, "username");
     o.redis.password = a->strings[3] = opt_string(h, "password");
+    o.redis.tls_ca_file = a->strings[4] = opt_string(h, "tls_ca_file");
+    o.redis.tls_ca_path = a->strings[5] = opt_string(h, "tls_ca_path");
+    o.redis.tls_cert = a->strings[6] = opt_string(h, "tls_cert");
+    o.redis.tls_key = a->strings[7] = opt_string(h, "tls_key");
+    o.redis.tls_sni = a->strings[8] = opt_string(h, "tls_sni");
+    o.redis.tls = RTEST(opt(h, "tls"));
+    o.redis.tls_skip_verify = RTEST(opt(h, "tls_skip_verify"));
     if (!o.redis.host) o.redis.host = "127.0.0.1";
     o.redis.port = opt_int(h, "port", 6379);
     o.redis.db = opt_int(h, "db", 0);
@@ -156,14 +163,14 @@ static VALUE init_body(VALUE arg)
 static VALUE init_cleanup(VALUE arg)
 {
     init_args *a = (init_args *)arg;
-    for (int i = 0; i < 4; i++) free(a->strings[i]);
+    for (int i = 0; i < 9; i++) free(a->strings[i]);
     return Qnil;
 }
 
 /* Engine.new(stream, group, options) */
 static VALUE engine_initialize(VALUE self, VALUE stream, VALUE group, VALUE options)
 {
-    init_args a = { self, stream, group, options, { NULL, NULL, NULL, NULL } };
+    init_args a = { self, stream, group, options, { NULL } };
     return rb_ensure(init_body, (VALUE)&a, init_cleanup, (VALUE)&a);
 }
 
@@ -570,4 +577,6 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_const(cEngine, "EVENT_CONNECTION", INT2NUM(RIPC_EVENT_CONNECTION));
     rb_define_const(cEngine, "EVENT_ERROR", INT2NUM(RIPC_EVENT_ERROR));
     rb_define_const(cEngine, "EVENT_COMMAND", INT2NUM(RIPC_EVENT_COMMAND));
+    /* Whether this build speaks TLS (hiredis >= 1.0 with hiredis_ssl). */
+    rb_define_const(cEngine, "TLS", ripc_tls_available() ? Qtrue : Qfalse);
 }

@@ -2,7 +2,8 @@
  * defined, then sets up each binding. */
 #include "redis_ipc_ext.h"
 
-VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError, rb_eRedisIPCCommandError;
+VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError, rb_eRedisIPCCommandError,
+    rb_eRedisIPCConfigurationError;
 
 static VALUE pinned_class(VALUE under, const char *name)
 {
@@ -19,6 +20,7 @@ RUBY_FUNC_EXPORTED void Init_redis_ipc(void)
     rb_eRedisIPCTimeoutError = pinned_class(mRedisIPC, "TimeoutError");
     rb_eRedisIPCConnectionError = pinned_class(mRedisIPC, "ConnectionError");
     rb_eRedisIPCCommandError = pinned_class(mRedisIPC, "CommandError");
+    rb_eRedisIPCConfigurationError = pinned_class(mRedisIPC, "ConfigurationError");
     Init_redis_ipc_engine(mRedisIPC);
     Init_redis_ipc_pending(mRedisIPC);
 }

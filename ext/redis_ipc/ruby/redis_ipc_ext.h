@@ -5,7 +5,8 @@
 #include "../engine/redis_ipc.h"
 
 /* Exception classes, defined in lib/redis_ipc/errors.rb and pinned at load. */
-extern VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError, rb_eRedisIPCCommandError;
+extern VALUE rb_eRedisIPCError, rb_eRedisIPCTimeoutError, rb_eRedisIPCConnectionError, rb_eRedisIPCCommandError,
+    rb_eRedisIPCConfigurationError;
 
 void Init_redis_ipc_engine(VALUE mRedisIPC);
 void Init_redis_ipc_pending(VALUE mRedisIPC);
