@@ -19,6 +19,7 @@
 #include "cli_command.h"
 #include "cli_url.h"
 #include "ipc_conn.h"
+#include "ipc_server.h"
 #include "redis_ipc.h"
 
 enum { EXIT_FULFILLED = 0, EXIT_REJECTED = 1, EXIT_TIMEOUT = 2, EXIT_CONNECTION = 3, EXIT_USAGE = 64 };
@@ -307,9 +308,11 @@ static int cmd_stats(int argc, char **argv)
     cfg.timeout = cfg.connect_timeout = 2.0;
     /* The engine's own way in: TLS, AUTH and SELECT as every connection does them. */
     ripc_error err;
-    redisContext *c = ripc_conn_open(&cfg, 0, &err);
+    ripc_server *server = ripc_server_acquire(&cfg, &err);
+    redisContext *c = server ? ripc_server_connect(server, 0, &err) : NULL;
     if (!c) {
         fprintf(stderr, "redis-ipc: %s\n", err.message);
+        ripc_server_release(server);
         return err.code == RIPC_CONFIGURATION ? EXIT_USAGE : EXIT_CONNECTION;
     }
     redisReply *len = redisCommand(c, "XLEN %s", o.stream);
@@ -364,7 +367,8 @@ static int cmd_stats(int argc, char **argv)
     if (o.json) printf("]}\n");
     freeReplyObject(len);
     freeReplyObject(groups);
-    redisFree(c);
+    ripc_conn_close(c);
+    ripc_server_release(server);
     return 0;
 }
 

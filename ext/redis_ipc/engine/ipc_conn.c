@@ -179,7 +179,8 @@ static int first_round_trips(redisContext *c, const ripc_redis_config *cfg, ripc
     return 0;
 }
 
-redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_timeout, ripc_error *err)
+redisContext *ripc_conn_open(const ripc_redis_config *cfg, ripc_tls_context *tls, double extra_read_timeout,
+                             ripc_error *err)
 {
     struct timeval ctv = to_timeval(cfg->connect_timeout > 0 ? cfg->connect_timeout : 1.0);
     redisContext *c;
@@ -200,7 +201,12 @@ redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_tim
         if (redisSetTimeout(c, ctv) != REDIS_OK) { fail(c, cfg, err, "could not set timeouts on"); return NULL; }
         char where[300];
         ripc_conn_describe(cfg, where, sizeof(where));
-        if (ripc_tls_handshake(c, cfg, where, err) != 0) { ripc_conn_close(c); return NULL; }
+        if (!tls) {
+            ripc_error_set(err, RIPC_CONFIGURATION, "TLS asked for %s without a TLS context", where);
+            ripc_conn_close(c);
+            return NULL;
+        }
+        if (ripc_tls_handshake(c, tls, cfg, where, err) != 0) { ripc_conn_close(c); return NULL; }
     }
 
     double rt = (cfg->timeout > 0 ? cfg->timeout : 1.0) + extra_read_timeout;

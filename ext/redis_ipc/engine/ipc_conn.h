@@ -8,8 +8,12 @@
 #include "redis_ipc.h"
 
 /* Opens a connection whose reads may wait timeout + extra_read_timeout seconds
- * (dispatchers add their BLOCK time so a quiet stream is not a failure). */
-redisContext *ripc_conn_open(const ripc_redis_config *cfg, double extra_read_timeout, ripc_error *err);
+ * (dispatchers add their BLOCK time so a quiet stream is not a failure),
+ * over TLS with tls (made from cfg, ipc_tls.h) when cfg asks for TLS.
+ * Called by ripc_server_connect (ipc_server.h), the one way in. */
+struct ripc_tls_context;
+redisContext *ripc_conn_open(const ripc_redis_config *cfg, struct ripc_tls_context *tls, double extra_read_timeout,
+                             ripc_error *err);
 /* Closes without sending anything (also right after fork: never QUIT a parent's socket). */
 void ripc_conn_close(redisContext *c);
 /* An idle connection has nothing to read; EOF or stray bytes mean the

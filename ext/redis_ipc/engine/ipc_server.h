@@ -13,8 +13,11 @@
 typedef struct ripc_server ripc_server;
 
 /* The server for these settings, shared by every stream that has the same
- * (the strings are copied); release what you acquire. */
-ripc_server *ripc_server_acquire(const ripc_redis_config *cfg);
+ * (the strings are copied, TLS files loaded once here); release what you
+ * acquire. NULL with err when its TLS files do not load (RIPC_CONFIGURATION). */
+ripc_server *ripc_server_acquire(const ripc_redis_config *cfg, ripc_error *err);
+/* One more holder of srv (release it too). */
+void ripc_server_retain(ripc_server *srv);
 void ripc_server_release(ripc_server *srv);
 const ripc_redis_config *ripc_server_config(const ripc_server *srv);
 

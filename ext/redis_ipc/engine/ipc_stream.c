@@ -12,7 +12,6 @@
 #include "ipc_reports.h"
 #include "ipc_router.h"
 #include "ipc_server.h"
-#include "ipc_tls.h"
 #include "ipc_util.h"
 #include "ipc_waker.h"
 
@@ -132,7 +131,14 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_options *o = &s->options;
     /* The server keeps copies of the settings' strings, so the caller's may go away. */
     if (!o->redis.host) o->redis.host = "127.0.0.1";
-    s->server = ripc_server_acquire(&o->redis);
+    /* TLS files are loaded here (once per server), and a mistake in them
+     * (or no TLS in this build) is reported before anything connects. */
+    s->server = ripc_server_acquire(&o->redis, err);
+    if (!s->server) {
+        free(s->stream); free(s->group);
+        free(s);
+        return NULL;
+    }
     o->redis = *ripc_server_config(s->server);
 
     ripc_pool_init(&s->pool, s->server, o->pool_size);
@@ -153,12 +159,6 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     if (!requests_ok || !events_ok) {
         /* Only file descriptor exhaustion gets here. */
         ripc_error_set(err, RIPC_STATE, "out of file descriptors");
-        ripc_stream_free(s);
-        return NULL;
-    }
-    /* TLS files are loaded once here, and a mistake in them (or no TLS in
-     * this build) is reported before anything connects. */
-    if (o->redis.tls && !(o->redis.path && *o->redis.path) && !(s->tls = ripc_tls_hold(&o->redis, err))) {
         ripc_stream_free(s);
         return NULL;
     }
@@ -376,7 +376,6 @@ static void unref(ripc_stream *s)
     free(s->dispatchers);
     free_names(s);
     free(s->stream); free(s->group);
-    ripc_tls_release(s->tls);
     free(s);
 }
 

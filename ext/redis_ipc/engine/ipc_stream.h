@@ -39,7 +39,6 @@ struct ripc_stream {
 
     ripc_options options;   /* its redis strings are the server's copies */
     ripc_server *server;    /* where every connection goes (ipc_server.c) */
-    struct ripc_tls_context *tls; /* held for the stream's life when TLS is on: its connections share it */
 
     ripc_pool pool;
     ripc_outbox outbox;     /* every XADD, and the acks of answered requests */

@@ -23,35 +23,16 @@
 #include <unistd.h>
 
 struct ripc_tls_context {
-    ripc_tls_context *next;
-    int refs;
     SSL_CTX *ssl_ctx;
     int skip_verify;
     char *ca_file, *ca_path, *cert, *key; /* the settings it was made from */
 };
 
-/* Every context held, looked up by settings. Entries live while held. */
-static pthread_mutex_t contexts_mutex = PTHREAD_MUTEX_INITIALIZER;
-static ripc_tls_context *contexts;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-/* A fork while another thread holds the lock would leave it locked forever
- * in the child: take it around fork. */
-static void before_fork(void) { pthread_mutex_lock(&contexts_mutex); }
-static void after_fork(void) { pthread_mutex_unlock(&contexts_mutex); }
-
-static void init_openssl(void)
-{
-    redisInitOpenSSL();
-    pthread_atfork(before_fork, after_fork, after_fork);
-}
+static void init_openssl(void) { redisInitOpenSSL(); }
 
 int ripc_tls_available(void) { return 1; }
-
-static int same(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
 
 static const char *key_file(const ripc_redis_config *cfg)
 {
@@ -59,13 +40,6 @@ static const char *key_file(const ripc_redis_config *cfg)
 }
 
 static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
-
-static int matches(const ripc_tls_context *t, const ripc_redis_config *cfg)
-{
-    return t->skip_verify == (cfg->tls_skip_verify != 0) && same(t->ca_file, nonempty(cfg->tls_ca_file)) &&
-           same(t->ca_path, nonempty(cfg->tls_ca_path)) && same(t->cert, nonempty(cfg->tls_cert)) &&
-           same(t->key, nonempty(key_file(cfg)));
-}
 
 /* OpenSSL's reason for the last failure on this thread, and a clean queue. */
 static const char *openssl_reason(void)
@@ -76,7 +50,7 @@ static const char *openssl_reason(void)
     return reason ? reason : "unknown error";
 }
 
-static void free_context(ripc_tls_context *t)
+void ripc_tls_context_free(ripc_tls_context *t)
 {
     if (!t) return;
     SSL_CTX_free(t->ssl_ctx);
@@ -92,10 +66,10 @@ static int readable(const char *what, const char *path, ripc_error *err)
     return 0;
 }
 
-static ripc_tls_context *create(const ripc_redis_config *cfg, ripc_error *err)
+ripc_tls_context *ripc_tls_context_new(const ripc_redis_config *cfg, ripc_error *err)
 {
+    pthread_once(&init_once, init_openssl);
     ripc_tls_context *t = ripc_xcalloc(1, sizeof(*t));
-    t->refs = 1;
     t->skip_verify = cfg->tls_skip_verify != 0;
     t->ca_file = ripc_strdup(nonempty(cfg->tls_ca_file));
     t->ca_path = ripc_strdup(nonempty(cfg->tls_ca_path));
@@ -139,45 +113,8 @@ static ripc_tls_context *create(const ripc_redis_config *cfg, ripc_error *err)
     ERR_clear_error();
     return t;
 fail:
-    free_context(t);
+    ripc_tls_context_free(t);
     return NULL;
-}
-
-ripc_tls_context *ripc_tls_hold(const ripc_redis_config *cfg, ripc_error *err)
-{
-    pthread_once(&init_once, init_openssl);
-    pthread_mutex_lock(&contexts_mutex);
-    for (ripc_tls_context *t = contexts; t; t = t->next) {
-        if (matches(t, cfg)) {
-            t->refs++;
-            pthread_mutex_unlock(&contexts_mutex);
-            return t;
-        }
-    }
-    pthread_mutex_unlock(&contexts_mutex);
-    /* Loading files takes a while: not under the lock. Two threads that
-     * race here each list their own; both are released normally. */
-    ripc_tls_context *t = create(cfg, err);
-    if (!t) return NULL;
-    pthread_mutex_lock(&contexts_mutex);
-    t->next = contexts;
-    contexts = t;
-    pthread_mutex_unlock(&contexts_mutex);
-    return t;
-}
-
-void ripc_tls_release(ripc_tls_context *ctx)
-{
-    if (!ctx) return;
-    pthread_mutex_lock(&contexts_mutex);
-    int last = --ctx->refs == 0;
-    if (last) {
-        for (ripc_tls_context **p = &contexts; *p; p = &(*p)->next) {
-            if (*p == ctx) { *p = ctx->next; break; }
-        }
-    }
-    pthread_mutex_unlock(&contexts_mutex);
-    if (last) free_context(ctx);
 }
 
 static int is_ip_address(const char *name)
@@ -196,17 +133,15 @@ static int set_server_name(SSL *ssl, const char *name, int verify)
     return ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name) : X509_VERIFY_PARAM_set1_host(param, name, 0);
 }
 
-int ripc_tls_handshake(redisContext *c, const ripc_redis_config *cfg, const char *where, ripc_error *err)
+int ripc_tls_handshake(redisContext *c, ripc_tls_context *t, const ripc_redis_config *cfg, const char *where,
+                       ripc_error *err)
 {
-    ripc_tls_context *t = ripc_tls_hold(cfg, err);
-    if (!t) return -1;
     const char *name = nonempty(cfg->tls_sni) ? cfg->tls_sni : (cfg->host ? cfg->host : "127.0.0.1");
     ERR_clear_error();
     SSL *ssl = SSL_new(t->ssl_ctx);
     if (!ssl || !set_server_name(ssl, name, !t->skip_verify)) {
         ripc_error_set(err, RIPC_CONNECTION, "TLS: could not prepare the connection to %s: %s", where, openssl_reason());
         if (ssl) SSL_free(ssl);
-        ripc_tls_release(t);
         return -1;
     }
     double started = ripc_now();
@@ -230,7 +165,6 @@ int ripc_tls_handshake(redisContext *c, const ripc_redis_config *cfg, const char
         rc = -1;
     }
     ERR_clear_error();
-    ripc_tls_release(t);
     return rc;
 }
 
@@ -251,16 +185,18 @@ static const char NO_TLS[] =
 
 int ripc_tls_available(void) { return 0; }
 
-ripc_tls_context *ripc_tls_hold(const ripc_redis_config *cfg, ripc_error *err)
+ripc_tls_context *ripc_tls_context_new(const ripc_redis_config *cfg, ripc_error *err)
 {
     ripc_error_set(err, RIPC_CONFIGURATION, NO_TLS, HIREDIS_MAJOR, HIREDIS_MINOR);
     return NULL;
 }
 
-void ripc_tls_release(ripc_tls_context *ctx) {}
+void ripc_tls_context_free(ripc_tls_context *t) { (void)t; }
 
-int ripc_tls_handshake(redisContext *c, const ripc_redis_config *cfg, const char *where, ripc_error *err)
+int ripc_tls_handshake(redisContext *c, ripc_tls_context *t, const ripc_redis_config *cfg, const char *where,
+                       ripc_error *err)
 {
+    (void)t;
     (void)where;
     ripc_error_set(err, RIPC_CONFIGURATION, NO_TLS, HIREDIS_MAJOR, HIREDIS_MINOR);
     return -1;

@@ -108,7 +108,8 @@ void ripc_waker_attach(ripc_stream *s)
     while (sub && sub->server != s->server) sub = sub->next;
     if (!sub) {
         sub = ripc_xcalloc(1, sizeof(*sub));
-        sub->server = ripc_server_acquire(ripc_server_config(s->server));
+        sub->server = s->server;
+        ripc_server_retain(sub->server);
         sub->backoff = RETRY_MIN;
         sub->next = wk_subs;
         wk_subs = sub;
