@@ -308,7 +308,7 @@ static int cmd_stats(int argc, char **argv)
     cfg.timeout = cfg.connect_timeout = 2.0;
     /* The engine's own way in: TLS, AUTH and SELECT as every connection does them. */
     ripc_error err;
-    ripc_server *server = ripc_server_acquire(&cfg, &err);
+    ripc_server *server = ripc_server_acquire(&cfg, o.stream, &err);
     redisContext *c = server ? ripc_server_connect(server, 0, &err) : NULL;
     if (!c) {
         fprintf(stderr, "redis-ipc: %s\n", err.message);

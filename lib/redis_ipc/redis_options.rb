@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "uri"
+require_relative "topology_options"
 
 module RedisIPC
   # The `redis_options:` of #connect, with the keys redis-rb users know.
@@ -10,7 +11,7 @@ module RedisIPC
   # paths to PEM files; the server is verified unless verify_mode is 0,
   # OpenSSL::SSL::VERIFY_NONE).
   module RedisOptions
-    KEYS = %i[host port path url username password db timeout connect_timeout ssl ssl_params].freeze
+    KEYS = (%i[host port path url username password db timeout connect_timeout ssl ssl_params] + Topology::KEYS).freeze
     SSL_PARAMS = %i[ca_file ca_path cert key verify_mode sni].freeze
     VERIFY_NONE = 0 # OpenSSL::SSL::VERIFY_NONE, without loading openssl
     VERIFY_PEER = 1 # OpenSSL::SSL::VERIFY_PEER
@@ -35,7 +36,8 @@ module RedisIPC
       config = { host: "127.0.0.1", port: 6379, path: nil, username: nil, password: nil, db: 0, timeout: 1.0, connect_timeout: 1.0,
                  ssl: false, ssl_params: nil }
       config.merge!(parse_url(url)) if url
-      options.each { |key, value| config[key] = value unless key == :url || value.nil? }
+      options.each { |key, value| config[key] = value unless key == :url || Topology::KEYS.include?(key) || value.nil? }
+      Topology.apply(options, config)
       tls(validate!(config))
     end
 
