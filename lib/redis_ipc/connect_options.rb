@@ -100,6 +100,17 @@ module RedisIPC
       )
     end
 
+    # Without the password: Ruby quotes #inspect in some messages
+    # (NoMethodError), and people print what they are debugging.
+    def inspect
+      shown = instance_variables.map do |name|
+        value = instance_variable_get(name)
+        value = value.merge(password: RedisOptions::REDACTED) if name == :@redis && value[:password]
+        "#{name.to_s.delete_prefix("@")}=#{value.inspect}"
+      end
+      "#<#{self.class.name} #{shown.join(" ")}>"
+    end
+
     private
 
     def section(options, key)
