@@ -98,15 +98,16 @@ module RedisIPC
       out[:db] = url_db(query["db"], url) if query["db"]
       out
     rescue URI::InvalidURIError, URI::InvalidComponentError
-      raise ArgumentError, "invalid redis url #{redact(url).inspect}"
+      raise ArgumentError, "invalid redis url #{redact(url).inspect}", cause: nil
     end
 
     # URI's messages quote the url, or the part that failed to decode, with
-    # its password: ours show the url redacted.
+    # its password: ours show the url redacted, and drop URI's error as
+    # their cause (full_message would print it).
     def decoded(url)
       yield
     rescue ArgumentError
-      raise ArgumentError, "invalid redis url #{redact(url).inspect}: bad %-escape"
+      raise ArgumentError, "invalid redis url #{redact(url).inspect}: bad %-escape", cause: nil
     end
 
     def url_db(text, url)
