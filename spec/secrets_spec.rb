@@ -48,12 +48,7 @@ RSpec.describe "secrets", timeout: 60 do
               "u:TopSecret42@h:6379", "redis://u:p@ss:TopSecret42@h"]
 
   describe "in Ruby" do
-    around do |example|
-      saved = ENV.delete("REDIS_URL")
-      example.run
-    ensure
-      saved ? ENV["REDIS_URL"] = saved : ENV.delete("REDIS_URL")
-    end
+    around { |example| without_redis_url { example.run } }
 
     it "never shows a url's password in an ArgumentError, from url: or REDIS_URL" do
       bad_urls.each do |url|
