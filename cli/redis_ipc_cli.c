@@ -376,7 +376,7 @@ static void run_command(ripc_stream *s, ripc_entry *request, const serve_context
     const char *text = out.status == 0 ? out.out : out.err;
     size_t len = out.status == 0 ? out.out_len : out.err_len;
     switch (out.outcome) {
-    case CLI_RUN_TIMED_OUT: reject_because(s, request, "%s ran longer than %.3g s and was killed", name, limits.timeout); break;
+    case CLI_RUN_TIMED_OUT: reject_because(s, request, "%s ran longer than %g s and was killed", name, limits.timeout); break;
     case CLI_RUN_TOO_LARGE:
         reject_because(s, request, "%s wrote more than max_content_bytes (%zu) and was killed", name, o->max_content);
         break;

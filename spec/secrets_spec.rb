@@ -12,10 +12,11 @@ require_relative "support/cli_tool"
 RSpec.describe "secrets", timeout: 60 do
   include CLITool
 
-  SECRET = "Secret42" # the tail of every password below: no message may hold it
-
   let(:stream_name) { unique("secrets") }
-  let(:password) { "Top#{SECRET}" }
+  let(:password) { "Top#{secret}" }
+
+  # The tail of every password below: no message may hold it.
+  def secret = "Secret42"
 
   before { @users = [] }
 
@@ -31,7 +32,7 @@ RSpec.describe "secrets", timeout: 60 do
   end
 
   def expect_no_secret(*texts)
-    texts.each { |text| expect(text.to_s).not_to include(SECRET), "leaked in: #{text}" }
+    texts.each { |text| expect(text.to_s).not_to include(secret), "leaked in: #{text}" }
   end
 
   # The suite's server as a url that carries user and password, when it has a TCP one.
@@ -79,7 +80,7 @@ RSpec.describe "secrets", timeout: 60 do
 
       # Its connections are cut and the password changed: every reconnect
       # fails (reported once, with the outage's first cause).
-      raw_redis.call("ACL", "SETUSER", user, "resetpass", ">Other#{SECRET}")
+      raw_redis.call("ACL", "SETUSER", user, "resetpass", ">Other#{secret}")
       raw_redis.call("CLIENT", "KILL", "USER", user)
       seen = [Timeout.timeout(15) { errors.pop }]
       stream.disconnect
@@ -113,20 +114,20 @@ RSpec.describe "secrets", timeout: 60 do
       out, err, status = run_cli(*send_args, "--user", user, "7", env: { "REDISCLI_AUTH" => password })
       expect([out, err, status.exitstatus]).to eq(["7\n", "", 0])
       # An explicit --password wins over REDISCLI_AUTH, as in redis-cli.
-      out, _, status = run_cli(*send_args, "--user", user, "--password", password, "8", env: { "REDISCLI_AUTH" => "Wrong#{SECRET}" })
+      out, _, status = run_cli(*send_args, "--user", user, "--password", password, "8", env: { "REDISCLI_AUTH" => "Wrong#{secret}" })
       expect([out, status.exitstatus]).to eq(["8\n", 0])
       out, err, = run_cli("stats", "--stream", stream_name, "--user", user, env: { "REDISCLI_AUTH" => password })
       expect(out).to include("group g")
       expect_no_secret(out, err)
 
-      wrong = { "REDISCLI_AUTH" => "Wrong#{SECRET}" }
+      wrong = { "REDISCLI_AUTH" => "Wrong#{secret}" }
       [[*send_args, "--user", user], ["stats", "--stream", stream_name, "--user", user],
        ["serve", "--stream", stream_name, "--group", "x", "--user", user, "--echo"]].each do |args|
         operands = args.first == "send" ? ["1"] : []
         out, err, status = run_cli(*args, *operands, env: wrong)
         expect([status.exitstatus, err]).to match([3, /WRONGPASS/]), "#{args.first}: #{err}"
         expect_no_secret(out, err)
-        out, err, status = run_cli(*args, "--url", url_with(user, "Wrong#{SECRET}"), *operands)
+        out, err, status = run_cli(*args, "--url", url_with(user, "Wrong#{secret}"), *operands)
         expect([status.exitstatus, err]).to match([3, /WRONGPASS/])
         expect_no_secret(out, err)
       end
