@@ -1,7 +1,7 @@
 /* redis-ipc: send to, serve and inspect RedisIPC streams from a shell.
  *
  *   redis-ipc send  --stream S --group G --to T [--timeout SEC] [CONTENT | -]
- *   redis-ipc serve --stream S --group G [--threads N] [--timeout SEC] (--echo | -- COMMAND ARGS...)
+ *   redis-ipc serve --stream S --group G [--threads T] [--timeout SEC] (--echo | -- COMMAND ARGS...)
  *   redis-ipc stats --stream S [--json]
  *
  * Exit status of send: 0 fulfilled, 1 rejected, 2 timeout, 3 connection
@@ -47,16 +47,17 @@ static const char *const USAGE_SEND =
     "  UTF-8, not empty, and at most N bytes (default 4194304).\n"
     "  Exit: 0 fulfilled, 1 rejected, 2 timeout, 3 connection error, 64 usage error.\n";
 static const char *const USAGE_SERVE =
-    "usage: redis-ipc serve --stream S --group G [--threads N] [--timeout SEC] [--max-content-bytes N] [CONNECTION]\n"
+    "usage: redis-ipc serve --stream S --group G [--threads T] [--timeout SEC] [--max-content-bytes N] [CONNECTION]\n"
     "                       (--echo | -- COMMAND ARGS...)\n"
     "  Answers each request to group G by running COMMAND with the content on\n"
     "  stdin: exit 0 fulfils with its stdout, another status rejects with its\n"
-    "  stderr. --echo fulfils with the content itself. Each run has a process\n"
-    "  group of its own, killed when the command outlives --timeout (default:\n"
-    "  what is left of the 5 s senders wait by default), writes more than N bytes\n"
-    "  (default 4194304) or not UTF-8, or exits (what it left running); the\n"
-    "  request is then rejected with the reason. N requests at a time (--threads,\n"
-    "  default 4). SIGINT/SIGTERM stop it, ending the commands that run.\n";
+    "  stderr. --echo fulfils with the content itself. Each command runs in a\n"
+    "  process group of its own. One still running after --timeout SEC (default:\n"
+    "  what is left of the 5 s a sender waits by default) or writing more than\n"
+    "  N bytes (default 4194304) is killed with its group and the request is\n"
+    "  rejected with the reason; so is output that is not UTF-8. What a command\n"
+    "  leaves running is killed when it exits. --threads T commands at a time\n"
+    "  (default 4). SIGINT/SIGTERM stop serve, killing the commands that run.\n";
 static const char *const USAGE_STATS =
     "usage: redis-ipc stats --stream S [--json] [CONNECTION]\n"
     "  Prints the stream's length, its groups with their pending counts,\n"
@@ -364,7 +365,7 @@ static void run_command(ripc_stream *s, ripc_entry *request, const serve_context
     const char *name = o->command[0];
     cli_limits limits = { run_time(c, request), o->max_content, c->stop_fd };
     if (limits.timeout <= 0) {
-        reject_because(s, request, "not run: the request is older than the %g s senders wait by default "
+        reject_because(s, request, "not run: the request is older than the %g s a sender waits by default "
                        "(serve --timeout SEC runs it anyway)", c->sender_wait);
         return;
     }

@@ -74,7 +74,7 @@ RSpec.describe "redis-ipc serve limits", timeout: 60 do
       found.size == 2 && found.to_h { |f| [f["id"], f["content"]] }
     end
     expect(replies["aged"]).to match(/\A"redis-ipc: sleep ran longer than 0\.\d+ s and was killed"\z/)
-    expect(replies["expired"]).to start_with('"redis-ipc: not run: the request is older than the 5 s senders wait by default')
+    expect(replies["expired"]).to start_with('"redis-ipc: not run: the request is older than the 5 s a sender waits by default')
   end
 
   it "rejects output over max_content_bytes, or not UTF-8, instead of writing it" do
