@@ -64,10 +64,13 @@ RSpec.describe "redis-ipc serve limits", timeout: 60 do
     serve("--", "sleep", "100")
     # Requests written by hand with old stream ids (a fresh stream takes
     # any id): 4.5 s old leaves the command half a second.
+    # At once (MULTI): the reply to the first would take a newer id first.
     now_ms = raw_redis.time.then { |s, us| (s * 1000) + (us / 1000) }
-    %w[expired 6000 aged 4500].each_slice(2) do |id, age|
-      raw_redis.xadd(stream_name, { id: id, instance_id: "nobody", status: "pending", content: "1", source_group: "raw",
-                                    destination_group: "shell" }, id: "#{now_ms - age.to_i}-0")
+    raw_redis.multi do |tx|
+      { "expired" => 6000, "aged" => 4500 }.each do |id, age|
+        tx.xadd(stream_name, { id: id, instance_id: "nobody", status: "pending", content: "1", source_group: "raw",
+                               destination_group: "shell" }, id: "#{now_ms - age}-0")
+      end
     end
     replies = eventually(within: 10) do
       found = raw_redis.xrange(stream_name).map(&:last).select { |f| f["status"] == "rejected" }
