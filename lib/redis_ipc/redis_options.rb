@@ -82,28 +82,56 @@ module RedisIPC
       raise ArgumentError, "redis_options url must be a String" unless url.is_a?(String)
 
       uri = URI.parse(url)
-      query = URI.decode_www_form(uri.query.to_s).to_h
+      query = decoded(url) { URI.decode_www_form(uri.query.to_s).to_h }
       case uri.scheme
       when "redis", "rediss"
         out = { ssl: uri.scheme == "rediss" }
         out[:host] = uri.host.delete_prefix("[").delete_suffix("]") if uri.host && !uri.host.empty?
         out[:port] = uri.port if uri.port
-        out[:db] = Integer(uri.path.delete_prefix("/"), 10) unless uri.path.to_s.delete_prefix("/").empty?
-        add_credentials(out, uri)
-        out[:db] = Integer(query["db"], 10) if query["db"]
-        out
+        out[:db] = url_db(uri.path.delete_prefix("/"), url) unless uri.path.to_s.delete_prefix("/").empty?
       when "unix"
         raise ArgumentError, "unix:// url needs a socket path" if uri.path.to_s.empty?
 
         out = { path: uri.path }
-        add_credentials(out, uri)
-        out[:db] = Integer(query["db"], 10) if query["db"]
-        out
       else
-        raise ArgumentError, "redis_options url must start with redis://, rediss:// or unix://, got #{url.inspect}"
+        raise ArgumentError, "redis_options url must start with redis://, rediss:// or unix://, got #{redact(url).inspect}"
       end
-    rescue URI::InvalidURIError => e
-      raise ArgumentError, "invalid redis url #{url.inspect}: #{e.message}"
+      decoded(url) { add_credentials(out, uri) }
+      out[:db] = url_db(query["db"], url) if query["db"]
+      out
+    rescue URI::InvalidURIError, URI::InvalidComponentError
+      raise ArgumentError, "invalid redis url #{redact(url).inspect}", cause: nil
+    end
+
+    # URI's messages quote the url, or the part that failed to decode, with
+    # its password: ours show the url redacted, and drop URI's error as
+    # their cause (full_message would print it).
+    def decoded(url)
+      yield
+    rescue ArgumentError
+      raise ArgumentError, "invalid redis url #{redact(url).inspect}: bad %-escape", cause: nil
+    end
+
+    def url_db(text, url)
+      return Integer(text, 10) if text.match?(/\A\d+\z/)
+
+      raise ArgumentError, "redis_options url db must be a number, got #{text.inspect} in #{redact(url).inspect}"
+    end
+
+    REDACTED = "REDACTED"
+
+    # The url as it may be shown: whatever stands between "scheme://" and
+    # the last "@" (the user info) keeps only its user name. The last "@",
+    # as a password may hold an unescaped one; the url need not parse.
+    def redact(url)
+      text = url.to_s
+      at = text.rindex("@")
+      return text unless at
+
+      start = text.index("://")
+      start = start && start < at ? start + 3 : 0
+      user, colon, = text[start...at].partition(":")
+      "#{text[0...start]}#{colon.empty? ? "" : "#{user}:"}#{REDACTED}#{text[at..]}"
     end
 
     def add_credentials(out, uri)

@@ -93,7 +93,7 @@ module RedisIPC
         end
         [uri.host.to_s.delete_prefix("[").delete_suffix("]"), uri.port || 6379]
       rescue URI::InvalidURIError
-        raise ArgumentError, "redis_options #{key}: an item is not a valid redis:// URL"
+        raise ArgumentError, "redis_options #{key}: an item is not a valid redis:// URL", cause: nil
       end
     end
   end
