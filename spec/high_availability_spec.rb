@@ -113,6 +113,22 @@ RSpec.describe "High availability" do
     end
   end
 
+  context "with Redis Sentinel over TLS (replication and the sentinels too)" do
+    before(:all) { @setup = SentinelSetup.new(tls: $tls_certificates).start }
+    after(:all) { @setup&.stop }
+
+    it "finds the primary through the sentinels over TLS and follows SENTINEL FAILOVER" do
+      stream = unique("ha")
+      responders = start_responders(@setup.redis_options, stream)
+      sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
+      sender.connect(redis_options: @setup.redis_options)
+      expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
+      report_sends("SENTINEL FAILOVER over TLS", traffic(sender, threads: 2, after: 1.0) { @setup.failover! })
+      sender.disconnect
+      report_runs(handled_by(responders))
+    end
+  end
+
   context "with Redis Cluster" do
     before(:all) { @setup = ClusterSetup.new.start }
     after(:all) { @setup&.stop }

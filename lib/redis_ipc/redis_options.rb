@@ -32,7 +32,9 @@ module RedisIPC
       raise ArgumentError, "unknown redis_options: #{unknown.map(&:inspect).join(", ")} (known: #{KEYS.join(", ")})" if unknown.any?
 
       url = options[:url]
-      url = ENV["REDIS_URL"] if url.nil? && options[:host].nil? && options[:path].nil? && !ENV["REDIS_URL"].to_s.empty?
+      # Sentinels and cluster nodes say where the primary is: REDIS_URL does not apply.
+      from_env = url.nil? && options[:host].nil? && options[:path].nil? && options[:sentinels].nil? && options[:nodes].nil?
+      url = ENV["REDIS_URL"] if from_env && !ENV["REDIS_URL"].to_s.empty?
       config = { host: "127.0.0.1", port: 6379, path: nil, username: nil, password: nil, db: 0, timeout: 1.0, connect_timeout: 1.0,
                  ssl: false, ssl_params: nil }
       config.merge!(parse_url(url)) if url

@@ -8,15 +8,20 @@ require "redis"
 # these ports).
 
 # A primary, a replica and three sentinels watching them as "mymaster"
-# (quorum 2, a primary down after 1 s).
+# (quorum 2, a primary down after 1 s). With `tls:` (TLSCertificates)
+# everything, replication and the sentinels included, talks TLS only.
 class SentinelSetup
   attr_reader :primary, :replica, :sentinel_ports
 
   NAME = "mymaster"
 
+  def initialize(tls: nil)
+    @tls = tls
+  end
+
   def start
-    @primary = RedisServer.new(tls: nil).start
-    @replica = RedisServer.new(tls: nil, args: ["--replicaof", "127.0.0.1", @primary.port.to_s]).start
+    @primary = RedisServer.new(tls: @tls, args: tls_args).start
+    @replica = RedisServer.new(tls: @tls, args: [*tls_args, "--replicaof", "127.0.0.1", data_port(@primary).to_s]).start
     wait_for("the replica to sync") { info(@replica, "replication")["master_link_status"] == "up" }
     @dir = Dir.mktmpdir("redis_ipc_sentinels")
     @sentinel_ports = []
@@ -25,10 +30,11 @@ class SentinelSetup
       @sentinel_ports << port
       conf = File.join(@dir, "sentinel#{i}.conf")
       File.write(conf, <<~CONF)
-        port #{port}
+        #{@tls ? "port 0\ntls-port #{port}" : "port #{port}"}
+        #{tls_conf}
         bind 127.0.0.1
         dir #{@dir}
-        sentinel monitor #{NAME} 127.0.0.1 #{@primary.port} 2
+        sentinel monitor #{NAME} 127.0.0.1 #{data_port(@primary)} 2
         sentinel down-after-milliseconds #{NAME} 1000
         sentinel failover-timeout #{NAME} 4000
         sentinel parallel-syncs #{NAME} 1
@@ -46,14 +52,17 @@ class SentinelSetup
 
   def sentinels = @sentinel_ports.map { |port| { host: "127.0.0.1", port: port } }
 
-  def redis_options = { sentinels: sentinels, name: NAME }
+  def redis_options
+    options = { sentinels: sentinels, name: NAME }
+    @tls ? options.merge(ssl: true, ssl_params: { ca_file: @tls.ca_file }) : options
+  end
 
   # The port the sentinels name as primary now.
   def primary_port
     sentinel(@sentinel_ports.first) { |r| r.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME).last.to_i }
   end
 
-  def server_on(port) = [@primary, @replica].find { |s| s.port == port }
+  def server_on(port) = [@primary, @replica].find { |s| data_port(s) == port }
 
   # SENTINEL FAILOVER, returning once every sentinel names the new primary
   # and it accepts writes.
@@ -81,8 +90,24 @@ class SentinelSetup
 
   private
 
+  # With TLS the servers replicate over their TLS port, which the sentinels watch.
+  def data_port(server) = @tls ? server.tls_port : server.port
+  def tls_args = @tls ? ["--tls-replication", "yes"] : []
+
+  def tls_conf
+    return "" unless @tls
+
+    "tls-cert-file #{@tls.server_cert}\ntls-key-file #{@tls.server_key}\ntls-ca-cert-file #{@tls.ca_file}\n" \
+      "tls-auth-clients no\ntls-replication yes"
+  end
+
+  def client(port)
+    tls = @tls ? { ssl: true, ssl_params: { ca_file: @tls.ca_file } } : {}
+    RedisClient.new(host: "127.0.0.1", port: port, timeout: 2, **tls)
+  end
+
   def sentinel(port, &block)
-    r = RedisClient.new(host: "127.0.0.1", port: port, timeout: 2)
+    r = client(port)
     block.call(r)
   rescue RedisClient::Error
     nil

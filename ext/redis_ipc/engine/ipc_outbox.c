@@ -97,6 +97,7 @@ static void free_cmd(ripc_outbox_cmd *cmd)
 
 void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s)
 {
+    /* The ledger keeps requests written here while they wait (ripc_ledger_keep_written). */
     s->ledger.free_written = free_written;
     memset(o, 0, sizeof(*o));
     o->stream = s;
