@@ -84,22 +84,27 @@ RSpec.describe "High availability" do
     expect(untold).to eq({})
   end
 
+  # A round trip through the sentinels, then SENTINEL FAILOVER under traffic.
+  def through_sentinel_failover(setup, what, **traffic_options)
+    stream = unique("ha")
+    responders = start_responders(setup.redis_options, stream)
+    sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
+    sender.connect(redis_options: setup.redis_options)
+    expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
+    before = setup.primary_port
+    results = traffic(sender, **traffic_options) { setup.failover! }
+    expect(setup.primary_port).not_to eq(before)
+    sender.disconnect
+    report_sends(what, results)
+    report_runs(handled_by(responders))
+  end
+
   context "with Redis Sentinel" do
     before(:all) { @setup = SentinelSetup.new.start }
     after(:all) { @setup&.stop }
 
     it "finds the primary through the sentinels and follows SENTINEL FAILOVER, losing nothing" do
-      stream = unique("ha")
-      responders = start_responders(@setup.redis_options, stream)
-      sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
-      sender.connect(redis_options: @setup.redis_options)
-      expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
-      before = @setup.primary_port
-      results = traffic(sender) { @setup.failover! }
-      expect(@setup.primary_port).not_to eq(before)
-      sender.disconnect
-      report_sends("SENTINEL FAILOVER", results)
-      report_runs(handled_by(responders))
+      through_sentinel_failover(@setup, "SENTINEL FAILOVER")
     end
 
     it "rejects settings that cannot work with a clear ArgumentError" do
@@ -118,14 +123,7 @@ RSpec.describe "High availability" do
     after(:all) { @setup&.stop }
 
     it "finds the primary through the sentinels over TLS and follows SENTINEL FAILOVER" do
-      stream = unique("ha")
-      responders = start_responders(@setup.redis_options, stream)
-      sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
-      sender.connect(redis_options: @setup.redis_options)
-      expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
-      report_sends("SENTINEL FAILOVER over TLS", traffic(sender, threads: 2, after: 1.0) { @setup.failover! })
-      sender.disconnect
-      report_runs(handled_by(responders))
+      through_sentinel_failover(@setup, "SENTINEL FAILOVER over TLS", threads: 2, after: 1.0)
     end
   end
 

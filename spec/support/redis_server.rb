@@ -75,12 +75,14 @@ class RedisServer
     @pid = nil
   end
 
-  private
-
-  def free_port
+  def self.free_port
     server = TCPServer.new("127.0.0.1", 0)
     server.addr[1]
   ensure
     server&.close
   end
+
+  private
+
+  def free_port = self.class.free_port
 end

@@ -7,10 +7,25 @@ require "redis"
 # pass included: the servers replicate and gossip among themselves on
 # these ports).
 
+# What both setups do while they start and change.
+module TopologyWaits
+  private
+
+  def wait_for(what, within: 20)
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + within
+    until yield
+      raise "timed out waiting for #{what}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+
+      sleep 0.05
+    end
+  end
+end
+
 # A primary, a replica and three sentinels watching them as "mymaster"
 # (quorum 2, a primary down after 1 s). With `tls:` (TLSCertificates)
 # everything, replication and the sentinels included, talks TLS only.
 class SentinelSetup
+  include TopologyWaits
   attr_reader :primary, :replica, :sentinel_ports
 
   NAME = "mymaster"
@@ -26,7 +41,7 @@ class SentinelSetup
     @dir = Dir.mktmpdir("redis_ipc_sentinels")
     @sentinel_ports = []
     @sentinel_pids = 3.times.map do |i|
-      port = free_port
+      port = RedisServer.free_port
       @sentinel_ports << port
       conf = File.join(@dir, "sentinel#{i}.conf")
       File.write(conf, <<~CONF)
@@ -128,26 +143,11 @@ class SentinelSetup
   ensure
     r&.close
   end
-
-  def wait_for(what, within: 15)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + within
-    until yield
-      raise "timed out waiting for #{what}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-
-      sleep 0.05
-    end
-  end
-
-  def free_port
-    server = TCPServer.new("127.0.0.1", 0)
-    server.addr[1]
-  ensure
-    server&.close
-  end
 end
 
 # Six cluster nodes, three primaries with a replica each (node timeout 1 s).
 class ClusterSetup
+  include TopologyWaits
   attr_reader :nodes
 
   def start
@@ -234,16 +234,5 @@ class ClusterSetup
     r.call(*args)
   ensure
     r&.close
-  end
-
-  private
-
-  def wait_for(what, within: 20)
-    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + within
-    until yield
-      raise "timed out waiting for #{what}" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
-
-      sleep 0.05
-    end
   end
 end
