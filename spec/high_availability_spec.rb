@@ -136,6 +136,20 @@ RSpec.describe "High availability" do
       expect { s.connect(redis_options: @setup.redis_options) }.to raise_error(ArgumentError, /hash tag.*\{orders\}/m)
     end
 
+    it "connects streams that live on different primaries from one process" do
+      tags = (1..100).map { |i| "{#{unique("tag#{i}")}}" }
+      first = tags.first
+      second = tags.find { |t| @setup.owner(@setup.slot_of(t)) != @setup.owner(@setup.slot_of(first)) }
+      streams = [first, second].map do |name|
+        s = RedisIPC::Stream.new(name, "echo").on_request { |e| fulfill_request(e, content: e.content) }
+        s.connect(redis_options: @setup.redis_options)
+        s
+      end
+      expect(streams.map { |s| s.send_to_group(to: "echo", content: s.stream_name).content }).to eq([first, second])
+      expect([first, second].map { |t| @setup.call(@setup.owner(@setup.slot_of(t)), "EXISTS", t) }).to eq([1, 1])
+      streams.each(&:disconnect)
+    end
+
     it "talks to the primary that owns the stream's slot, and follows a migration and two failovers, losing nothing" do
       stream = "{#{unique("ha")}}"
       slot = @setup.slot_of(stream)
