@@ -150,10 +150,31 @@ module RedisIPC
       self
     end
 
-    # Counters of the engine, for tests and metrics.
+    # Figures of this connection (zeros while not connected): the engine's
+    # internals, and its metrics (README, "Metrics"): counters since
+    # connect (:sent, :received, :fulfilled, :rejected, :replies_fulfilled,
+    # :replies_rejected, :timed_out, :redelivered, :errors by class), gauges
+    # (:in_flight, :queued, :consumers_busy) and :latency (:round_trip and
+    # :handler, each { p50:, p90:, p99:, samples: } in seconds over the last
+    # minute, nil when nothing was measured).
     def stats
-      @engine ? @engine.stats : { ledger_size: 0, queued_requests: 0, inflight_requests: 0, pool_connections: 0, takeovers: 0, taken_over_entries: 0, reply_waiters: 0, spare_descriptors: 0 }
+      engine = @engine
+      return IDLE_STATS.merge(errors: {}, latency: { round_trip: IDLE_LATENCY.dup, handler: IDLE_LATENCY.dup }) unless engine
+
+      engine.stats.merge(engine.metrics)
     end
+
+    # This connection's metrics in the Prometheus text format, labelled with
+    # the stream, group and instance ("" while not connected).
+    def prometheus_text
+      @engine&.prometheus_text || ""
+    end
+
+    IDLE_LATENCY = { p50: nil, p90: nil, p99: nil, samples: 0 }.freeze
+    IDLE_STATS = %i[ledger_size queued_requests inflight_requests pool_connections takeovers taken_over_entries
+                    reply_waiters spare_descriptors sent received fulfilled rejected replies_fulfilled
+                    replies_rejected timed_out redelivered in_flight queued consumers_busy].to_h { |k| [k, 0] }.freeze
+    private_constant :IDLE_LATENCY, :IDLE_STATS
 
     def inspect
       "#<#{self.class.name} stream=#{@stream_name.inspect} group=#{@group_name.inspect} connected=#{connected?}>"
@@ -243,6 +264,7 @@ module RedisIPC
       known = @responders # this connect's
       return if (until_time = known[to]) && until_time > now
       unless engine.responders?(to)
+        engine.note_error(NoRespondersError.name)
         raise NoRespondersError, "group #{to} has no live member on stream #{@stream_name}; nothing was sent " \
                                  "(fail_fast: false waits for a reply instead)"
       end
@@ -368,6 +390,7 @@ module RedisIPC
       Middlewares.run(chain, :handle_request, hooks, method(:report)) { instance_exec(entry, &@on_request) }
     rescue Exception => e # rubocop:disable Lint/RescueException
       refuse(entry, e) if entry
+      @engine&.note_error(e.class.name || "anonymous")
       report(e)
     end
 

@@ -33,6 +33,7 @@ typedef struct ripc_ledger {
     ripc_notifier spare_bells[RIPC_SPARE_BELLS];
     int spare_count;
     int lent_bells; /* doorbells attached to slots now: one per watcher */
+    struct ripc_metrics_recorder *metrics; /* told each slot's outcome (ipc_metrics.h) */
 } ripc_ledger;
 
 struct ripc_request {
@@ -41,6 +42,7 @@ struct ripc_request {
     char id[RIPC_REQUEST_ID_LEN + 1];
     const char *to;         /* the group it was sent to, the only one whose reply counts (same block) */
     double deadline;
+    double opened_at;       /* ripc_now() when the slot opened, before the request was written */
     int state;              /* see ipc_ledger.c */
     int error_code;         /* why the slot failed */
     char *error_message;    /* RIPC_COMMAND: Redis's answer to the request's XADD (owned, freed on release) */
