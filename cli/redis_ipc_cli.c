@@ -2,7 +2,8 @@
  *
  *   redis-ipc send  --stream S --group G --to T [--timeout SEC] CONTENT
  *   redis-ipc serve --stream S --group G [--threads N] (--echo | -- COMMAND ARGS...)
- *   redis-ipc stats --stream S [--json]
+ *   redis-ipc stats --stream S [--json | --prometheus] [--watch [--interval SEC]]
+ *   redis-ipc peek  --stream S [--group G] [--count N] [--json]
  *
  * Exit status of send: 0 fulfilled, 1 rejected, 2 timeout, 3 connection
  * error; 64 for a usage error. */
@@ -258,13 +259,14 @@ int main(int argc, char **argv)
     /* A peer or a command that goes away must not kill us with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     const char *top =
-        "usage: redis-ipc (send | serve | stats) [OPTIONS]\n"
+        "usage: redis-ipc (send | serve | stats | peek) [OPTIONS]\n"
         "  redis-ipc COMMAND --help for each command's options.\n";
     if (argc < 2) { fputs(top, stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "send")) return cmd_send(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(cmd, "peek")) return cmd_peek(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "help")) { fputs(top, stdout); return 0; }
     fprintf(stderr, "redis-ipc: unknown command %s\n", cmd);
     fputs(top, stderr);
