@@ -142,22 +142,24 @@ static void clean_class(const char *in, char *out, size_t size)
     out[n] = '\0';
 }
 
+static int find_error(const ripc_metrics_error *errors, int count, const char *name)
+{
+    for (int i = 0; i < count; i++)
+        if (!strcmp(errors[i].name, name)) return i;
+    return -1;
+}
+
 /* Mutex held. */
 static void add_error(ripc_metrics_error *errors, int *count, const char *name, unsigned long long n)
 {
-    int i = 0;
-    while (i < *count && strcmp(errors[i].name, name) != 0) i++;
-    if (i == *count) {
-        /* The last slot is kept for "other": the table never grows. */
-        if (*count == RIPC_METRICS_ERROR_CLASSES - 1) {
-            name = "other";
-            for (i = 0; i < *count && strcmp(errors[i].name, name) != 0; i++) {}
-        }
-        if (i == *count) {
-            snprintf(errors[i].name, sizeof(errors[i].name), "%s", name);
-            errors[i].count = 0;
-            (*count)++;
-        }
+    int i = find_error(errors, *count, name);
+    /* The last slot is kept for "other": the table never grows past its size. */
+    if (i < 0 && *count >= RIPC_METRICS_ERROR_CLASSES - 1) i = find_error(errors, *count, name = "other");
+    if (i < 0) {
+        if (*count >= RIPC_METRICS_ERROR_CLASSES) return; /* not reached: "other" is always found by then */
+        i = (*count)++;
+        snprintf(errors[i].name, sizeof(errors[i].name), "%s", name);
+        errors[i].count = 0;
     }
     errors[i].count += n;
 }
