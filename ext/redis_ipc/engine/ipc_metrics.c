@@ -174,6 +174,13 @@ void ripc_metrics_note_error(ripc_metrics_recorder *m, const char *class_name)
     pthread_mutex_unlock(&m->mutex);
 }
 
+void ripc_metrics_event(ripc_metrics_recorder *m, int kind)
+{
+    ripc_metrics_note_error(m, kind == RIPC_EVENT_MALFORMED_ENTRY ? "malformed"
+                             : kind == RIPC_EVENT_CONNECTION ? "connection"
+                             : kind == RIPC_EVENT_COMMAND ? "command" : "error");
+}
+
 void ripc_metrics_read(ripc_metrics_recorder *m, ripc_metrics *out)
 {
     double now = ripc_now();

@@ -41,6 +41,8 @@ void ripc_metrics_init(ripc_metrics_recorder *m);
 void ripc_metrics_destroy(ripc_metrics_recorder *m);
 
 /* Events. Each may be called from any thread. */
+/* A background error reported to the stream's events (RIPC_EVENT_*), counted by its kind. */
+void ripc_metrics_event(ripc_metrics_recorder *m, int kind);
 void ripc_metrics_sent(ripc_metrics_recorder *m);
 /* A request handed to a handler (redelivered counts it as such too). */
 void ripc_metrics_received(ripc_metrics_recorder *m, int redelivered);
