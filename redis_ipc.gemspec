@@ -16,10 +16,14 @@ Gem::Specification.new do |spec|
   spec.required_ruby_version = ">= 3.1"
 
   # Everything the extension's build reads: its sources, extconf.rb and the
-  # header dependencies (depend), which mkmf puts into the Makefile.
-  spec.files = Dir["lib/**/*.rb", "ext/redis_ipc/**/*.{c,h,rb}", "ext/redis_ipc/depend",
-                   "README.md", "CHANGELOG.md", "LICENSE"]
+  # header dependencies (depend), which mkmf puts into the Makefile; and the
+  # redis-ipc tool's sources, which extconf.rb builds with it.
+  spec.files = Dir["lib/**/*.rb", "ext/redis_ipc/**/*.{c,h,rb}", "ext/redis_ipc/depend", "cli/*.{c,h}",
+                   "exe/redis-ipc", "README.md", "CHANGELOG.md", "LICENSE"]
   spec.require_paths = ["lib"]
+  # A stub that runs the C tool installed beside the extension.
+  spec.bindir = "exe"
+  spec.executables = ["redis-ipc"]
   spec.extensions = ["ext/redis_ipc/extconf.rb"]
   spec.add_dependency "json", ">= 2.6", "< 4"
   # Not loaded at run time: the gem ships hiredis 1.0.2's source with its SSL

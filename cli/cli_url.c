@@ -125,4 +125,7 @@ void cli_target_config(const cli_target *t, ripc_redis_config *out)
     out->tls_cert = t->cert[0] ? t->cert : NULL;
     out->tls_key = t->key[0] ? t->key : NULL;
     out->tls_sni = t->sni[0] ? t->sni : NULL;
+    out->sentinels = t->sentinels[0] ? t->sentinels : NULL;
+    out->master_name = t->master_name[0] ? t->master_name : NULL;
+    out->cluster_nodes = t->cluster_nodes[0] ? t->cluster_nodes : NULL;
 }

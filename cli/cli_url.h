@@ -15,6 +15,8 @@ typedef struct cli_target {
     int db;
     int tls, insecure;
     char cacert[512], cacertdir[512], cert[512], key[512], sni[256];
+    /* --sentinel (with --master-name) and --cluster: "host:port,host:port" */
+    char sentinels[1024], master_name[256], cluster_nodes[1024];
 } cli_target;
 
 /* What stands for a password in every URL redis-ipc shows. */

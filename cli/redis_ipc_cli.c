@@ -2,7 +2,8 @@
  *
  *   redis-ipc send  --stream S --group G --to T [--timeout SEC] [CONTENT | -]
  *   redis-ipc serve --stream S --group G [--threads T] [--timeout SEC] (--echo | -- COMMAND ARGS...)
- *   redis-ipc stats --stream S [--json]
+ *   redis-ipc stats --stream S [--json | --prometheus] [--watch [--interval SEC]]
+ *   redis-ipc peek  --stream S [--group G] [--count N] [--json]
  *
  * Exit status of send: 0 fulfilled, 1 rejected, 2 timeout, 3 connection
  * error; 64 for a usage error. */
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "cli_command.h"
 #include "cli_numbers.h"
 #include "cli_url.h"
@@ -27,17 +29,6 @@
 #include "ipc_server.h"
 #include "ipc_util.h"
 #include "redis_ipc.h"
-
-enum { EXIT_FULFILLED = 0, EXIT_REJECTED = 1, EXIT_TIMEOUT = 2, EXIT_CONNECTION = 3, EXIT_USAGE = 64 };
-
-typedef struct cli_options {
-    cli_target target;
-    const char *stream, *group, *to;
-    double timeout;
-    int threads, echo, json;
-    size_t max_content; /* --max-content-bytes, default the engine's */
-    char **command;     /* after -- */
-} cli_options;
 
 static const char *const USAGE_SEND =
     "usage: redis-ipc send --stream S --group G --to T [--timeout SEC] [--max-content-bytes N] [CONNECTION] [CONTENT | -]\n"
@@ -58,10 +49,6 @@ static const char *const USAGE_SERVE =
     "  rejected with the reason; so is output that is not UTF-8. What a command\n"
     "  leaves running is killed when it exits. --threads T commands at a time\n"
     "  (default 4). SIGINT/SIGTERM stop serve, killing the commands that run.\n";
-static const char *const USAGE_STATS =
-    "usage: redis-ipc stats --stream S [--json] [CONNECTION]\n"
-    "  Prints the stream's length, its groups with their pending counts,\n"
-    "  instances (alive or not) and consumers.\n";
 static const char *const USAGE_CONNECTION =
     "connection: --url URL (redis[s]://[user:pass@]host:port/db or unix:///path), -h/--host HOST,\n"
     "  -p/--port PORT, -s/--socket PATH, -n/--db N, --user USER, --password PASS; default REDIS_URL,\n"
@@ -69,9 +56,12 @@ static const char *const USAGE_CONNECTION =
     "  redis-cli): it keeps it off the command line, which other users can see.\n"
     "TLS: --tls (or rediss://), --cacert FILE, --cacertdir DIR (default: OpenSSL's CA store,\n"
     "  SSL_CERT_FILE/SSL_CERT_DIR), --cert FILE --key FILE (client certificate), --sni NAME,\n"
-    "  --insecure (no server verification).\n";
+    "  --insecure (no server verification).\n"
+    "Sentinel: --sentinel HOST:PORT (repeatable) --master-name NAME: the primary the sentinels\n"
+    "  name, followed through failovers. Cluster: --cluster HOST:PORT (repeatable seed nodes);\n"
+    "  the stream name must carry a hash tag, e.g. {orders}. TLS and the password apply to every server.\n";
 
-static void usage(const char *text, int to_stderr)
+void usage(const char *text, int to_stderr)
 {
     FILE *f = to_stderr ? stderr : stdout;
     fputs(text, f);
@@ -80,7 +70,8 @@ static void usage(const char *text, int to_stderr)
 
 /* Long options without a short letter. */
 enum {
-    OPT_TLS = 256, OPT_CACERT, OPT_CACERTDIR, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE, OPT_THREADS, OPT_MAX_CONTENT
+    OPT_TLS = 256, OPT_CACERT, OPT_CACERTDIR, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE, OPT_THREADS, OPT_MAX_CONTENT,
+    OPT_SENTINEL, OPT_MASTER_NAME, OPT_CLUSTER
 };
 
 /* Copies an option's text into a fixed buffer; -1 (after saying so) when
@@ -99,9 +90,24 @@ static int copy_option(char *dst, size_t size, const char *value, const char *op
 #define COPY_OPTION(field, name) \
     if (copy_option(o->target.field, sizeof(o->target.field), optarg, name) != 0) return -1
 
-/* Parses the options common to every subcommand; returns the index of the
- * first operand, or -1 after printing what is wrong. */
-static int parse(int argc, char **argv, cli_options *o, const char *help)
+/* A repeatable address option: appended to its "host:port,..." list (the
+ * engine checks each address when the stream is made). */
+static int append_address(char *list, size_t size, const char *value, const char *option)
+{
+    size_t used = strlen(list), len = strlen(value);
+    if (len == 0 || strchr(value, ',') || used + len + 2 > size) {
+        fprintf(stderr, "redis-ipc: %s takes one HOST:PORT each time (at most %zu bytes in all)\n", option, size - 1);
+        return -1;
+    }
+    if (used) list[used++] = ',';
+    memcpy(list + used, value, len + 1);
+    return 0;
+}
+
+#define APPEND_ADDRESS(field, name) \
+    if (append_address(o->target.field, sizeof(o->target.field), optarg, name) != 0) return -1
+
+int parse(int argc, char **argv, cli_options *o, const char *help)
 {
     static const struct option longs[] = {
         { "url", required_argument, NULL, 'u' }, { "host", required_argument, NULL, 'h' },
@@ -116,7 +122,9 @@ static int parse(int argc, char **argv, cli_options *o, const char *help)
         { "tls", no_argument, NULL, OPT_TLS }, { "cacert", required_argument, NULL, OPT_CACERT },
         { "cacertdir", required_argument, NULL, OPT_CACERTDIR }, { "cert", required_argument, NULL, OPT_CERT },
         { "key", required_argument, NULL, OPT_KEY }, { "sni", required_argument, NULL, OPT_SNI },
-        { "insecure", no_argument, NULL, OPT_INSECURE }, { NULL, 0, NULL, 0 },
+        { "insecure", no_argument, NULL, OPT_INSECURE }, { "sentinel", required_argument, NULL, OPT_SENTINEL },
+        { "master-name", required_argument, NULL, OPT_MASTER_NAME }, { "cluster", required_argument, NULL, OPT_CLUSTER },
+        { NULL, 0, NULL, 0 },
     };
     char err[768];
     const char *env = getenv("REDIS_URL");
@@ -133,13 +141,19 @@ static int parse(int argc, char **argv, cli_options *o, const char *help)
     long long number;
     while ((c = getopt_long(argc, argv, "+h:p:s:n:", longs, NULL)) != -1) {
         switch (c) {
-        case 'u':
+        case 'u': {
+            /* The URL gives the server and login; sentinels and cluster nodes stay. */
+            cli_target kept = o->target;
             cli_target_init(&o->target);
+            memcpy(o->target.sentinels, kept.sentinels, sizeof(kept.sentinels));
+            memcpy(o->target.master_name, kept.master_name, sizeof(kept.master_name));
+            memcpy(o->target.cluster_nodes, kept.cluster_nodes, sizeof(kept.cluster_nodes));
             if (cli_target_parse_url(&o->target, optarg, err, sizeof(err)) != 0) {
                 fprintf(stderr, "redis-ipc: %s\n", err);
                 return -1;
             }
             break;
+        }
         case 'h': COPY_OPTION(host, "--host"); o->target.path[0] = '\0'; break;
         case 'p':
             if (cli_option_integer("--port", optarg, 1, 65535, &number) != 0) return -1;
@@ -147,6 +161,9 @@ static int parse(int argc, char **argv, cli_options *o, const char *help)
             o->target.path[0] = '\0';
             break;
         case 's': COPY_OPTION(path, "--socket"); break;
+        case OPT_SENTINEL: APPEND_ADDRESS(sentinels, "--sentinel"); break;
+        case OPT_MASTER_NAME: COPY_OPTION(master_name, "--master-name"); break;
+        case OPT_CLUSTER: APPEND_ADDRESS(cluster_nodes, "--cluster"); break;
         case 'n':
             if (cli_option_integer("--db", optarg, 0, RIPC_MAX_DB, &number) != 0) return -1;
             o->target.db = (int)number;
@@ -482,122 +499,19 @@ static int cmd_serve(int argc, char **argv)
     return 0;
 }
 
-/* --- stats --------------------------------------------------------------- */
-
-static long long field_int(const redisReply *row, const char *name)
-{
-    for (size_t j = 0; row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2)
-        if (row->element[j]->type == REDIS_REPLY_STRING && !strcmp(row->element[j]->str, name))
-            return row->element[j + 1]->type == REDIS_REPLY_INTEGER ? row->element[j + 1]->integer : -1;
-    return -1;
-}
-
-static const char *field_str(const redisReply *row, const char *name)
-{
-    for (size_t j = 0; row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2)
-        if (row->element[j]->type == REDIS_REPLY_STRING && !strcmp(row->element[j]->str, name))
-            return row->element[j + 1]->type == REDIS_REPLY_STRING ? row->element[j + 1]->str : "";
-    return "";
-}
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
-        else putchar(*s);
-    }
-    putchar('"');
-}
-
-static int cmd_stats(int argc, char **argv)
-{
-    cli_options o = { 0 };
-    int first = parse(argc, argv, &o, USAGE_STATS);
-    if (first < 0) return EXIT_USAGE;
-    if (!o.stream || first != argc) { usage(USAGE_STATS, 1); return EXIT_USAGE; }
-    ripc_redis_config cfg = { 0 };
-    cli_target_config(&o.target, &cfg);
-    cfg.timeout = cfg.connect_timeout = 2.0;
-    /* The engine's own way in: TLS, AUTH and SELECT as every connection does them. */
-    ripc_error err;
-    ripc_server *server = ripc_server_acquire(&cfg, o.stream, &err);
-    redisContext *c = server ? ripc_server_connect(server, 0, &err) : NULL;
-    if (!c) {
-        fprintf(stderr, "redis-ipc: %s\n", err.message);
-        ripc_server_release(server);
-        return err.code == RIPC_CONFIGURATION ? EXIT_USAGE : EXIT_CONNECTION;
-    }
-    redisReply *len = redisCommand(c, "XLEN %s", o.stream);
-    redisReply *groups = redisCommand(c, "XINFO GROUPS %s", o.stream);
-    if (!len || !groups) { fprintf(stderr, "redis-ipc: connection lost\n"); return EXIT_CONNECTION; }
-    long long length = len->type == REDIS_REPLY_INTEGER ? len->integer : 0;
-    size_t group_count = groups->type == REDIS_REPLY_ARRAY ? groups->elements : 0;
-    if (o.json) printf("{\"stream\":"), json_string(o.stream), printf(",\"length\":%lld,\"groups\":[", length);
-    else printf("stream %s: %lld entries, %zu groups\n", o.stream, length, group_count);
-    for (size_t i = 0; i < group_count; i++) {
-        const redisReply *g = groups->element[i];
-        const char *name = field_str(g, "name");
-        redisReply *consumers = redisCommand(c, "XINFO CONSUMERS %s %s", o.stream, name);
-        redisReply *instances = redisCommand(c, "ZRANGE %s:%s:instances 0 -1 WITHSCORES", o.stream, name);
-        redisReply *now = redisCommand(c, "TIME");
-        long long now_ms = now && now->type == REDIS_REPLY_ARRAY && now->elements == 2
-            ? atoll(now->element[0]->str) * 1000 + atoll(now->element[1]->str) / 1000 : 0;
-        if (o.json) {
-            printf("%s{\"name\":", i ? "," : ""), json_string(name);
-            printf(",\"pending\":%lld,\"instances\":[", field_int(g, "pending"));
-        } else {
-            printf("\ngroup %s: %lld pending, last delivered %s\n", name, field_int(g, "pending"), field_str(g, "last-delivered-id"));
-            printf("  %-10s %-8s %s\n", "instance", "alive", "last heartbeat");
-        }
-        for (size_t k = 0; instances && instances->type == REDIS_REPLY_ARRAY && k + 1 < instances->elements; k += 2) {
-            long long beat = atoll(instances->element[k + 1]->str);
-            double ago = (double)(now_ms - beat) / 1000.0;
-            int alive = beat > 0 && ago < 5;
-            if (o.json) {
-                printf("%s{\"id\":", k ? "," : ""), json_string(instances->element[k]->str);
-                printf(",\"alive\":%s,\"last_beat_ago\":%.3f}", alive ? "true" : "false", beat > 0 ? ago : -1.0);
-            } else {
-                printf("  %-10s %-8s %.1fs ago\n", instances->element[k]->str, alive ? "yes" : "no", beat > 0 ? ago : -1.0);
-            }
-        }
-        if (o.json) printf("],\"consumers\":[");
-        else printf("  %-28s %8s %10s\n", "consumer", "pending", "idle (ms)");
-        for (size_t k = 0; consumers && consumers->type == REDIS_REPLY_ARRAY && k < consumers->elements; k++) {
-            const redisReply *row = consumers->element[k];
-            if (o.json) {
-                printf("%s{\"name\":", k ? "," : ""), json_string(field_str(row, "name"));
-                printf(",\"pending\":%lld,\"idle_ms\":%lld}", field_int(row, "pending"), field_int(row, "idle"));
-            } else {
-                printf("  %-28s %8lld %10lld\n", field_str(row, "name"), field_int(row, "pending"), field_int(row, "idle"));
-            }
-        }
-        if (o.json) printf("]}");
-        if (consumers) freeReplyObject(consumers);
-        if (instances) freeReplyObject(instances);
-        if (now) freeReplyObject(now);
-    }
-    if (o.json) printf("]}\n");
-    freeReplyObject(len);
-    freeReplyObject(groups);
-    ripc_conn_close(c);
-    ripc_server_release(server);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     /* A peer or a command that goes away must not kill us with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     const char *top =
-        "usage: redis-ipc (send | serve | stats) [OPTIONS]\n"
+        "usage: redis-ipc (send | serve | stats | peek) [OPTIONS]\n"
         "  redis-ipc COMMAND --help for each command's options.\n";
     if (argc < 2) { fputs(top, stderr); return EXIT_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "send")) return cmd_send(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "stats")) return cmd_stats(argc - 1, argv + 1);
+    if (!strcmp(cmd, "peek")) return cmd_peek(argc - 1, argv + 1);
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "help")) { fputs(top, stdout); return 0; }
     fprintf(stderr, "redis-ipc: unknown command %s\n", cmd);
     fputs(top, stderr);

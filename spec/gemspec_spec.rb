@@ -15,6 +15,14 @@ RSpec.describe "the gemspec" do
     expect(spec.files).to include("CHANGELOG.md", "README.md", "LICENSE", "lib/redis_ipc/fork_hook.rb")
   end
 
+  it "packages the redis-ipc tool's sources and installs its stub as an executable" do
+    sources = Dir.chdir(root) { Dir.glob("cli/*.{c,h}") }
+    expect(sources).to include("cli/redis_ipc_cli.c", "cli/cli_stats.c", "cli/cli_peek.c")
+    expect(spec.files).to include(*sources, "exe/redis-ipc")
+    expect(spec.executables).to eq(["redis-ipc"])
+    expect(spec.bindir).to eq("exe")
+  end
+
   it "points to the source, the changelog, the bug tracker and the documentation" do
     expect(spec.homepage).to start_with("https://github.com/")
     expect(spec.metadata.values_at("source_code_uri", "changelog_uri", "bug_tracker_uri", "documentation_uri"))

@@ -2,12 +2,15 @@
 
 require "spec_helper"
 require_relative "support/redis_topologies"
+require_relative "support/cli_tool"
 
 # Sentinel and Cluster started for real on loopback; traffic from several
 # threads to two responder processes while the primary changes. Each run
 # prints what the issue asks to report: requests sent, lost, handled twice
 # (and whether the second run was told), and the longest pause.
 RSpec.describe "High availability" do
+  include CLITool
+
   # Sends from `threads` threads until the block (the topology change) has
   # returned and `after` more seconds passed; returns the figures.
   def traffic(stream, threads: 4, after: 2.0)
@@ -107,6 +110,18 @@ RSpec.describe "High availability" do
       through_sentinel_failover(@setup, "SENTINEL FAILOVER")
     end
 
+    it "is reached by redis-ipc send and stats through --sentinel and --master-name" do
+      stream = unique("ha")
+      responder = connected_stream(stream, "workers", redis_options: @setup.redis_options)
+      args = @setup.sentinel_ports.flat_map { |port| ["--sentinel", "127.0.0.1:#{port}"] } + ["--master-name", SentinelSetup::NAME]
+      out, err, status = run_cli("send", "--stream", stream, "--group", "cli", "--to", "workers", *args, '"hi"')
+      expect([out, err, status.exitstatus]).to eq(["\"hi\"\n", "", 0])
+      out, err, status = run_cli("stats", "--stream", stream, *args)
+      expect(status.exitstatus).to eq(0), err
+      expect(out).to include("workers")
+      responder.disconnect
+    end
+
     it "rejects settings that cannot work with a clear ArgumentError" do
       s = RedisIPC::Stream.new(unique("ha"), "g").on_request { |e| fulfill_request(e, content: "") }
       expect { s.connect(redis_options: { sentinels: @setup.sentinels }) }.to raise_error(ArgumentError, /name/)
@@ -134,6 +149,20 @@ RSpec.describe "High availability" do
     it "needs a hash tag in the stream name" do
       s = RedisIPC::Stream.new("orders", "g").on_request { |e| fulfill_request(e, content: "") }
       expect { s.connect(redis_options: @setup.redis_options) }.to raise_error(ArgumentError, /hash tag.*\{orders\}/m)
+    end
+
+    it "is reached by redis-ipc send and stats through --cluster" do
+      stream = "{#{unique("ha")}}"
+      responder = connected_stream(stream, "workers", redis_options: @setup.redis_options)
+      args = @setup.nodes.first(2).flat_map { |n| ["--cluster", "127.0.0.1:#{n.port}"] }
+      out, err, status = run_cli("send", "--stream", stream, "--group", "cli", "--to", "workers", *args, '"hi"')
+      expect([out, err, status.exitstatus]).to eq(["\"hi\"\n", "", 0])
+      out, err, status = run_cli("stats", "--stream", stream, *args)
+      expect(status.exitstatus).to eq(0), err
+      expect(out).to include("workers")
+      _, err, status = run_cli("stats", "--stream", "orders", *args)
+      expect([status.exitstatus, err]).to match([64, /hash tag/])
+      responder.disconnect
     end
 
     it "connects streams that live on different primaries from one process" do

@@ -155,3 +155,32 @@ if ENV["REDIS_IPC_ASAN"]
 end
 
 create_makefile("redis_ipc/redis_ipc")
+
+# The redis-ipc tool, built with the extension so that `gem install` gives
+# it: cli/*.c linked with the engine's objects (the binding's stay out) and
+# the same hiredis, installed beside redis_ipc.so, where exe/redis-ipc finds
+# it. Without the cli folder (a copy of ext/ alone) only the extension builds.
+cli_dir = File.expand_path("../../cli", __dir__)
+cli_sources = Dir[File.join(cli_dir, "*.c")].sort
+unless cli_sources.empty?
+  engine_objects = Dir[File.join(engine_dir, "*.c")].map { |f| File.basename(f, ".c") + ".#{$OBJEXT}" }.sort
+  File.open("Makefile", "a") do |mk|
+    mk.puts <<~MAKE
+
+      # redis-ipc (extconf.rb)
+      RIPC_CLI_SRCS = #{cli_sources.map { |f| Shellwords.escape(f) }.join(" ")}
+      RIPC_CLI_HDRS = #{Dir[File.join(cli_dir, "*.h")].sort.map { |f| Shellwords.escape(f) }.join(" ")}
+      RIPC_ENGINE_OBJS = #{engine_objects.join(" ")}
+      all: redis-ipc
+      redis-ipc: $(RIPC_CLI_SRCS) $(RIPC_CLI_HDRS) $(RIPC_ENGINE_OBJS)
+      	$(ECHO) linking the redis-ipc tool
+      	$(Q) $(CC) $(INCFLAGS) -I#{Shellwords.escape(cli_dir)} $(CPPFLAGS) $(CFLAGS) -o $@ $(RIPC_CLI_SRCS) $(RIPC_ENGINE_OBJS) $(LIBPATH) $(LDFLAGS) $(LOCAL_LIBS) #{$libs} -lpthread
+      install-so: $(RUBYARCHDIR)/redis-ipc
+      $(RUBYARCHDIR)/redis-ipc: redis-ipc
+      	$(Q) $(MAKEDIRS) $(@D)
+      	$(INSTALL_PROG) redis-ipc $(@D)
+      clean-so::
+      	-$(Q)$(RM) redis-ipc
+    MAKE
+  end
+end

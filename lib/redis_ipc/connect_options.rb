@@ -3,7 +3,9 @@
 module RedisIPC
   # The options of Stream#connect: defaults, merging of partial nested
   # hashes, and validation (ArgumentError for unknown keys or bad values).
+  # @api private
   class ConnectOptions
+    # Every option's default (README, "connect options").
     DEFAULTS = {
       redis_options: {},
       logger: nil,
@@ -24,6 +26,7 @@ module RedisIPC
     # threads or connections, or a timeout from overflowing the engine's
     # clocks. The engine (ripc_stream_new) checks its own copy of them.
     DAY = 86_400
+    # The largest value of each bounded option.
     MAXIMA = {
       pool_size: 1024,
       max_pool_size: 1024,
@@ -38,6 +41,7 @@ module RedisIPC
       retention: 30 * DAY
     }.freeze
 
+    # The options, merged with the defaults and checked.
     attr_reader :redis, :logger, :pool_size, :max_pool_size, :entry_timeout, :cleanup_interval,
                 :consumer_pool_size, :dispatcher_pool_size, :consumer_interval, :dispatcher_interval,
                 :heartbeat_interval, :dead_after, :max_content_bytes, :retention, :fail_fast
@@ -86,6 +90,7 @@ module RedisIPC
       @max_pool_size ? @max_pool_size - @dispatcher_pool_size : @pool_size + @consumer_pool_size
     end
 
+    # The options as RedisIPC::Engine.new takes them.
     def engine_options
       @redis.merge(
         pool_size: command_pool_size,

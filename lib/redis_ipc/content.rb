@@ -4,11 +4,14 @@ module RedisIPC
   # Payloads travel as JSON text (WIRE.md): every value is encoded, a String
   # too, so "42" stays a String; what arrives is parsed with symbol keys and
   # kept as the raw string when it is not JSON (1.x writes Strings raw).
+  # @api private
   module Content
+    # Nesting deeper than this is refused when encoding and parsing.
     MAX_DEPTH = 100
 
     module_function
 
+    # The JSON text a value travels as.
     def encode(value)
       check!(value, 0)
       JSON.generate(value, max_nesting: false)
@@ -16,6 +19,7 @@ module RedisIPC
       raise ArgumentError, "content cannot be written as JSON: #{e.message}"
     end
 
+    # What JSON text stands for (symbol keys), or the text itself when it is not JSON.
     def decode(text)
       JSON.parse(text, symbolize_names: true, max_nesting: MAX_DEPTH)
     rescue JSON::ParserError, EncodingError

@@ -11,7 +11,9 @@ module RedisIPC
   # and `connect` makes the child an instance of its own. The engine's
   # service thread needs nothing here: the C side resets it in its own
   # pthread_atfork handler (ipc_service.c).
+  # @api private
   module ForkHook
+    # Process._fork, which every fork goes through: the child forgets the parent's streams.
     def _fork
       pid = super
       Watcher.after_fork if pid.zero?

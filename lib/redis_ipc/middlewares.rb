@@ -22,6 +22,7 @@ module RedisIPC
   #
   # With nothing registered a send pays for one array check.
   module Middlewares
+    # The methods a middleware may define.
     HOOKS = %i[send_request handle_request].freeze
     LOCK = Mutex.new
     private_constant :LOCK
@@ -33,12 +34,19 @@ module RedisIPC
     @registered = [].freeze
 
     class << self
+      # @return [Array<Object>] the middlewares registered, in order
       attr_reader :registered
 
-      # The chains a send and a handled request go through (read on every one).
+      # The chain a send goes through (read on every one).
+      # @api private
       def send_chain = @chains[:send_request]
+      # The chain a handled request goes through.
+      # @api private
       def handle_chain = @chains[:handle_request]
 
+      # @param middleware [Module, Object] defines send_request, handle_request or both
+      # @return [Object] the middleware
+      # @raise [ArgumentError] when it defines neither, or is already registered
       def register(middleware)
         hooks = HOOKS.select { |hook| implements?(middleware, hook) }
         raise ArgumentError, "#{middleware.inspect} defines none of #{HOOKS.join(", ")}" if hooks.empty?
@@ -51,6 +59,8 @@ module RedisIPC
         middleware
       end
 
+      # @param middleware [Module, Object] one given to #register (anything else is ignored)
+      # @return [Object] the middleware
       def unregister(middleware)
         LOCK.synchronize { update(@registered - [middleware]) }
         middleware
@@ -58,6 +68,7 @@ module RedisIPC
 
       # Runs `block` (the request) inside every hook of `chain`, reporting
       # what the hooks themselves raise with `report`.
+      # @api private
       def run(chain, hook, payload, report, &block)
         call = Call.new(block)
         wrap(chain, chain.size - 1, hook, payload, report, call)
@@ -107,6 +118,7 @@ module RedisIPC
     private_constant :Hook
 
     # The request inside the hooks: run once, its result or exception kept.
+    # @api private
     class Call
       def initialize(block)
         @block = block
@@ -114,10 +126,13 @@ module RedisIPC
         @error = nil
       end
 
+      # Whether the request ran.
       def ran? = @ran
 
+      # Whether exception is the request's own.
       def raised?(exception) = @ran && exception.equal?(@error)
 
+      # Runs the request, once.
       def run
         return outcome if @ran
 
@@ -128,6 +143,7 @@ module RedisIPC
         raise
       end
 
+      # The request's result, or its exception raised again.
       def outcome
         raise @error if @error
 
@@ -138,11 +154,15 @@ module RedisIPC
   end
 
   # Registers a middleware (see Middlewares) for every stream of the process.
+  # @param (see Middlewares.register)
+  # @return (see Middlewares.register)
   def self.register(middleware)
     Middlewares.register(middleware)
   end
 
   # Removes one registered with RedisIPC.register.
+  # @param (see Middlewares.unregister)
+  # @return (see Middlewares.unregister)
   def self.unregister(middleware)
     Middlewares.unregister(middleware)
   end

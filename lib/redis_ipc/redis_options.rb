@@ -10,14 +10,18 @@ module RedisIPC
   # TLS: `url: "rediss://..."` or `ssl: true`, with `ssl_params:` (files are
   # paths to PEM files; the server is verified unless verify_mode is 0,
   # OpenSSL::SSL::VERIFY_NONE).
+  # @api private
   module RedisOptions
+    # The keys redis_options: accepts.
     KEYS = (%i[host port path url username password db timeout connect_timeout ssl ssl_params] + Topology::KEYS).freeze
+    # The keys ssl_params: accepts.
     SSL_PARAMS = %i[ca_file ca_path cert key verify_mode sni].freeze
     VERIFY_NONE = 0 # OpenSSL::SSL::VERIFY_NONE, without loading openssl
     VERIFY_PEER = 1 # OpenSSL::SSL::VERIFY_PEER
     # Redis allows as many databases as its `databases` setting; beyond
     # these, a value is a mistake (the engine checks the same bounds).
     MAX_DB = 65_535
+    # The largest timeout and connect_timeout, in seconds.
     MAX_TIMEOUT = 60
 
     module_function
@@ -69,6 +73,7 @@ module RedisIPC
       config
     end
 
+    # A TLS file's path, checked to be a String.
     def file_param(value, name)
       return nil if value.nil?
 
@@ -80,6 +85,7 @@ module RedisIPC
       value
     end
 
+    # The parts of a redis://, rediss:// or unix:// URL.
     def parse_url(url)
       raise ArgumentError, "redis_options url must be a String" unless url.is_a?(String)
 
@@ -136,6 +142,7 @@ module RedisIPC
       "#{text[0...start]}#{colon.empty? ? "" : "#{user}:"}#{REDACTED}#{text[at..]}"
     end
 
+    # The URL's user and password, unescaped, into out.
     def add_credentials(out, uri)
       out[:username] = URI.decode_www_form_component(uri.user) if uri.user && !uri.user.empty? && uri.password
       out[:password] = URI.decode_www_form_component(uri.password || uri.user) if uri.password || (uri.user && !uri.user.empty?)

@@ -8,9 +8,18 @@ module RedisIPC
   # Ruby threads, started on demand (ConsumerPool), run on_request for the
   # requests they hand over. Background errors reach on_error through the
   # process's one Watcher thread.
+  #
+  # A connected stream is safe to share between threads (README, "Thread
+  # safety").
   class Stream
-    attr_reader :stream_name, :group_name
+    # @return [String] the name of the Redis stream shared by every endpoint
+    attr_reader :stream_name
+    # @return [String] this endpoint's group name, to which requests are addressed
+    attr_reader :group_name
 
+    # @param stream [String, Symbol] the Redis stream's name
+    # @param group [String, Symbol] this endpoint's name on it
+    # @raise [ArgumentError] for a blank name, a NUL byte or invalid UTF-8
     def initialize(stream, group)
       @stream_name = self.class.send(:check_name, stream, "stream")
       @group_name = self.class.send(:check_name, group, "group")
@@ -24,6 +33,8 @@ module RedisIPC
 
     # The block runs for each request addressed to this group, with the
     # stream as self, so fulfill_request/reject_request can be called bare.
+    # @yieldparam entry [Entry] the request
+    # @return [self]
     def on_request(&block)
       raise ArgumentError, "on_request needs a block" unless block
 
@@ -33,6 +44,8 @@ module RedisIPC
 
     # The block receives every exception raised by a request handler and
     # every error seen in the background (bad entries, lost connections).
+    # @yieldparam exception [Exception]
+    # @return [self]
     def on_error(&block)
       raise ArgumentError, "on_error needs a block" unless block
 
@@ -47,6 +60,15 @@ module RedisIPC
     # Either way an interrupted connect leaves nothing connected, registered
     # in Redis or running. Connecting is bounded by the connect and command
     # timeouts, so holding an interrupt back is too.
+    #
+    # @param options [Hash] the options of the README's `connect` table
+    #   (redis_options:, pool_size:, consumer:, takeover:, fail_fast:, ...)
+    # @return [self]
+    # @raise [ArgumentError] for an unknown option or a value out of range
+    # @raise [ConfigurationError] without an on_request block, or for what
+    #   this build or this Redis lacks (TLS, Redis older than 6.2)
+    # @raise [ConnectionError] when Redis cannot be reached, or already connected
+    # @raise [CommandError] when the Redis user lacks a permission
     def connect(**options)
       raise ConfigurationError, "Stream#on_request must be a lambda or proc" unless @on_request.is_a?(Proc)
 
@@ -71,11 +93,13 @@ module RedisIPC
       self
     end
 
+    # @return [Boolean] whether this process's connection is up (false in a forked child)
     def connected?
       !!@engine&.connected?
     end
 
     # The instance id this process carries on the wire (new at each connect).
+    # @return [String, nil] nil while not connected
     def instance_id
       @engine&.instance_id
     end
@@ -85,6 +109,13 @@ module RedisIPC
     # `timeout` seconds (default: ledger.entry_timeout), and at once
     # NoRespondersError (a TimeoutError) when the group has no live member,
     # unless `fail_fast` (default: the connect option, true) is false.
+    #
+    # @param content [Object] a String (sent as is) or anything JSON can write
+    # @param to [String, Symbol] the destination group
+    # @param timeout [Numeric, nil] seconds to wait for the reply
+    # @param fail_fast [Boolean, nil] overrides the connect option for this send
+    # @return [Entry] the reply (fulfilled? or rejected?)
+    # @raise [TimeoutError, NoRespondersError, ConnectionError, CommandError, ArgumentError]
     def send_to_group(content:, to:, timeout: nil, fail_fast: nil)
       to, payload, seconds = request_arguments(content, to, timeout)
       engine = connected_engine
@@ -99,6 +130,9 @@ module RedisIPC
     # whose #value (or #wait) gives the reply entry or raises as
     # send_to_group does, so one thread can keep many requests in flight.
     # NoRespondersError is raised here, as nothing is sent.
+    # @param (see #send_to_group)
+    # @return [PendingReply]
+    # @raise [NoRespondersError, ConnectionError, ArgumentError]
     def send_to_group_async(content:, to:, timeout: nil, fail_fast: nil)
       to, payload, seconds = request_arguments(content, to, timeout)
       post(connected_engine, to, payload, seconds, fail_fast)
@@ -110,12 +144,19 @@ module RedisIPC
     # (NoRespondersError, TimeoutError, CommandError, ConnectionError) },
     # in the order of `to`. Raises only for what fails them all (bad
     # arguments, a stream not connected).
+    # @param to [Array<String, Symbol>] the destination groups
+    # @param content [Object] (see #send_to_group)
+    # @param timeout [Numeric, nil] (see #send_to_group)
+    # @param fail_fast [Boolean, nil] (see #send_to_group)
+    # @return [Hash{String => Entry, Error}]
     def send_to_groups(content:, to:, timeout: nil, fail_fast: nil)
       send_to_groups_async(content: content, to: to, timeout: timeout, fail_fast: fail_fast).value
     end
 
     # send_to_groups without waiting: returns a PendingReplies whose #value
     # (or #wait) gives that Hash once every reply is in or timed out.
+    # @param (see #send_to_groups)
+    # @return [PendingReplies]
     def send_to_groups_async(content:, to:, timeout: nil, fail_fast: nil)
       groups = group_list(to)
       _, payload, seconds = request_arguments(content, groups.first, timeout)
@@ -130,10 +171,20 @@ module RedisIPC
       end)
     end
 
+    # Answers a request with success, from any thread, once.
+    # @param entry [Entry] a request handed to on_request
+    # @param content [Object] the reply's content (see #send_to_group)
+    # @return [nil]
+    # @raise [Error] when the request was already answered
+    # @raise [CommandError] when Redis refused the reply
+    # @raise [ArgumentError] for something that is not a pending request, or content too large
     def fulfill_request(entry, content:)
       answer(entry, true, content)
     end
 
+    # Answers a request with a failure; otherwise as #fulfill_request.
+    # @param (see #fulfill_request)
+    # @return [nil]
     def reject_request(entry, content:)
       answer(entry, false, content)
     end
@@ -143,6 +194,7 @@ module RedisIPC
     # ConnectionError and frees everything. Safe to call twice. Interrupts
     # but Thread#kill wait until it is done (it is bounded), so that none
     # leaves it half done.
+    # @return [self]
     def disconnect
       @lifecycle.synchronize do
         Thread.handle_interrupt(CONNECT_MASK) { shut_down }
@@ -150,11 +202,35 @@ module RedisIPC
       self
     end
 
-    # Counters of the engine, for tests and metrics.
+    # Figures of this connection (zeros while not connected): the engine's
+    # internals, and its metrics (README, "Metrics"): counters since
+    # connect (:sent, :received, :fulfilled, :rejected, :replies_fulfilled,
+    # :replies_rejected, :timed_out, :redelivered, :errors by class), gauges
+    # (:in_flight, :queued, :consumers_busy) and :latency (:round_trip and
+    # :handler, each { p50:, p90:, p99:, samples: } in seconds over the last
+    # minute, nil when nothing was measured).
+    # @return [Hash{Symbol => Integer, Hash}]
     def stats
-      @engine ? @engine.stats : { ledger_size: 0, queued_requests: 0, inflight_requests: 0, pool_connections: 0, takeovers: 0, taken_over_entries: 0, reply_waiters: 0, spare_descriptors: 0 }
+      engine = @engine
+      return IDLE_STATS.merge(errors: {}, latency: { round_trip: IDLE_LATENCY.dup, handler: IDLE_LATENCY.dup }) unless engine
+
+      engine.stats.merge(engine.metrics)
     end
 
+    # This connection's metrics in the Prometheus text format, labelled with
+    # the stream, group and instance ("" while not connected).
+    # @return [String]
+    def prometheus_text
+      @engine&.prometheus_text || ""
+    end
+
+    IDLE_LATENCY = { p50: nil, p90: nil, p99: nil, samples: 0 }.freeze
+    IDLE_STATS = %i[ledger_size queued_requests inflight_requests pool_connections takeovers taken_over_entries
+                    reply_waiters spare_descriptors sent received fulfilled rejected replies_fulfilled
+                    replies_rejected timed_out redelivered in_flight queued consumers_busy].to_h { |k| [k, 0] }.freeze
+    private_constant :IDLE_LATENCY, :IDLE_STATS
+
+    # @return [String]
     def inspect
       "#<#{self.class.name} stream=#{@stream_name.inspect} group=#{@group_name.inspect} connected=#{connected?}>"
     end
@@ -243,6 +319,7 @@ module RedisIPC
       known = @responders # this connect's
       return if (until_time = known[to]) && until_time > now
       unless engine.responders?(to)
+        engine.note_error(NoRespondersError.name)
         raise NoRespondersError, "group #{to} has no live member on stream #{@stream_name}; nothing was sent " \
                                  "(fail_fast: false waits for a reply instead)"
       end
@@ -368,6 +445,7 @@ module RedisIPC
       Middlewares.run(chain, :handle_request, hooks, method(:report)) { instance_exec(entry, &@on_request) }
     rescue Exception => e # rubocop:disable Lint/RescueException
       refuse(entry, e) if entry
+      @engine&.note_error(e.class.name || "anonymous")
       report(e)
     end
 

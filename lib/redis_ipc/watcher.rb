@@ -11,7 +11,9 @@ module RedisIPC
   #
   # on_error runs on this thread, so a slow on_error delays the other
   # streams' errors and first consumers: keep it short.
+  # @api private
   class Watcher
+    # What the watcher keeps of each connected stream.
     Registration = Struct.new(:stream, :engine, :pool, :events, :requests)
 
     # Seconds to wait before trying again when a consumer thread could not
@@ -60,6 +62,7 @@ module RedisIPC
       end
     end
 
+    # The process this watcher (and its thread) belongs to.
     attr_reader :pid
 
     def initialize
@@ -82,6 +85,7 @@ module RedisIPC
       wake
     end
 
+    # Forgets an engine (see Watcher.remove).
     def remove(engine)
       thread = @lock.synchronize do
         # The engine's events are taken with the lock held (#take_event):

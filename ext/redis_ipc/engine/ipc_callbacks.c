@@ -3,6 +3,7 @@
 #include "ipc_callbacks.h"
 #include "ipc_conn.h"
 #include "ipc_stream.h"
+#include "ipc_telemetry.h"
 #include "ipc_util.h"
 
 #include <stdlib.h>
@@ -30,7 +31,10 @@ static void *handler_main(void *arg)
     ripc_stream *s = arg;
     ripc_entry *request;
     /* Returns RIPC_CLOSED once the stream stops and the queue is empty. */
-    while (ripc_queue_pop(&s->requests, 0, (ripc_qnode **)&request) == RIPC_OK) s->request_fn(s, request, s->request_userdata);
+    while (ripc_queue_pop(&s->requests, 0, (ripc_qnode **)&request) == RIPC_OK) {
+        ripc_telemetry_taken(s, request);
+        s->request_fn(s, request, s->request_userdata);
+    }
     return NULL;
 }
 

@@ -1,6 +1,7 @@
 #include "ipc_inflight.h"
 #include "ipc_util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,18 @@
 /* Answered but not yet acknowledged: the id stays (a re-read of the entry
  * must not hand it out again) until the outbox has its XACK. */
 static void *const ANSWERED = (void *)1;
+
+/* A taken request's value: NULL, or when a handler took it, in microseconds
+ * of ripc_now() plus 2 (never NULL, never ANSWERED). */
+static void *stamp(double now)
+{
+    return sizeof(void *) >= 8 ? (void *)(uintptr_t)((unsigned long long)(now * 1e6) + 2) : NULL;
+}
+
+static double unstamp(void *value)
+{
+    return value && value != ANSWERED ? (double)((uintptr_t)value - 2) / 1e6 : 0;
+}
 
 void ripc_inflight_init(ripc_inflight *f, size_t capacity)
 {
@@ -89,10 +102,28 @@ static void release_one(ripc_inflight *f)
 
 int ripc_inflight_mark_answered(ripc_inflight *f, const char *redis_id)
 {
+    return ripc_inflight_answer(f, redis_id, NULL);
+}
+
+void ripc_inflight_begin(ripc_inflight *f, const char *redis_id)
+{
+    int found;
+    pthread_mutex_lock(&f->mutex);
+    void *state = ripc_map_get(&f->ids, redis_id, &found);
+    if (found && state != ANSWERED) {
+        ripc_map_remove(&f->ids, redis_id, NULL);
+        ripc_map_put(&f->ids, redis_id, stamp(ripc_now()));
+    }
+    pthread_mutex_unlock(&f->mutex);
+}
+
+int ripc_inflight_answer(ripc_inflight *f, const char *redis_id, double *started)
+{
     int found;
     pthread_mutex_lock(&f->mutex);
     void *state = ripc_map_get(&f->ids, redis_id, &found);
     int marked = found && state != ANSWERED;
+    if (started) *started = marked ? unstamp(state) : 0;
     if (marked) {
         ripc_map_remove(&f->ids, redis_id, NULL);
         ripc_map_put(&f->ids, redis_id, ANSWERED);
@@ -146,6 +177,14 @@ void ripc_inflight_wait_room(ripc_inflight *f, double deadline)
     while (!f->closed && f->taken >= f->capacity && ripc_now() < deadline)
         ripc_cond_wait_until(&f->room, &f->mutex, deadline);
     pthread_mutex_unlock(&f->mutex);
+}
+
+size_t ripc_inflight_unanswered(ripc_inflight *f)
+{
+    pthread_mutex_lock(&f->mutex);
+    size_t n = f->taken;
+    pthread_mutex_unlock(&f->mutex);
+    return n;
 }
 
 size_t ripc_inflight_size(ripc_inflight *f)

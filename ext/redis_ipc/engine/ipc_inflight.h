@@ -45,6 +45,11 @@ int ripc_inflight_take(ripc_inflight *f, const char *redis_id, int bounded);
 /* Taken -> answered (its XACK not yet confirmed). Returns 1 when it was
  * taken and not answered before. */
 int ripc_inflight_mark_answered(ripc_inflight *f, const char *redis_id);
+/* The same, and *started gets when a handler took it (ripc_inflight_begin;
+ * 0 when unknown), for the handler time. */
+int ripc_inflight_answer(ripc_inflight *f, const char *redis_id, double *started);
+/* A handler takes the request now (it left the queue). */
+void ripc_inflight_begin(ripc_inflight *f, const char *redis_id);
 /* Leaves our hands: acknowledged (remembered for a while as such), or
  * given up (to be reclaimed). Returns 1 when it was there. */
 int ripc_inflight_acked(ripc_inflight *f, const char *redis_id);
@@ -56,5 +61,7 @@ size_t ripc_inflight_room(ripc_inflight *f);
 /* Waits until there is room, the deadline (monotonic) passes or close. */
 void ripc_inflight_wait_room(ripc_inflight *f, double deadline);
 size_t ripc_inflight_size(ripc_inflight *f);
+/* Taken and not answered: queued, or held by a handler. */
+size_t ripc_inflight_unanswered(ripc_inflight *f);
 
 #endif

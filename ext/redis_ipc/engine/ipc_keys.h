@@ -14,6 +14,10 @@ char *ripc_key_instances(const char *stream, const char *group);
 /* <stream>:<group>:<instance_id>:wake: published when a reply is handed to that instance. */
 char *ripc_key_wake(const char *stream, const char *group, const char *instance_id);
 
+/* <stream>:<group>:<instance_id>:metrics: the instance's metrics (ipc_telemetry.c), a
+ * string that expires unless the instance's heartbeat writes it again. */
+char *ripc_key_metrics(const char *stream, const char *group, const char *instance_id);
+
 /* consumer_<instance_id>_1: the consumer an instance lists (its inbox), as 1.x names them. */
 char *ripc_name_inbox(const char *instance_id);
 /* dispatcher_<instance_id>_<n>, as 1.x names them. */

@@ -1,4 +1,5 @@
 #include "ipc_ledger.h"
+#include "ipc_metrics.h"
 #include "ipc_util.h"
 
 #include <errno.h>
@@ -37,6 +38,7 @@ ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, const char *to)
     r->to = (const char *)(r + 1);
     r->ledger = l;
     r->deadline = deadline;
+    r->opened_at = ripc_now();
     r->state = SLOT_WAITING;
     r->bell.read_fd = r->bell.write_fd = -1;
     pthread_mutex_lock(&l->mutex);
@@ -58,6 +60,7 @@ static void settle(ripc_request *r, int state, int code, ripc_entry *reply)
     r->state = state;
     r->error_code = code;
     r->reply = reply;
+    ripc_metrics_outcome(r->ledger->metrics, code, reply, r->opened_at);
     if (r->bell.read_fd >= 0) ripc_notifier_ring(&r->bell);
 }
 
@@ -135,6 +138,7 @@ int ripc_ledger_try(ripc_request *r, ripc_entry **reply)
         if (ripc_now() >= r->deadline) {
             r->state = SLOT_FAILED;
             r->error_code = rc = RIPC_TIMEOUT;
+            ripc_metrics_outcome(r->ledger->metrics, rc, NULL, r->opened_at);
         } else {
             rc = RIPC_AGAIN;
         }

@@ -34,6 +34,7 @@ typedef struct ripc_ledger {
     int spare_count;
     int lent_bells; /* doorbells attached to slots now: one per watcher */
     void (*free_written)(void *written); /* see ripc_ledger_keep_written */
+    struct ripc_metrics_recorder *metrics; /* told each slot's outcome (ipc_metrics.h) */
 } ripc_ledger;
 
 struct ripc_request {
@@ -42,6 +43,7 @@ struct ripc_request {
     char id[RIPC_REQUEST_ID_LEN + 1];
     const char *to;         /* the group it was sent to, the only one whose reply counts (same block) */
     double deadline;
+    double opened_at;       /* ripc_now() when the slot opened, before the request was written */
     int state;              /* see ipc_ledger.c */
     int error_code;         /* why the slot failed */
     char *error_message;    /* RIPC_COMMAND: Redis's answer to the request's XADD (owned, freed on release) */

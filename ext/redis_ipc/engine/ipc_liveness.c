@@ -21,6 +21,7 @@
 #include "ipc_reports.h"
 #include "ipc_service.h"
 #include "ipc_stream.h"
+#include "ipc_telemetry.h"
 #include "ipc_util.h"
 
 #include <stdio.h>
@@ -357,6 +358,7 @@ double ripc_liveness_tick(ripc_stream *s)
     for (int attempt = 0; attempt < 2; attempt++) {
         redisContext *c = ripc_service_checkout(s, &err);
         int ok = c && ripc_liveness_beat(s, c, &err) == RIPC_OK && !c->err;
+        if (ok) ripc_telemetry_publish(s, c);
         if (c) ripc_service_checkin(s, c);
         else {
             s->liveness.watch_since = 0;

@@ -77,6 +77,7 @@ static void build(ripc_stream *s, probes *p, const char *group, const char *inst
     PROBE(p, "LREM", L, 0, "LREM", L, "0", I);
     PROBE(p, "LPUSH", L, 1, "LPUSH", L, I);
     PROBE(p, "DEL", L, 0, "DEL", L);
+    PROBE(p, "SET", s->metrics_key, 0, "SET", s->metrics_key, "probe", "XX"); /* XX: no such key yet */
     if (ripc_server_cluster(s->server)) { /* shard channels (ipc_waker.c) */
         PROBE(p, "SPUBLISH", wake, 0, "SPUBLISH", wake, "1");
         PROBE(p, "SSUBSCRIBE", wake, 1, "SSUBSCRIBE", wake);

@@ -29,6 +29,7 @@ void ripc_event_free(ripc_event *event)
 
 void ripc_stream_emit(ripc_stream *s, int kind, const char *fmt, ...)
 {
+    ripc_metrics_event(&s->metrics, kind);
     if (ripc_queue_length(&s->events) >= RIPC_MAX_EVENTS) return;
     char buf[512];
     va_list ap;

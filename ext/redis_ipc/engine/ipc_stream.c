@@ -13,6 +13,7 @@
 #include "ipc_reports.h"
 #include "ipc_router.h"
 #include "ipc_server.h"
+#include "ipc_telemetry.h"
 #include "ipc_util.h"
 #include "ipc_waker.h"
 
@@ -146,6 +147,8 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_outbox_init(&s->outbox, s);
     ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
+    ripc_metrics_init(&s->metrics);
+    s->ledger.metrics = &s->metrics;
     ripc_refusals_init(&s->refusals);
     ripc_inflight_init(&s->inflight, 1);
     pthread_mutex_init(&s->lifecycle_mutex, NULL);
@@ -182,9 +185,10 @@ static void free_names(ripc_stream *s)
     free(s->consumers_key);
     free(s->instances_key);
     free(s->wake_channel);
+    free(s->metrics_key);
     for (int i = 0; s->dispatcher_names && i < s->options.dispatcher_count; i++) free(s->dispatcher_names[i]);
     free(s->dispatcher_names);
-    s->inbox = s->consumers_key = s->instances_key = s->wake_channel = NULL;
+    s->inbox = s->consumers_key = s->instances_key = s->wake_channel = s->metrics_key = NULL;
     s->dispatcher_names = NULL;
 }
 
@@ -196,6 +200,7 @@ static void build_names(ripc_stream *s)
     s->consumers_key = ripc_key_consumers(s->stream, s->group, s->instance_id);
     s->instances_key = ripc_key_instances(s->stream, s->group);
     s->wake_channel = ripc_key_wake(s->stream, s->group, s->instance_id);
+    s->metrics_key = ripc_key_metrics(s->stream, s->group, s->instance_id);
     s->dispatcher_names = ripc_xcalloc((size_t)s->options.dispatcher_count, sizeof(*s->dispatcher_names));
     for (int i = 0; i < s->options.dispatcher_count; i++) s->dispatcher_names[i] = ripc_name_dispatcher(s->instance_id, i + 1);
 }
@@ -373,6 +378,7 @@ static void unref(ripc_stream *s)
     ripc_queue_destroy(&s->requests, free_entry_node);
     ripc_queue_destroy(&s->events, free_event_node);
     ripc_ledger_destroy(&s->ledger);
+    ripc_metrics_destroy(&s->metrics);
     ripc_refusals_destroy(&s->refusals);
     ripc_pool_destroy(&s->pool);
     ripc_server_release(s->server);
@@ -433,6 +439,7 @@ static int send_request(ripc_stream *s, const char *to, const char *content, siz
     /* Written by this thread, or by the one already writing (ipc_outbox.c);
      * a failure to write ends the request's slot with RIPC_CONNECTION. */
     int must_flush = ripc_outbox_request(&s->outbox, r->id, values, lens, mode);
+    ripc_metrics_sent(&s->metrics);
     if (flush) *flush = must_flush;
     *out = r;
     return RIPC_OK;
@@ -513,12 +520,16 @@ int ripc_send(ripc_stream *s, const char *to, const char *content, size_t len,
 
 int ripc_stream_next_request(ripc_stream *s, double deadline, ripc_entry **out)
 {
-    return ripc_queue_pop(&s->requests, deadline, (ripc_qnode **)out);
+    int rc = ripc_queue_pop(&s->requests, deadline, (ripc_qnode **)out);
+    if (rc == RIPC_OK) ripc_telemetry_taken(s, *out);
+    return rc;
 }
 
 int ripc_stream_try_request(ripc_stream *s, ripc_entry **out)
 {
-    return ripc_queue_try_pop(&s->requests, (ripc_qnode **)out);
+    int rc = ripc_queue_try_pop(&s->requests, (ripc_qnode **)out);
+    if (rc == RIPC_OK) ripc_telemetry_taken(s, *out);
+    return rc;
 }
 
 int ripc_stream_requests_fd(ripc_stream *s) { return ripc_queue_fd(&s->requests); }
@@ -548,7 +559,8 @@ static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
         ripc_error_set(err, RIPC_ARGUMENT, "not a request read from this stream");
         return RIPC_ARGUMENT;
     }
-    if (!ripc_inflight_mark_answered(&s->inflight, request->redis_id)) {
+    double started;
+    if (!ripc_inflight_answer(&s->inflight, request->redis_id, &started)) {
         ripc_error_set(err, RIPC_STATE, "request %s was already answered", ripc_entry_field(request, RIPC_FIELD_ID));
         return RIPC_STATE;
     }
@@ -557,6 +569,7 @@ static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
      * and the group reclaims and answers it again. */
     int must_flush = ripc_outbox_answer(&s->outbox, request, fulfilled, content, len, mode, err);
     if (must_flush < 0) return must_flush; /* written by this thread, and refused */
+    ripc_metrics_answered(&s->metrics, fulfilled, started);
     if (flush) *flush = must_flush;
     return RIPC_OK;
 }

@@ -17,6 +17,7 @@
 #include "ipc_ledger.h"
 #include "ipc_inflight.h"
 #include "ipc_liveness.h"
+#include "ipc_metrics.h"
 #include "ipc_outbox.h"
 #include "ipc_pool.h"
 #include "ipc_queue.h"
@@ -35,6 +36,7 @@ struct ripc_stream {
     char *consumers_key;    /* <stream>:<group>:<instance_id>:consumers */
     char *instances_key;    /* <stream>:<group>:instances */
     char *wake_channel;     /* <stream>:<group>:<instance_id>:wake */
+    char *metrics_key;      /* <stream>:<group>:<instance_id>:metrics */
     char **dispatcher_names;/* dispatcher_<instance_id>_<n>, one per dispatcher */
 
     ripc_options options;   /* its redis strings are the server's copies */
@@ -50,6 +52,7 @@ struct ripc_stream {
     ripc_refusals refusals; /* refused commands reported and not accepted since */
 
     ripc_inflight inflight; /* requests taken and not yet acknowledged; bounds prefetch */
+    ripc_metrics_recorder metrics; /* ipc_metrics.c; published by ipc_telemetry.c */
 
     pthread_mutex_t lifecycle_mutex; /* connect/stop/close */
     pthread_cond_t stop_cond;        /* wakes sleeping background threads on stop */

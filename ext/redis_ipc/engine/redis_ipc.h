@@ -295,6 +295,51 @@ typedef struct ripc_stats {
 } ripc_stats;
 RIPC_API void ripc_stream_stats(ripc_stream *s, ripc_stats *out);
 
+/* Metrics: what the stream did since it was created (counters), what it
+ * holds now (gauges) and how long things took over the last minute
+ * (latency percentiles, in seconds; 0 with samples 0 when nothing was
+ * measured). Each connected instance also publishes its figures at each
+ * heartbeat, where `redis-ipc stats` reads them. */
+enum { RIPC_METRICS_ERROR_CLASSES = 16, RIPC_METRICS_CLASS_LEN = 48 };
+typedef struct ripc_metrics_error {
+    char name[RIPC_METRICS_CLASS_LEN]; /* "connection", "command", "malformed", "error", a class a program noted... */
+    unsigned long long count;
+} ripc_metrics_error;
+typedef struct ripc_latency {
+    double p50, p90, p99;
+    unsigned long long samples; /* measured in the window */
+} ripc_latency;
+typedef struct ripc_metrics {
+    double at;                       /* ripc_monotonic_now() of the process, when taken */
+    unsigned long long sent;         /* requests written */
+    unsigned long long received;     /* requests handed to a handler */
+    unsigned long long fulfilled, rejected;             /* requests this instance answered, by outcome */
+    unsigned long long replies_fulfilled, replies_rejected; /* replies its own requests got */
+    unsigned long long timed_out;    /* its requests that got no reply in time */
+    unsigned long long redelivered;  /* received requests that may have been handled elsewhere already */
+    int error_count;
+    ripc_metrics_error errors[RIPC_METRICS_ERROR_CLASSES]; /* by class; "other" past the table */
+    size_t in_flight;                /* its requests waiting for a reply */
+    size_t queued;                   /* requests read, waiting for a handler */
+    size_t consumers_busy;           /* requests a handler holds and has not answered */
+    ripc_latency round_trip;         /* a request written to its reply read */
+    ripc_latency handler;            /* a request taken by a handler to its answer */
+} ripc_metrics;
+RIPC_API void ripc_stream_metrics(ripc_stream *s, ripc_metrics *out);
+/* Counts an error of the program's own (a handler that failed, say) under
+ * class_name, next to the engine's. */
+RIPC_API void ripc_stream_note_error(ripc_stream *s, const char *class_name);
+
+/* Metrics in the Prometheus text format (version 0.0.4), one sample per
+ * source for each family, labelled stream, group and instance. Writes at
+ * most size bytes (NUL included) and returns the length the whole text
+ * needs, as snprintf does. */
+typedef struct ripc_metrics_source {
+    const char *stream, *group, *instance;
+    const ripc_metrics *metrics;
+} ripc_metrics_source;
+RIPC_API size_t ripc_metrics_prometheus(const ripc_metrics_source *sources, size_t count, char *buf, size_t size);
+
 RIPC_API double ripc_monotonic_now(void);
 /* 1 when this engine was built with TLS (hiredis >= 1.0 with hiredis_ssl). */
 RIPC_API int ripc_tls_available(void);

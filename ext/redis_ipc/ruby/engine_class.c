@@ -274,6 +274,65 @@ static VALUE engine_stats(VALUE self)
     return h;
 }
 
+static VALUE latency_hash(const ripc_latency *l)
+{
+    VALUE h = rb_hash_new();
+    /* nil, not 0, when the window measured nothing. */
+    rb_hash_aset(h, ID2SYM(rb_intern("p50")), l->samples ? DBL2NUM(l->p50) : Qnil);
+    rb_hash_aset(h, ID2SYM(rb_intern("p90")), l->samples ? DBL2NUM(l->p90) : Qnil);
+    rb_hash_aset(h, ID2SYM(rb_intern("p99")), l->samples ? DBL2NUM(l->p99) : Qnil);
+    rb_hash_aset(h, ID2SYM(rb_intern("samples")), ULL2NUM(l->samples));
+    return h;
+}
+
+/* engine.metrics -> Hash (ripc_metrics in redis_ipc.h) */
+static VALUE engine_metrics(VALUE self)
+{
+    ripc_metrics m;
+    ripc_stream_metrics(get_stream(self), &m);
+    VALUE h = rb_hash_new();
+    const struct { const char *name; unsigned long long value; } counters[] = {
+        { "sent", m.sent }, { "received", m.received }, { "fulfilled", m.fulfilled }, { "rejected", m.rejected },
+        { "replies_fulfilled", m.replies_fulfilled }, { "replies_rejected", m.replies_rejected },
+        { "timed_out", m.timed_out }, { "redelivered", m.redelivered },
+    };
+    for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
+        rb_hash_aset(h, ID2SYM(rb_intern(counters[i].name)), ULL2NUM(counters[i].value));
+    VALUE errors = rb_hash_new();
+    for (int i = 0; i < m.error_count; i++)
+        rb_hash_aset(errors, rb_utf8_str_new_cstr(m.errors[i].name), ULL2NUM(m.errors[i].count));
+    rb_hash_aset(h, ID2SYM(rb_intern("errors")), errors);
+    rb_hash_aset(h, ID2SYM(rb_intern("in_flight")), SIZET2NUM(m.in_flight));
+    rb_hash_aset(h, ID2SYM(rb_intern("queued")), SIZET2NUM(m.queued));
+    rb_hash_aset(h, ID2SYM(rb_intern("consumers_busy")), SIZET2NUM(m.consumers_busy));
+    VALUE latency = rb_hash_new();
+    rb_hash_aset(latency, ID2SYM(rb_intern("round_trip")), latency_hash(&m.round_trip));
+    rb_hash_aset(latency, ID2SYM(rb_intern("handler")), latency_hash(&m.handler));
+    rb_hash_aset(h, ID2SYM(rb_intern("latency")), latency);
+    return h;
+}
+
+/* engine.note_error(class_name): one error of that class in the metrics. */
+static VALUE engine_note_error(VALUE self, VALUE class_name)
+{
+    StringValueCStr(class_name);
+    ripc_stream_note_error(get_stream(self), RSTRING_PTR(class_name));
+    return Qnil;
+}
+
+/* engine.prometheus_text -> String: this instance's metrics in the Prometheus text format. */
+static VALUE engine_prometheus_text(VALUE self)
+{
+    ripc_stream *s = get_stream(self);
+    ripc_metrics m;
+    ripc_stream_metrics(s, &m);
+    ripc_metrics_source source = { ripc_stream_name(s), ripc_stream_group(s), ripc_stream_instance_id(s), &m };
+    size_t len = ripc_metrics_prometheus(&source, 1, NULL, 0);
+    VALUE text = rb_utf8_str_new(NULL, (long)len);
+    ripc_metrics_prometheus(&source, 1, RSTRING_PTR(text), len + 1);
+    return text;
+}
+
 /* --- sending ---------------------------------------------------------------- */
 
 typedef struct send_args {
@@ -570,6 +629,9 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_method(cEngine, "forget_parent", engine_forget_parent, 0);
     rb_define_method(cEngine, "instance_id", engine_instance_id, 0);
     rb_define_method(cEngine, "stats", engine_stats, 0);
+    rb_define_method(cEngine, "metrics", engine_metrics, 0);
+    rb_define_method(cEngine, "note_error", engine_note_error, 1);
+    rb_define_method(cEngine, "prometheus_text", engine_prometheus_text, 0);
     rb_define_method(cEngine, "send_request", engine_send_request, 3);
     rb_define_method(cEngine, "send_request_async", engine_send_request_async, 3);
     rb_define_method(cEngine, "responders?", engine_responders_p, 1);

@@ -13,6 +13,7 @@ module RedisIPC
     # request wakes one thread, not all of them. The others wait for the
     # turn on a condition variable, and a request already queued is taken
     # at once without waiting for it.
+    # @api private
     class ConsumerPool
       # Seconds a consumer waits without a request before it ends. Steady
       # traffic (a request every few seconds or more often) keeps a thread;
@@ -61,6 +62,7 @@ module RedisIPC
         true
       end
 
+      # How many consumer threads run now.
       def size
         @lock.synchronize { @threads.size }
       end

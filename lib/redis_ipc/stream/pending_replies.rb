@@ -7,23 +7,30 @@ module RedisIPC
     # with } once every reply is in or timed out.
     class PendingReplies
       # replies: group => PendingReply, or the error that kept it from being sent.
+      # @api private
       def initialize(replies)
         @replies = replies.freeze
       end
 
+      # @return [Array<String>] the destination groups, in the order they were given
       def groups = @replies.keys
 
       # The PendingReply of one group (or the error that kept it from being sent).
+      # @param group [String]
+      # @return [PendingReply, Error, nil]
       def [](group) = @replies[group]
 
       # Blocks until every request is settled; each has the timeout it was
       # sent with, so this returns within about that timeout. Repeatable.
+      # @return [Hash{String => Entry, Error}]
       def value
         @replies.transform_values { |reply| outcome(reply) }
       end
 
       # Like #value, but gives up after `seconds` and returns nil while some
       # reply has not come yet (the requests stay in flight).
+      # @param seconds [Numeric, nil] nil waits as long as #value
+      # @return [Hash{String => Entry, Error}, nil]
       def wait(seconds = nil)
         raise ArgumentError, "wait takes a non-negative number of seconds" unless seconds.nil? || (seconds.is_a?(Numeric) && seconds >= 0)
 
@@ -35,11 +42,12 @@ module RedisIPC
         value
       end
 
-      # True once #value would not block.
+      # @return [Boolean] true once #value would not block
       def ready?
         @replies.each_value.all? { |reply| reply.is_a?(Exception) || reply.ready? }
       end
 
+      # @return [String]
       def inspect
         "#<#{self.class.name} #{@replies.keys.join(", ")} #{ready? ? "settled" : "pending"}>"
       end

@@ -5,6 +5,7 @@ module RedisIPC
     # What send_to_group_async returns: the reply of a request in flight.
     # One thread can keep many of them open and collect the replies later.
     class PendingReply
+      # @api private
       def initialize(native)
         @native = native
         @id = native.id
@@ -13,11 +14,13 @@ module RedisIPC
         @outcome = nil
       end
 
-      # The request id this reply will carry.
+      # @return [String] the request id this reply will carry
       attr_reader :id
 
       # Blocks until the reply arrives and returns it as an Entry; raises
       # TimeoutError (or ConnectionError) as send_to_group does. Repeatable.
+      # @return [Entry]
+      # @raise [TimeoutError, ConnectionError, CommandError]
       def value
         settle(nil)
         raise @outcome if @outcome.is_a?(Exception)
@@ -27,17 +30,20 @@ module RedisIPC
 
       # Like #value, but gives up after `seconds` and returns nil while the
       # reply has not come yet (the request stays in flight).
+      # @param seconds [Numeric, nil] nil waits as long as #value
+      # @return [Entry, nil]
       def wait(seconds = nil)
         raise ArgumentError, "wait takes a non-negative number of seconds" unless seconds.nil? || (seconds.is_a?(Numeric) && seconds >= 0)
 
         settle(seconds) ? value : nil
       end
 
-      # True once #value would not block.
+      # @return [Boolean] true once #value would not block
       def ready?
         !@outcome.nil? || @native.ready?
       end
 
+      # @return [String]
       def inspect
         "#<#{self.class.name} id=#{id} #{@outcome.nil? ? "pending" : "settled"}>"
       end

@@ -1,0 +1,45 @@
+/* A stream's metrics with its gauges, and their publication (ipc_telemetry.h). */
+#include "ipc_telemetry.h"
+#include "ipc_stream.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void ripc_stream_metrics(ripc_stream *s, ripc_metrics *out)
+{
+    memset(out, 0, sizeof(*out));
+    ripc_metrics_read(&s->metrics, out);
+    out->in_flight = ripc_ledger_size(&s->ledger);
+    out->queued = ripc_queue_length(&s->requests);
+    /* Read one after the other: clamp what a request moving between them skews. */
+    size_t unanswered = ripc_inflight_unanswered(&s->inflight);
+    out->consumers_busy = unanswered > out->queued ? unanswered - out->queued : 0;
+}
+
+void ripc_stream_note_error(ripc_stream *s, const char *class_name)
+{
+    ripc_metrics_note_error(&s->metrics, class_name);
+}
+
+void ripc_telemetry_taken(ripc_stream *s, const ripc_entry *request)
+{
+    if (request->redis_id) ripc_inflight_begin(&s->inflight, request->redis_id);
+    ripc_metrics_received(&s->metrics, request->redelivered);
+}
+
+void ripc_telemetry_publish(ripc_stream *s, redisContext *c)
+{
+    if (!s->metrics_key || c->err) return;
+    ripc_metrics m;
+    ripc_stream_metrics(s, &m);
+    char line[RIPC_METRICS_TEXT_MAX];
+    size_t len = ripc_metrics_encode(&m, line, sizeof(line));
+    if (len >= sizeof(line)) len = sizeof(line) - 1; /* cannot happen: the error table is bounded */
+    /* Kept a few beats past dead_after: peers judge the instance dead by then. */
+    char ttl[32];
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)((2 * s->options.dead_after + 2 * s->options.heartbeat_interval) * 1000));
+    const char *key = s->metrics_key;
+    redisReply *r = redisCommand(c, "SET %b %b PX %s", key, strlen(key), line, len, ttl);
+    if (r) ripc_stream_note_reply(s, "SET", "publishing this instance's metrics (SET)", r);
+    if (r) freeReplyObject(r);
+}
