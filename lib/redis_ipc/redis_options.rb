@@ -126,6 +126,7 @@ module RedisIPC
       raise ArgumentError, "redis_options url db must be a number, got #{text.inspect} in #{redact(url).inspect}"
     end
 
+    # What stands for a password in every URL and inspect output the gem shows.
     REDACTED = "REDACTED"
 
     # The url as it may be shown: whatever stands between "scheme://" and

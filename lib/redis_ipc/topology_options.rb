@@ -11,6 +11,7 @@ module RedisIPC
     #   nodes: ["redis://host:port", ...] (a Redis Cluster's seed nodes)
     # Every other key (password, TLS, timeouts) applies to every server.
     module Topology
+      # The keys of redis_options: that say where the primary is.
       KEYS = %i[sentinels name role sentinel_username sentinel_password nodes].freeze
       MAX_ADDRESSES = 32 # the engine's bound
 
@@ -84,6 +85,8 @@ module RedisIPC
         host.include?(":") ? "[#{host}]:#{port}" : "#{host}:#{port}"
       end
 
+      # [host, port] of a node URL; its password, username and rediss
+      # scheme go into config when the options do not set them.
       def from_url(url, key, config)
         uri = URI.parse(url)
         if config
