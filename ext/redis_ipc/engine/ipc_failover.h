@@ -5,7 +5,7 @@
 
 struct ripc_stream;
 
-/* Run by the service thread before each beat: asks the server whether its
+/* Run by the service thread after each beat: asks the server whether its
  * primary changed (ripc_server_poll) and, when the server counted a
  * failover since the last call, leaves the old primary: idle pool
  * connections closed, dispatchers' connections cut (they reconnect, read

@@ -205,11 +205,13 @@ static void build_names(ripc_stream *s)
     for (int i = 0; i < s->options.dispatcher_count; i++) s->dispatcher_names[i] = ripc_name_dispatcher(s->instance_id, i + 1);
 }
 
-/* Each beat first follows a failover of the primary, if any. */
+/* Each beat, then a look whether the primary failed over (after: the
+ * look must never delay a beat). */
 static double beat(ripc_stream *s)
 {
+    double next = ripc_liveness_tick(s);
     ripc_failover_check(s);
-    return ripc_liveness_tick(s);
+    return next;
 }
 
 /* What the service thread runs for every stream (ipc_service.h). */

@@ -1,9 +1,10 @@
-/* Finding the primary. With Sentinel: SENTINEL GET-MASTER-ADDR-BY-NAME of
- * each sentinel in turn, then ROLE at the address given (a sentinel that
- * has not seen a failover yet names the old primary, now a replica). With
- * Cluster: CLUSTER KEYSLOT and CLUSTER SLOTS of each seed node in turn.
- * The answer is kept until a connection to it fails or a reply says the
- * data is elsewhere (ipc_conn.c's watch); the next connect looks again. */
+/* Finding the primary. With Sentinel: SENTINEL MASTER of every sentinel,
+ * the view with the highest config epoch (the latest failover: a sentinel
+ * that has not seen it yet still names the old primary), then ROLE at that
+ * address. With Cluster: CLUSTER KEYSLOT and CLUSTER SLOTS of each seed
+ * node in turn. The answer is kept until a connection to it fails or a
+ * reply says the data is elsewhere (ipc_conn.c's watch), and with Sentinel
+ * until a poll finds another primary; the next connect looks again. */
 #include "ipc_topology.h"
 #include "ipc_conn.h"
 #include "ipc_util.h"
@@ -38,7 +39,12 @@ struct ripc_topology {
     double next_poll;             /* Sentinel: when ripc_topology_poll may ask again */
     atomic_ulong epoch;
     redisContext *links[MAX_ADDRESSES]; /* Sentinel: kept connections to the sentinels (under locating) */
+    double link_retry[MAX_ADDRESSES];   /* Sentinel: a poll skips a sentinel that failed until then */
 };
+
+/* A poll runs on the service thread, just after a beat: a sentinel that
+ * does not answer must not hold it long, nor at every poll. */
+static const double POLL_CONNECT_TIMEOUT = 0.5, POLL_SKIP_FAILED = 5.0;
 
 int ripc_topology_wanted(const ripc_redis_config *cfg)
 {
@@ -202,17 +208,22 @@ static int reply_address(const redisReply *host, const redisReply *port, const a
  * and the config epoch of that view, which each failover raises, so that
  * of several sentinels the one that saw the latest failover wins. The
  * connection is kept for the next look (ripc_topology_poll). */
-static int sentinel_view(ripc_topology *t, struct ripc_tls_context *tls, int i, address *found, long long *config_epoch,
-                         ripc_error *err)
+static int sentinel_view(ripc_topology *t, struct ripc_tls_context *tls, int i, int polling, address *found,
+                         long long *config_epoch, ripc_error *err)
 {
     const address *sentinel = &t->seeds[i];
+    if (polling && ripc_now() < t->link_retry[i]) return 0;
     if (!t->links[i]) {
         ripc_redis_config cfg = at_address(t, sentinel);
         cfg.username = t->cfg->sentinel_username;
         cfg.password = t->cfg->sentinel_password;
         cfg.db = 0;
+        if (polling && cfg.connect_timeout > POLL_CONNECT_TIMEOUT) cfg.connect_timeout = POLL_CONNECT_TIMEOUT;
         t->links[i] = ripc_conn_open(&cfg, tls, 0, NULL, err);
-        if (!t->links[i]) return 0;
+        if (!t->links[i]) {
+            t->link_retry[i] = ripc_now() + POLL_SKIP_FAILED;
+            return 0;
+        }
     }
     redisReply *r = redisCommand(t->links[i], "SENTINEL MASTER %s", t->cfg->master_name);
     const redisReply *ip = NULL, *port = NULL, *epoch = NULL;
@@ -234,18 +245,19 @@ static int sentinel_view(ripc_topology *t, struct ripc_tls_context *tls, int i, 
     if (!r) {
         ripc_conn_close(t->links[i]);
         t->links[i] = NULL;
+        t->link_retry[i] = ripc_now() + POLL_SKIP_FAILED;
     }
     return ok;
 }
 
 /* The primary as the sentinels see it: the view of the latest failover. */
-static int ask_sentinels(ripc_topology *t, struct ripc_tls_context *tls, address *found, ripc_error *err)
+static int ask_sentinels(ripc_topology *t, struct ripc_tls_context *tls, int polling, address *found, ripc_error *err)
 {
     long long best = -1;
     for (int i = 0; i < t->seed_count; i++) {
         address a;
         long long config_epoch;
-        if (sentinel_view(t, tls, i, &a, &config_epoch, err) && config_epoch > best) {
+        if (sentinel_view(t, tls, i, polling, &a, &config_epoch, err) && config_epoch > best) {
             best = config_epoch;
             *found = a;
         }
@@ -322,7 +334,7 @@ static int locate(ripc_topology *t, struct ripc_tls_context *tls, ripc_error *er
     if (t->cluster)
         for (int i = 0; i < t->seed_count && !ok; i++) ok = ask_node(t, tls, &t->seeds[i], &found, replicas, &replica_count, err);
     else
-        ok = ask_sentinels(t, tls, &found, err) && is_primary(t, tls, &found, err);
+        ok = ask_sentinels(t, tls, 0, &found, err) && is_primary(t, tls, &found, err);
     if (ok) {
         pthread_mutex_lock(&t->mutex);
         int promoted = 0;
@@ -353,7 +365,7 @@ void ripc_topology_poll(ripc_topology *t, struct ripc_tls_context *tls)
     if (!due || pthread_mutex_trylock(&t->locating) != 0) return;
     address found;
     ripc_error err;
-    if (ask_sentinels(t, tls, &found, &err)) {
+    if (ask_sentinels(t, tls, 1, &found, &err)) {
         pthread_mutex_lock(&t->mutex);
         if (!same_address(&t->primary, &found)) {
             /* A failover: the old primary may still take writes for a
