@@ -13,6 +13,8 @@ char *ripc_key_consumers(const char *stream, const char *group, const char *inst
 char *ripc_key_instances(const char *stream, const char *group);
 /* <stream>:<group>:<instance_id>:wake: published when a reply is handed to that instance. */
 char *ripc_key_wake(const char *stream, const char *group, const char *instance_id);
+/* <stream>:<group>:seen:<request id>: a signed request's replay marker (ipc_signing.c). */
+char *ripc_key_seen(const char *stream, const char *group, const char *request_id);
 
 /* consumer_<instance_id>_1: the consumer an instance lists (its inbox), as 1.x names them. */
 char *ripc_name_inbox(const char *instance_id);

@@ -27,9 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* TIME is asked again this often; the monotonic clock carries it between. */
-static const double CLOCK_MAX_AGE = 10.0;
-
 void ripc_liveness_init(ripc_liveness *lv)
 {
     memset(lv, 0, sizeof(*lv));
@@ -57,7 +54,7 @@ void ripc_liveness_reset(ripc_liveness *lv)
 
 long long ripc_liveness_server_ms(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    return ripc_server_clock_ms(&s->liveness.clock, c, CLOCK_MAX_AGE, err);
+    return ripc_server_clock_ms(&s->liveness.clock, c, RIPC_SERVER_CLOCK_MAX_AGE, err);
 }
 
 static long long dead_ms(ripc_stream *s) { return (long long)(s->options.dead_after * 1000); }
@@ -137,11 +134,23 @@ static long long beat_of(ripc_stream *s, redisContext *c, const char *iid)
     return score;
 }
 
+/* On a signed stream, scores prove nothing (anyone who can write can lower
+ * them): an instance whose waker is still subscribed to its channel is
+ * alive, whatever its score says (ipc_signing.c). Doubt counts as alive. */
+static int still_connected(ripc_stream *s, redisContext *c, const char *iid, ripc_error *err)
+{
+    if (!ripc_signing_on(&s->signing)) return 0;
+    char *channel = ripc_key_wake(s->stream, s->group, iid);
+    int subscribed = ripc_signing_subscribed(c, channel, ripc_server_cluster(s->server), err);
+    free(channel);
+    return subscribed != 0;
+}
+
 static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_error *err)
 {
     /* It may have beaten since the beat that found it dead. */
     long long now = ripc_liveness_server_ms(s, c, err);
-    if (now < 0 || beat_of(s, c, iid) >= now - dead_ms(s)) return;
+    if (now < 0 || beat_of(s, c, iid) >= now - dead_ms(s) || still_connected(s, c, iid, err)) return;
     /* ZREM is the lock: of the live instances that saw the death, only the
      * one whose ZREM removed the member goes on. */
     redisReply *r = redisCommand(c, "ZREM %b %b", s->instances_key, strlen(s->instances_key), iid, strlen(iid));
@@ -231,6 +240,8 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
     char idle_ms[32], from[80] = "-", live_from[32];
     snprintf(idle_ms, sizeof(idle_ms), "%lld", (long long)(s->options.reclaim_idle * 1000));
     redisReply *live = NULL;
+    char last_owner[RIPC_INSTANCE_NAME_MAX] = "";
+    int last_connected = 0;
     for (int page = 0; page < 16 && !c->err; page++) {
         redisReply *rows = redisCommand(c, "XPENDING %b %b IDLE %s %s + 128", s->stream, strlen(s->stream),
                                         s->group, strlen(s->group), idle_ms, from);
@@ -270,6 +281,13 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
                 if (state != RIPC_INFLIGHT_NONE) continue;
             } else if (known && alive(live, owner)) {
                 continue;
+            } else if (known && ripc_signing_on(&s->signing)) {
+                /* Rows come grouped by id, not owner: remember the last answer. */
+                if (strcmp(owner, last_owner) != 0) {
+                    snprintf(last_owner, sizeof(last_owner), "%s", owner);
+                    last_connected = still_connected(s, c, owner, err);
+                }
+                if (last_connected) continue;
             }
             ids[n++] = id;
         }
