@@ -22,6 +22,7 @@
 
 #include "cli_command.h"
 #include "cli_numbers.h"
+#include "cli_signing.h"
 #include "cli_url.h"
 #include "ipc_conn.h"
 #include "ipc_server.h"
@@ -37,6 +38,7 @@ typedef struct cli_options {
     int threads, echo, json;
     size_t max_content; /* --max-content-bytes, default the engine's */
     char **command;     /* after -- */
+    const char *signing_key_file;
 } cli_options;
 
 static const char *const USAGE_SEND =
@@ -69,7 +71,9 @@ static const char *const USAGE_CONNECTION =
     "  redis-cli): it keeps it off the command line, which other users can see.\n"
     "TLS: --tls (or rediss://), --cacert FILE, --cacertdir DIR (default: OpenSSL's CA store,\n"
     "  SSL_CERT_FILE/SSL_CERT_DIR), --cert FILE --key FILE (client certificate), --sni NAME,\n"
-    "  --insecure (no server verification).\n";
+    "  --insecure (no server verification).\n"
+    "Signed streams: --signing-key-file FILE, else REDIS_IPC_SIGNING_KEYS: one key per line,\n"
+    "  the first signs, all verify.\n";
 
 static void usage(const char *text, int to_stderr)
 {
@@ -80,7 +84,8 @@ static void usage(const char *text, int to_stderr)
 
 /* Long options without a short letter. */
 enum {
-    OPT_TLS = 256, OPT_CACERT, OPT_CACERTDIR, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE, OPT_THREADS, OPT_MAX_CONTENT
+    OPT_TLS = 256, OPT_CACERT, OPT_CACERTDIR, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE, OPT_THREADS, OPT_MAX_CONTENT,
+    OPT_SIGNING_KEY_FILE
 };
 
 /* Copies an option's text into a fixed buffer; -1 (after saying so) when
@@ -116,7 +121,8 @@ static int parse(int argc, char **argv, cli_options *o, const char *help)
         { "tls", no_argument, NULL, OPT_TLS }, { "cacert", required_argument, NULL, OPT_CACERT },
         { "cacertdir", required_argument, NULL, OPT_CACERTDIR }, { "cert", required_argument, NULL, OPT_CERT },
         { "key", required_argument, NULL, OPT_KEY }, { "sni", required_argument, NULL, OPT_SNI },
-        { "insecure", no_argument, NULL, OPT_INSECURE }, { NULL, 0, NULL, 0 },
+        { "insecure", no_argument, NULL, OPT_INSECURE },
+        { "signing-key-file", required_argument, NULL, OPT_SIGNING_KEY_FILE }, { NULL, 0, NULL, 0 },
     };
     char err[768];
     const char *env = getenv("REDIS_URL");
@@ -174,6 +180,7 @@ static int parse(int argc, char **argv, cli_options *o, const char *help)
         case OPT_KEY: COPY_OPTION(key, "--key"); break;
         case OPT_SNI: COPY_OPTION(sni, "--sni"); break;
         case OPT_INSECURE: o->target.insecure = 1; break;
+        case OPT_SIGNING_KEY_FILE: o->signing_key_file = optarg; break;
         case 'H': usage(help, 0); exit(0);
         default: usage(help, 1); return -1;
         }
@@ -194,7 +201,14 @@ static ripc_stream *open_stream(const cli_options *o, double entry_timeout, ripc
     options.max_content_bytes = o->max_content;
     options.dispatcher_count = 1;
     options.pool_size = 4;
-    return ripc_stream_new(o->stream, o->group, &options, err);
+    cli_signing keys;
+    if (cli_signing_load(&keys, o->signing_key_file, &options, err->message, sizeof(err->message)) != 0) {
+        err->code = RIPC_ARGUMENT;
+        return NULL;
+    }
+    ripc_stream *s = ripc_stream_new(o->stream, o->group, &options, err); /* copies the keys */
+    cli_signing_free(&keys);
+    return s;
 }
 
 /* --- send ---------------------------------------------------------------- */

@@ -37,8 +37,10 @@
 #include <openssl/evp.h>
 #endif
 
+#ifdef RIPC_HAVE_CRYPTO
 /* Changing what is signed changes this string. */
 static const char DOMAIN[] = "redis_ipc signed entry 1";
+#endif
 /* Markers outlive the window by this much: the reader's clock estimate may trail the server's. */
 static const long long MARKER_SLACK_MS = 2000;
 
@@ -160,12 +162,14 @@ void ripc_signing_sign(const ripc_signing *g, const char *stream, const char *co
 #endif
 }
 
+#ifdef RIPC_HAVE_CRYPTO
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     return -1;
 }
+#endif
 
 /* A time in ms as signed_at holds it: 1 to 18 decimal digits. */
 static int parse_ms(const ripc_bytes *b, long long *out)
@@ -182,6 +186,7 @@ static int parse_ms(const ripc_bytes *b, long long *out)
 
 const char *ripc_signing_check(const ripc_signing *g, const char *stream, const ripc_entry *e, long long now_ms)
 {
+#ifdef RIPC_HAVE_CRYPTO
     const ripc_bytes *at = &e->signature[RIPC_SIGNED_AT], *sig = &e->signature[RIPC_SIGNATURE];
     if (!at->ptr && !sig->ptr) return "the entry is not signed, and this stream is signed";
     if (e->unread_bytes) return "the entry is too large to read, so its signature cannot be checked";
@@ -194,7 +199,6 @@ const char *ripc_signing_check(const ripc_signing *g, const char *stream, const 
         if (hi < 0 || lo < 0) return "the entry's signature is not 64 hex digits";
         given[i] = (unsigned char)(hi << 4 | lo);
     }
-#ifdef RIPC_HAVE_CRYPTO
     const char *values[RIPC_FIELD_COUNT];
     size_t lens[RIPC_FIELD_COUNT];
     for (int i = 0; i < RIPC_FIELD_COUNT; i++) {
@@ -207,14 +211,13 @@ const char *ripc_signing_check(const ripc_signing *g, const char *stream, const 
         valid = mac(g, k, stream, values, lens, at->ptr, at->len, expected) && CRYPTO_memcmp(expected, given, 32) == 0;
     }
     if (!valid) return "the entry's signature matches none of the signing keys (forged, altered, or another key)";
-#else
-    (void)stream;
-    return "this engine cannot check signatures (built without libcrypto)";
-#endif
     /* Judged only once the signature holds, so signed_at is the signer's. */
     if (now_ms - signed_ms > g->max_age_ms) return "the entry was signed longer than signing max_age ago (replayed, or read too late)";
     if (signed_ms - now_ms > g->max_age_ms) return "the entry was signed more than signing max_age ahead of the server's clock";
     return NULL;
+#else
+    return "this engine cannot check signatures (built without libcrypto)"; /* never: ripc_signing_init refuses keys */
+#endif
 }
 
 void ripc_signing_mark_seen(const ripc_signing *g, redisContext *c, const char *stream, const char *group,
