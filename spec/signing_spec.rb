@@ -245,14 +245,44 @@ RSpec.describe "signed streams", timeout: 90 do
     stream.disconnect
   end
 
-  describe "redis-ipc" do
-    root = File.expand_path("..", __dir__)
-    let(:cli) { File.join(root, "build", "redis-ipc") }
+  describe "as a Redis user with the README's rule and its line for signed streams" do
+    before { @users = [] }
 
-    before(:all) do
-      output, status = Open3.capture2e("make", "-s", "-C", root)
-      raise "make failed:\n#{output}" unless status.success?
+    after { @users.each { |user| raw_redis.call("ACL", "DELUSER", user) } }
+
+    def acl_user(without: [])
+      readme = File.read(File.expand_path("../README.md", __dir__))
+      lines = readme.scan(/^ACL SETUSER ipc .*$/)
+      expect(lines.size).to eq(2)
+      rule = lines.flat_map { |line| line.split.drop(3).map { |word| word.gsub("mystream", stream_name) } } - without
+      name = unique("ipc")
+      raw_redis.call("ACL", "SETUSER", name, *rule)
+      @users << name
+      { url: redis_url, username: name, password: "secret" }
     end
+
+    it "runs a signed round trip, and connect names what the user lacks" do
+      user = acl_user
+      streams = %w[echo senders].map do |group|
+        stream = RedisIPC::Stream.new(stream_name, group)
+        stream.on_request { |e| fulfill_request(e, content: e.content) }
+        (@streams ||= []) << stream.connect(redis_options: user, **signed)
+        stream
+      end
+      expect(streams.last.send_to_group(content: "hi", to: "echo").content).to eq("hi")
+      { "+set" => "SET", "+pubsub|numsub" => "PUBSUB NUMSUB", "~#{stream_name}:*:seen:*" => "seen" }.each do |word, named|
+        stream = RedisIPC::Stream.new(stream_name, "echo")
+        stream.on_request { |_| nil }
+        expect { stream.connect(redis_options: acl_user(without: [word]), **signed) }
+          .to raise_error(RedisIPC::CommandError, /#{Regexp.escape(named)}/)
+      end
+    end
+  end
+
+  describe "redis-ipc" do
+    before(:all) { @build = SpecHelpers.make_c_programs }
+
+    let(:cli) { File.join(@build, "redis-ipc") }
 
     it "takes keys from --signing-key-file or REDIS_IPC_SIGNING_KEYS, one per line, and never prints them" do
       connected_stream(stream_name, "ruby", **signed("newer", key)) { |e| fulfill_request(e, content: { "echo" => e.content }) }

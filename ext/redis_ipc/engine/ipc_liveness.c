@@ -14,7 +14,10 @@
  * reclaim never takes entries from an instance that beats: a long handler
  * is not a dead one. Instances of 1.x do not beat and are reclaimed as 1.x
  * reclaims them; so are entries this instance holds but no longer tracks.
- * Entries claimed either way are marked redelivered. */
+ * Entries claimed either way are marked redelivered. On a signed stream
+ * neither path trusts a score alone: the instance must also have lost its
+ * subscription to its wake channel (ipc_signing.c), which a forged write
+ * cannot bring about. */
 #include "ipc_conn.h"
 #include "ipc_keys.h"
 #include "ipc_membership.h"

@@ -1,7 +1,8 @@
 /* What this group does with each entry it reads (WIRE.md "Flow in 1.x"):
  * entries for other groups are acknowledged (lazily: ipc_lazy_acks.c);
  * requests for us go to the consumers; replies go to the ledger when they
- * are ours, or are handed to the instance of our group that waits for them. */
+ * are ours, or are handed to the instance of our group that waits for them.
+ * On a signed stream, what is addressed to us is checked first (ipc_signing.c). */
 #include "ipc_router.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
@@ -272,7 +273,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
 }
 
 /* A signed stream's entry that fails its check: reported and removed, never handled. */
-static void refuse_unsigned(ripc_stream *s, ripc_entry *e, const char *why, ripc_batch *b)
+static void refuse_unverified(ripc_stream *s, ripc_entry *e, const char *why, ripc_batch *b)
 {
     ripc_stream_emit(s, RIPC_EVENT_SIGNATURE, "entry %s on stream %s (id %s, from group %s) is refused: %s",
                      e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_ID),
@@ -298,7 +299,7 @@ static size_t route_signed(ripc_stream *s, redisContext *c, ripc_entry **read, s
         if (e->problem || !ripc_entry_field_is(e, RIPC_FIELD_DESTINATION_GROUP, s->group)) continue; /* as unsigned */
         const char *why = ripc_signing_check(&s->signing, s->stream, e, now);
         if (why) {
-            refuse_unsigned(s, e, why, b);
+            refuse_unverified(s, e, why, b);
             read[i] = NULL;
             taken++;
         } else if (ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) {
@@ -318,7 +319,7 @@ static size_t route_signed(ripc_stream *s, redisContext *c, ripc_entry **read, s
     for (size_t k = 0; k < count; k++) {
         ripc_entry *e = requests[k];
         if (verdicts[k] == RIPC_SEEN_REPLAY) {
-            refuse_unsigned(s, e, "it copies a request already seen under the same id (a replay)", b);
+            refuse_unverified(s, e, "it copies a request already seen under the same id (a replay)", b);
             taken++;
         } else if (verdicts[k] == RIPC_SEEN_UNKNOWN) {
             ripc_entry_free(e); /* still pending on the consumer that read it: reclaimed, then checked again */
