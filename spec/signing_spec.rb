@@ -239,7 +239,7 @@ RSpec.describe "signed streams", timeout: 90 do
     end
     options = RedisIPC::ConnectOptions.new(signing: { keys: [secret, "other"] })
     expect(options.inspect).not_to include(secret)
-    expect(options.inspect).to include("signed (2 keys)")
+    expect(options.inspect).to include("signing_keys=(2 keys)")
     stream.connect(redis_options: { url: redis_url }, signing: { keys: [secret] })
     expect(stream.inspect).not_to include(secret)
     stream.disconnect

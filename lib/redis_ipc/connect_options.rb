@@ -97,11 +97,6 @@ module RedisIPC
       !@signing_keys.nil?
     end
 
-    # Never the keys: they stay out of every message, log and inspect.
-    def inspect
-      "#<#{self.class.name} #{signed? ? "signed (#{@signing_keys.size} keys)" : "unsigned"}>"
-    end
-
     def engine_options
       signing = signed? ? { signing_keys: @signing_keys, signing_max_age: @signing_max_age.to_f } : {}
       @redis.merge(signing).merge(
@@ -117,7 +112,7 @@ module RedisIPC
       )
     end
 
-    # Without the password: Ruby quotes #inspect in some messages
+    # Without the password nor the signing keys: Ruby quotes #inspect in some messages
     # (NoMethodError), and people print what they are debugging.
     def inspect
       shown = instance_variables.map do |name|
@@ -125,6 +120,8 @@ module RedisIPC
         if name == :@redis
           value = value.to_h { |k, v| [k, v && %i[password sentinel_password].include?(k) ? RedisOptions::REDACTED : v] }
         end
+        next "signing_keys=(#{value.size} keys)" if name == :@signing_keys && value
+
         "#{name.to_s.delete_prefix("@")}=#{value.inspect}"
       end
       "#<#{self.class.name} #{shown.join(" ")}>"
