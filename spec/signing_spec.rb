@@ -133,7 +133,11 @@ RSpec.describe "signed streams", timeout: 90 do
     expect(pending.value.content).to eq("ok")
     reported = errors_within(errors, 4)
     expect(reported).to all(be_a(RedisIPC::SignatureError).and(have_attributes(message: a_string_including("replay"))))
-    expect(reported.map { |e| e.message[/entry (\S+)/, 1] }).to match_array(copies)
+    # Whichever of the five entries an instance marked first runs (the same
+    # request, answered to the same sender); the other four are refused.
+    refused = reported.map { |e| e.message[/entry (\S+)/, 1] }
+    expect(refused.uniq.size).to eq(4)
+    expect((copies - refused).size).to be <= 1
     expect(handled.size).to eq(1)
     # The markers last as long as the window, then go.
     marker = "#{stream_name}:workers:seen:#{copy[1]}"
