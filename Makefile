@@ -32,10 +32,16 @@ HIREDIS_DEP :=
 PC_REQUIRES := hiredis
 PC_LIBS_PRIVATE := -lpthread
 endif
+# Signed streams need OpenSSL's libcrypto, with or without TLS.
+ifeq ($(shell pkg-config --exists libcrypto 2>/dev/null && echo yes),yes)
+CRYPTO_CFLAGS := $(shell pkg-config --cflags libcrypto) -DRIPC_HAVE_CRYPTO=1
+CRYPTO_LIBS := $(shell pkg-config --libs libcrypto)
+PC_LIBS_PRIVATE += $(if $(findstring -lcrypto,$(PC_LIBS_PRIVATE)),,-lcrypto)
+endif
 CFLAGS ?= -O2 -g
 WARNINGS := -Wall -Wextra -Werror -Wno-unused-parameter
-ALL_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) $(HIREDIS_CFLAGS) -Iext/redis_ipc/engine
-LIBS := $(HIREDIS_LIBS) -lpthread
+ALL_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARNINGS) $(CFLAGS) $(HIREDIS_CFLAGS) $(CRYPTO_CFLAGS) -Iext/redis_ipc/engine
+LIBS := $(HIREDIS_LIBS) $(CRYPTO_LIBS) -lpthread
 
 ENGINE_SRC := $(wildcard ext/redis_ipc/engine/*.c)
 ENGINE_OBJ := $(patsubst ext/redis_ipc/engine/%.c,$(BUILD)/obj/%.o,$(ENGINE_SRC))

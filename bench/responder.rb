@@ -9,7 +9,8 @@ url, stream, group = ARGV
 s = RedisIPC::Stream.new(stream, group)
 s.on_request { |entry| fulfill_request(entry, content: entry.content) }
 s.on_error { |e| warn "responder: #{e.class}: #{e.message}" }
-s.connect(redis_options: { url: url }, consumer: { pool_size: Integer(ENV.fetch("CONSUMERS", "4")) })
+signing = ENV["BENCH_SIGNING"] == "1" ? { signing: { keys: ["bench key"] } } : {}
+s.connect(redis_options: { url: url }, consumer: { pool_size: Integer(ENV.fetch("CONSUMERS", "4")) }, **signing)
 puts "ready"
 $stdin.read
 s.disconnect

@@ -9,6 +9,7 @@
 #   BENCH_SECONDS  seconds per throughput measurement (default 2)
 #   BENCH_ROUNDS   sequential round trips per run (default 3000)
 #   BENCH_RUNS     runs of each measurement; medians are reported (default 5)
+#   BENCH_SIGNING  1: the sender and the responder use a signed stream (README "Signed streams")
 require_relative "support"
 require "redis_ipc"
 
@@ -144,7 +145,8 @@ Bench.with_redis do |url, port|
   responder.gets
   floor_responder = Floor.start_responder(port)
   sender = RedisIPC::Stream.new(STREAM, "sender").on_request { nil }
-  sender.connect(redis_options: { url: url }, ledger: { entry_timeout: 30 })
+  signing = ENV["BENCH_SIGNING"] == "1" ? { signing: { keys: ["bench key"] } } : {}
+  sender.connect(redis_options: { url: url }, ledger: { entry_timeout: 30 }, **signing)
   rss_before = { sender_kb: Bench.rss_kb, responder_kb: Bench.rss_kb(responder.pid) }
 
   ping = []
@@ -217,7 +219,7 @@ rows = [
   ["RSS responder before -> after", format("%d -> %d KB", results[:rss][:before][:responder_kb], results[:rss][:after][:responder_kb])]
 ]
 width = rows.map { |r| r[0].size }.max
-puts "redis_ipc benchmark (medians of #{RUNS} runs; ratios to the C floor: median of each run's, measured back to back; " \
+puts "redis_ipc benchmark#{" on a signed stream" if ENV["BENCH_SIGNING"] == "1"} (medians of #{RUNS} runs; ratios to the C floor: median of each run's, measured back to back; " \
      "Redis on loopback TCP; #{Etc.nprocessors} cores)"
 rows.each { |name, value| puts "  #{name.ljust(width)}  #{value}" }
 path = ENV.fetch("BENCH_JSON", File.expand_path("../tmp/bench.json", __dir__))

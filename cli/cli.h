@@ -18,6 +18,7 @@ typedef struct cli_options {
     int threads, echo, json;
     size_t max_content; /* --max-content-bytes, default the engine's */
     char **command;     /* after -- */
+    const char *signing_key_file; /* --signing-key-file */
 } cli_options;
 
 /* Parses the options common to every subcommand; returns the index of the

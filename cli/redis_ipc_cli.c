@@ -24,6 +24,7 @@
 #include "cli.h"
 #include "cli_command.h"
 #include "cli_numbers.h"
+#include "cli_signing.h"
 #include "cli_url.h"
 #include "ipc_conn.h"
 #include "ipc_server.h"
@@ -59,7 +60,9 @@ static const char *const USAGE_CONNECTION =
     "  --insecure (no server verification).\n"
     "Sentinel: --sentinel HOST:PORT (repeatable) --master-name NAME: the primary the sentinels\n"
     "  name, followed through failovers. Cluster: --cluster HOST:PORT (repeatable seed nodes);\n"
-    "  the stream name must carry a hash tag, e.g. {orders}. TLS and the password apply to every server.\n";
+    "  the stream name must carry a hash tag, e.g. {orders}. TLS and the password apply to every server.\n"
+    "Signed streams: --signing-key-file FILE, else REDIS_IPC_SIGNING_KEYS: one key per line,\n"
+    "  the first signs, all verify.\n";
 
 void usage(const char *text, int to_stderr)
 {
@@ -71,7 +74,8 @@ void usage(const char *text, int to_stderr)
 /* Long options without a short letter. */
 enum {
     OPT_TLS = 256, OPT_CACERT, OPT_CACERTDIR, OPT_CERT, OPT_KEY, OPT_SNI, OPT_INSECURE, OPT_THREADS, OPT_MAX_CONTENT,
-    OPT_SENTINEL, OPT_MASTER_NAME, OPT_CLUSTER
+    OPT_SENTINEL, OPT_MASTER_NAME, OPT_CLUSTER,
+    OPT_SIGNING_KEY_FILE
 };
 
 /* Copies an option's text into a fixed buffer; -1 (after saying so) when
@@ -124,7 +128,7 @@ int parse(int argc, char **argv, cli_options *o, const char *help)
         { "key", required_argument, NULL, OPT_KEY }, { "sni", required_argument, NULL, OPT_SNI },
         { "insecure", no_argument, NULL, OPT_INSECURE }, { "sentinel", required_argument, NULL, OPT_SENTINEL },
         { "master-name", required_argument, NULL, OPT_MASTER_NAME }, { "cluster", required_argument, NULL, OPT_CLUSTER },
-        { NULL, 0, NULL, 0 },
+        { "signing-key-file", required_argument, NULL, OPT_SIGNING_KEY_FILE }, { NULL, 0, NULL, 0 },
     };
     char err[768];
     const char *env = getenv("REDIS_URL");
@@ -191,6 +195,7 @@ int parse(int argc, char **argv, cli_options *o, const char *help)
         case OPT_KEY: COPY_OPTION(key, "--key"); break;
         case OPT_SNI: COPY_OPTION(sni, "--sni"); break;
         case OPT_INSECURE: o->target.insecure = 1; break;
+        case OPT_SIGNING_KEY_FILE: o->signing_key_file = optarg; break;
         case 'H': usage(help, 0); exit(0);
         default: usage(help, 1); return -1;
         }
@@ -211,7 +216,14 @@ static ripc_stream *open_stream(const cli_options *o, double entry_timeout, ripc
     options.max_content_bytes = o->max_content;
     options.dispatcher_count = 1;
     options.pool_size = 4;
-    return ripc_stream_new(o->stream, o->group, &options, err);
+    cli_signing keys;
+    if (cli_signing_load(&keys, o->signing_key_file, &options, err->message, sizeof(err->message)) != 0) {
+        err->code = RIPC_ARGUMENT;
+        return NULL;
+    }
+    ripc_stream *s = ripc_stream_new(o->stream, o->group, &options, err); /* copies the keys */
+    cli_signing_free(&keys);
+    return s;
 }
 
 /* --- send ---------------------------------------------------------------- */

@@ -16,6 +16,7 @@ ENV["SSL_CERT_FILE"] = $tls_certificates.ca_file if RedisServer.suite_tls?
 $LOAD_PATH.unshift(ENV["REDIS_IPC_SPEC_LIB"]) if ENV["REDIS_IPC_SPEC_LIB"]
 require "redis_ipc"
 require "json"
+require "open3"
 require "redis"
 require "securerandom"
 require "timeout"
@@ -127,6 +128,15 @@ module SpecHelpers
       io.close unless io.closed?
     end
     @processes = nil
+  end
+
+  # build/: the C library, redis-ipc and the C example, made with `make` (once up to date, a no-op).
+  def self.make_c_programs
+    root = File.expand_path("..", __dir__)
+    output, status = Open3.capture2e("make", "-s", "-C", root)
+    raise "make failed:\n#{output}" unless status.success?
+
+    File.join(root, "build")
   end
 
   # Runs a Ruby script in a separate process with the gem on its load path.

@@ -135,6 +135,13 @@ $defs << "-DRIPC_HAVE_TLS=1" if tls
 version = header_version.join(".")
 message "redis_ipc: hiredis #{version} from #{source}; TLS: #{tls ? "yes" : "no (rediss:// and ssl: true raise RedisIPC::ConfigurationError)"}\n"
 
+# Signed streams need OpenSSL's libcrypto (HMAC-SHA256), whichever hiredis
+# was chosen; a build without it raises RedisIPC::ConfigurationError when
+# signing keys are given, as one without TLS does for rediss://.
+signing = have_header("openssl/evp.h") && have_library("crypto", "EVP_DigestSignInit")
+$defs << "-DRIPC_HAVE_CRYPTO=1" if signing
+message "redis_ipc: signed streams: #{signing ? "yes" : "no (no OpenSSL libcrypto headers)"}\n"
+
 have_library("pthread") || abort("redis_ipc needs POSIX threads")
 
 # A static hiredis stays inside this extension: its symbols are hidden and

@@ -18,7 +18,8 @@ module RedisIPC
       takeover: { heartbeat_interval: 0.6, dead_after: 1.3 },
       max_content_bytes: 4 * 1024 * 1024,
       retention: 600,
-      fail_fast: true
+      fail_fast: true,
+      signing: nil # { keys: [...], max_age: 30 }: see README "Signed streams"
     }.freeze
 
     # The largest value each option takes (ArgumentError past it). Far above
@@ -38,13 +39,18 @@ module RedisIPC
       heartbeat_interval: 60,
       dead_after: 3600,
       max_content_bytes: 512 * 1024 * 1024,
-      retention: 30 * DAY
+      retention: 30 * DAY,
+      signing_keys: 8,
+      signing_key_bytes: 1024,
+      signing_max_age: DAY
     }.freeze
+    SIGNING_DEFAULTS = { keys: nil, max_age: 30 }.freeze
 
     # The options, merged with the defaults and checked.
     attr_reader :redis, :logger, :pool_size, :max_pool_size, :entry_timeout, :cleanup_interval,
                 :consumer_pool_size, :dispatcher_pool_size, :consumer_interval, :dispatcher_interval,
-                :heartbeat_interval, :dead_after, :max_content_bytes, :retention, :fail_fast
+                :heartbeat_interval, :dead_after, :max_content_bytes, :retention, :fail_fast,
+                :signing_max_age
 
     def initialize(options)
       unknown = options.keys - DEFAULTS.keys
@@ -78,6 +84,7 @@ module RedisIPC
       @retention = retention ? positive_number(retention, "retention", MAXIMA[:retention]) : 0
       @fail_fast = options.fetch(:fail_fast, DEFAULTS[:fail_fast])
       raise ArgumentError, "fail_fast must be true or false, got #{@fail_fast.inspect}" unless [true, false].include?(@fail_fast)
+      signing(options[:signing])
       if @max_pool_size && @max_pool_size <= @dispatcher_pool_size
         raise ArgumentError, "max_pool_size must be greater than dispatcher.pool_size (#{@dispatcher_pool_size}): " \
                              "each dispatcher holds a connection and commands need at least one more"
@@ -90,9 +97,14 @@ module RedisIPC
       @max_pool_size ? @max_pool_size - @dispatcher_pool_size : @pool_size + @consumer_pool_size
     end
 
+    def signed?
+      !@signing_keys.nil?
+    end
+
     # The options as RedisIPC::Engine.new takes them.
     def engine_options
-      @redis.merge(
+      signing = signed? ? { signing_keys: @signing_keys, signing_max_age: @signing_max_age.to_f } : {}
+      @redis.merge(signing).merge(
         pool_size: command_pool_size,
         dispatcher_count: @dispatcher_pool_size,
         consumer_count: @consumer_pool_size,
@@ -105,7 +117,7 @@ module RedisIPC
       )
     end
 
-    # Without the password: Ruby quotes #inspect in some messages
+    # Without the password nor the signing keys: Ruby quotes #inspect in some messages
     # (NoMethodError), and people print what they are debugging.
     def inspect
       shown = instance_variables.map do |name|
@@ -113,12 +125,39 @@ module RedisIPC
         if name == :@redis
           value = value.to_h { |k, v| [k, v && %i[password sentinel_password].include?(k) ? RedisOptions::REDACTED : v] }
         end
+        next "signing_keys=(#{value.size} keys)" if name == :@signing_keys && value
+
         "#{name.to_s.delete_prefix("@")}=#{value.inspect}"
       end
       "#<#{self.class.name} #{shown.join(" ")}>"
     end
 
     private
+
+    # signing: { keys: [String, ...], max_age: seconds }; the first key signs,
+    # every key verifies. Messages name a key by its position, never its bytes.
+    def signing(given)
+      return if given.nil?
+      raise ArgumentError, "signing must be a Hash with keys: and max_age:, got #{given.class}" unless given.is_a?(Hash)
+
+      unknown = given.keys - SIGNING_DEFAULTS.keys
+      raise ArgumentError, "unknown signing options: #{unknown.map(&:inspect).join(", ")}" if unknown.any?
+
+      keys = given[:keys]
+      unless keys.is_a?(Array) && keys.size.between?(1, MAXIMA[:signing_keys])
+        raise ArgumentError, "signing.keys must be an Array of 1 to #{MAXIMA[:signing_keys]} Strings, got #{keys.class}"
+      end
+
+      @signing_keys = keys.each_with_index.map do |key, i|
+        unless key.is_a?(String) && key.bytesize.between?(1, MAXIMA[:signing_key_bytes])
+          raise ArgumentError, "signing.keys[#{i}] must be a String of 1 to #{MAXIMA[:signing_key_bytes]} bytes " \
+                               "(a #{key.class}#{" of #{key.bytesize} bytes" if key.is_a?(String)})"
+        end
+
+        key.b.freeze
+      end.freeze
+      @signing_max_age = positive_number(given.fetch(:max_age, SIGNING_DEFAULTS[:max_age]), "signing.max_age", MAXIMA[:signing_max_age])
+    end
 
     def section(options, key)
       given = options.fetch(key, {})

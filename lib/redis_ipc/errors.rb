@@ -32,4 +32,11 @@ module RedisIPC
   # An entry on the stream breaks the wire contract (missing or extra fields,
   # bad status, invalid UTF-8) or answers a request nobody waits for.
   class MalformedEntryError < Error; end
+
+  # (to on_error) On a signed stream: an entry addressed to this group
+  # without a valid signature (unsigned, forged, altered, signed with a key
+  # this process does not have), signed longer than signing max_age ago, or
+  # a copy of a request already seen (a replay). It is acknowledged and
+  # removed, never handled nor taken as a reply.
+  class SignatureError < MalformedEntryError; end
 end

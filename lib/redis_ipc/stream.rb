@@ -484,7 +484,8 @@ module RedisIPC
       Engine::EVENT_MALFORMED_ENTRY => MalformedEntryError,
       Engine::EVENT_CONNECTION => ConnectionError,
       Engine::EVENT_ERROR => Error,
-      Engine::EVENT_COMMAND => CommandError
+      Engine::EVENT_COMMAND => CommandError,
+      Engine::EVENT_SIGNATURE => SignatureError
     }.freeze
     private_constant :EVENT_ERRORS
 

@@ -1,4 +1,5 @@
 #include "ipc_entry.h"
+#include "ipc_signing.h"
 #include "ipc_util.h"
 
 #include <stdlib.h>
@@ -50,7 +51,16 @@ static const redisReply *pairs_of(const redisReply *element)
     return pairs && pairs->type == REDIS_REPLY_ARRAY ? pairs : NULL;
 }
 
-ripc_entry *ripc_entry_from_reply(const redisReply *element)
+/* The signing fields' slot in e, when the stream is signed; else NULL (a field outside the six). */
+static ripc_bytes *signing_slot(ripc_entry *e, const char *name, size_t len, int signed_stream)
+{
+    if (!signed_stream) return NULL;
+    if (len == strlen(RIPC_SIGNED_AT_FIELD) && memcmp(name, RIPC_SIGNED_AT_FIELD, len) == 0) return &e->signature[RIPC_SIGNED_AT];
+    if (len == strlen(RIPC_SIGNATURE_FIELD) && memcmp(name, RIPC_SIGNATURE_FIELD, len) == 0) return &e->signature[RIPC_SIGNATURE];
+    return NULL;
+}
+
+ripc_entry *ripc_entry_from_reply(const redisReply *element, int signed_stream)
 {
     if (!element || element->type != REDIS_REPLY_ARRAY || element->elements < 1) return NULL;
     const redisReply *id = element->element[0];
@@ -90,17 +100,18 @@ ripc_entry *ripc_entry_from_reply(const redisReply *element)
             e->redelivered = 1;
             continue;
         }
-        if (idx < 0) {
+        ripc_bytes *slot = idx >= 0 ? &e->fields[idx] : signing_slot(e, name->str, name->len, signed_stream);
+        if (!slot) {
             e->problem = "the entry has a field outside the six of the wire contract";
             continue;
         }
-        if (e->fields[idx].ptr) {
+        if (slot->ptr) {
             e->problem = "the entry has a field twice";
             continue;
         }
         memcpy(at, value->str, value->len);
-        e->fields[idx].ptr = at;
-        e->fields[idx].len = value->len;
+        slot->ptr = at;
+        slot->len = value->len;
         at += value->len + 1;
     }
     /* [id, fields, bytes]: an entry a script measured and left in Redis

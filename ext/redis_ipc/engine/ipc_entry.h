@@ -8,8 +8,10 @@
 /* Builds an entry from one element of an XREADGROUP/XCLAIM reply: [id, [field, value, ...]]
  * (or [id, [...], bytes] for an entry too large to read: see ipc_scripts.h).
  * Returns NULL when the element has no id (not an entry at all); an entry that
- * was deleted or breaks the contract comes back with `problem` set. */
-ripc_entry *ripc_entry_from_reply(const redisReply *element);
+ * was deleted or breaks the contract comes back with `problem` set. On a
+ * signed stream the signed_at and signature fields are allowed too, and
+ * kept in e->signature (ipc_signing.h checks them). */
+ripc_entry *ripc_entry_from_reply(const redisReply *element, int signed_stream);
 
 /* True when the element names a destination_group other than group: an
  * entry this group only acknowledges, whatever else it holds, so the

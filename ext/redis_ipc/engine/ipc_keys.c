@@ -39,6 +39,11 @@ char *ripc_key_metrics(const char *stream, const char *group, const char *instan
     return format("%s:%s:%s:metrics", stream, group, instance_id);
 }
 
+char *ripc_key_seen(const char *stream, const char *group, const char *request_id)
+{
+    return format("%s:%s:seen:%s", stream, group, request_id);
+}
+
 char *ripc_name_inbox(const char *instance_id)
 {
     return format("consumer_%s_1", instance_id);

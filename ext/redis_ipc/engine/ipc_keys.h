@@ -13,6 +13,8 @@ char *ripc_key_consumers(const char *stream, const char *group, const char *inst
 char *ripc_key_instances(const char *stream, const char *group);
 /* <stream>:<group>:<instance_id>:wake: published when a reply is handed to that instance. */
 char *ripc_key_wake(const char *stream, const char *group, const char *instance_id);
+/* <stream>:<group>:seen:<request id>: a signed request's replay marker (ipc_signing.c). */
+char *ripc_key_seen(const char *stream, const char *group, const char *request_id);
 
 /* <stream>:<group>:<instance_id>:metrics: the instance's metrics (ipc_telemetry.c), a
  * string that expires unless the instance's heartbeat writes it again. */

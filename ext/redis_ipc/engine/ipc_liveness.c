@@ -14,7 +14,10 @@
  * reclaim never takes entries from an instance that beats: a long handler
  * is not a dead one. Instances of 1.x do not beat and are reclaimed as 1.x
  * reclaims them; so are entries this instance holds but no longer tracks.
- * Entries claimed either way are marked redelivered. */
+ * Entries claimed either way are marked redelivered. On a signed stream
+ * neither path trusts a score alone: the instance must also have lost its
+ * subscription to its wake channel (ipc_signing.c), which a forged write
+ * cannot bring about. */
 #include "ipc_conn.h"
 #include "ipc_keys.h"
 #include "ipc_membership.h"
@@ -27,9 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* TIME is asked again this often; the monotonic clock carries it between. */
-static const double CLOCK_MAX_AGE = 10.0;
 
 void ripc_liveness_init(ripc_liveness *lv)
 {
@@ -58,7 +58,7 @@ void ripc_liveness_reset(ripc_liveness *lv)
 
 long long ripc_liveness_server_ms(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    return ripc_server_clock_ms(&s->liveness.clock, c, CLOCK_MAX_AGE, err);
+    return ripc_server_clock_ms(&s->liveness.clock, c, RIPC_SERVER_CLOCK_MAX_AGE, err);
 }
 
 static long long dead_ms(ripc_stream *s) { return (long long)(s->options.dead_after * 1000); }
@@ -138,11 +138,23 @@ static long long beat_of(ripc_stream *s, redisContext *c, const char *iid)
     return score;
 }
 
+/* On a signed stream, scores prove nothing (anyone who can write can lower
+ * them): an instance whose waker is still subscribed to its channel is
+ * alive, whatever its score says (ipc_signing.c). Doubt counts as alive. */
+static int still_connected(ripc_stream *s, redisContext *c, const char *iid, ripc_error *err)
+{
+    if (!ripc_signing_on(&s->signing)) return 0;
+    char *channel = ripc_key_wake(s->stream, s->group, iid);
+    int subscribed = ripc_signing_subscribed(c, channel, ripc_server_cluster(s->server), err);
+    free(channel);
+    return subscribed != 0;
+}
+
 static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_error *err)
 {
     /* It may have beaten since the beat that found it dead. */
     long long now = ripc_liveness_server_ms(s, c, err);
-    if (now < 0 || beat_of(s, c, iid) >= now - dead_ms(s)) return;
+    if (now < 0 || beat_of(s, c, iid) >= now - dead_ms(s) || still_connected(s, c, iid, err)) return;
     /* ZREM is the lock: of the live instances that saw the death, only the
      * one whose ZREM removed the member goes on. */
     redisReply *r = redisCommand(c, "ZREM %b %b", s->instances_key, strlen(s->instances_key), iid, strlen(iid));
@@ -232,6 +244,8 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
     char idle_ms[32], from[80] = "-", live_from[32];
     snprintf(idle_ms, sizeof(idle_ms), "%lld", (long long)(s->options.reclaim_idle * 1000));
     redisReply *live = NULL;
+    char last_owner[RIPC_INSTANCE_NAME_MAX] = "";
+    int last_connected = 0;
     for (int page = 0; page < 16 && !c->err; page++) {
         redisReply *rows = redisCommand(c, "XPENDING %b %b IDLE %s %s + 128", s->stream, strlen(s->stream),
                                         s->group, strlen(s->group), idle_ms, from);
@@ -271,6 +285,13 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
                 if (state != RIPC_INFLIGHT_NONE) continue;
             } else if (known && alive(live, owner)) {
                 continue;
+            } else if (known && ripc_signing_on(&s->signing)) {
+                /* Rows come grouped by id, not owner: remember the last answer. */
+                if (strcmp(owner, last_owner) != 0) {
+                    snprintf(last_owner, sizeof(last_owner), "%s", owner);
+                    last_connected = still_connected(s, c, owner, err);
+                }
+                if (last_connected) continue;
             }
             ids[n++] = id;
         }

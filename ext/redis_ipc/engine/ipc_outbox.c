@@ -47,36 +47,48 @@ static _Thread_local unsigned long long queued_reply;
 struct ripc_outbox_cmd {
     struct ripc_outbox_cmd *next;
     int is_reply;                       /* else a request */
-    int argc;                           /* RIPC_XADD_ARGC, 2 more for a request written again (MARKER) */
+    int argc;                           /* RIPC_XADD_ARGC; 2 more for a request written again (MARKER), or 4 for a signature */
     int attempts;                       /* a reply: failed writes so far */
     unsigned long long token;           /* a reply: tells its writer it is the one (own_reply) */
     char request_id[RIPC_REQUEST_ID_LEN + 1]; /* a request: the ledger slot to fail if it cannot be written */
     char *answered_redis_id;            /* a reply: the request entry to acknowledge and delete */
     char *blob;                         /* one allocation holding every argument */
-    const char *argv[RIPC_XADD_ARGC + 2];
-    size_t lens[RIPC_XADD_ARGC + 2];
+    const char *argv[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA]; /* room for either addition */
+    size_t lens[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA];
 };
 
 /* A request written again after a failover carries this field, so that
  * its handler is told it may have run already (ripc_entry.redelivered);
  * only to groups without 1.x members, which drop an entry with a field
- * outside the six. */
+ * outside the six. Not on a signed stream: the copy is judged by its
+ * replay marker there (ipc_signing.c). */
 static const char MARKER_FIELD[] = "redelivered", MARKER_VALUE[] = "1";
 
-static ripc_outbox_cmd *make_cmd(const char *stream, const char *const values[RIPC_FIELD_COUNT],
+static ripc_outbox_cmd *make_cmd(ripc_stream *s, const char *const values[RIPC_FIELD_COUNT],
                                  const size_t lens[RIPC_FIELD_COUNT])
 {
     ripc_outbox_cmd *cmd = ripc_xcalloc(1, sizeof(*cmd));
+    const char *argv[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA];
+    size_t argvlen[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA];
+    ripc_entry_xadd_argv(s->stream, values, lens, argv, argvlen);
     cmd->argc = RIPC_XADD_ARGC;
-    const char *argv[RIPC_XADD_ARGC];
-    size_t argvlen[RIPC_XADD_ARGC];
-    ripc_entry_xadd_argv(stream, values, lens, argv, argvlen);
+    char signed_at[RIPC_SIGNED_AT_MAX], signature[RIPC_SIGNATURE_HEX + 1];
+    if (ripc_signing_on(&s->signing)) {
+        /* Signed when made, on our view of the server's clock (a retry keeps it). */
+        ripc_signing_sign(&s->signing, s->stream, values, lens, ripc_server_clock_estimate_ms(&s->liveness.clock),
+                          signed_at, signature);
+        const char *extra[] = { RIPC_SIGNED_AT_FIELD, signed_at, RIPC_SIGNATURE_FIELD, signature };
+        for (int i = 0; i < RIPC_SIGNED_XADD_EXTRA; i++) {
+            argv[cmd->argc] = extra[i];
+            argvlen[cmd->argc++] = strlen(extra[i]);
+        }
+    }
     size_t total = 0;
-    for (int i = 0; i < RIPC_XADD_ARGC; i++) total += argvlen[i];
+    for (int i = 0; i < cmd->argc; i++) total += argvlen[i];
     /* The caller's buffers may go away once submit returns: copy them. */
     cmd->blob = ripc_xmalloc(total ? total : 1);
     char *at = cmd->blob;
-    for (int i = 0; i < RIPC_XADD_ARGC; i++) {
+    for (int i = 0; i < cmd->argc; i++) {
         memcpy(at, argv[i], argvlen[i]);
         cmd->argv[i] = at;
         cmd->lens[i] = argvlen[i];
@@ -438,7 +450,7 @@ static int submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int mode, own_reply *min
 int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
                         const size_t lens[RIPC_FIELD_COUNT], int mode)
 {
-    ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
+    ripc_outbox_cmd *cmd = make_cmd(o->stream, values, lens);
     snprintf(cmd->request_id, sizeof(cmd->request_id), "%s", request_id);
     return submit(o, cmd, mode, NULL);
 }
@@ -446,7 +458,7 @@ int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *cons
 int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
                       const size_t lens[RIPC_FIELD_COUNT], int mode, ripc_error *err)
 {
-    ripc_outbox_cmd *cmd = make_cmd(o->stream->stream, values, lens);
+    ripc_outbox_cmd *cmd = make_cmd(o->stream, values, lens);
     cmd->is_reply = 1;
     cmd->answered_redis_id = ripc_strdup(answered_redis_id);
     unsigned long long token = cmd->token = atomic_fetch_add(&next_token, 1);

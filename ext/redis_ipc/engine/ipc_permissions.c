@@ -17,6 +17,7 @@
  * engine falls back to cutting a dispatcher's socket at disconnect. */
 #include "ipc_permissions.h"
 #include "ipc_conn.h"
+#include "ipc_keys.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
 
@@ -49,7 +50,7 @@ typedef struct probes {
 
 /* Every command the engine sends, on the keys it sends it to (grep the
  * engine for redisCommand and argv arrays when adding one). */
-static void build(ripc_stream *s, probes *p, const char *group, const char *instances, const char *wake)
+static void build(ripc_stream *s, probes *p, const char *group, const char *instances, const char *wake, const char *seen)
 {
     const char *S = s->stream, *I = s->inbox, *L = s->consumers_key, *id = s->instance_id;
     p->count = 0;
@@ -86,6 +87,12 @@ static void build(ripc_stream *s, probes *p, const char *group, const char *inst
         PROBE(p, "PUBLISH", wake, 0, "PUBLISH", wake, "1");
         PROBE(p, "SUBSCRIBE", wake, 1, "SUBSCRIBE", wake);
         PROBE(p, "UNSUBSCRIBE", wake, 1, "UNSUBSCRIBE", wake);
+    }
+    if (ripc_signing_on(&s->signing)) { /* replay markers and the takeover's question (ipc_signing.c) */
+        PROBE(p, "SET", seen, 1, "SET", seen, "0-0", "NX", "PX", "1000");
+        PROBE(p, "GET", seen, 0, "GET", seen);
+        if (ripc_server_cluster(s->server)) PROBE(p, "PUBSUB SHARDNUMSUB", wake, 0, "PUBSUB", "SHARDNUMSUB", wake);
+        else PROBE(p, "PUBSUB NUMSUB", wake, 0, "PUBSUB", "NUMSUB", wake);
     }
 }
 
@@ -163,8 +170,9 @@ int ripc_permissions_check(ripc_stream *s, redisContext *c, ripc_error *err)
     const char *instances = s->instances_key, *wake = s->wake_channel;
     /* A group nobody has: probes that run for real find nothing to change. */
     snprintf(group, n, "redis_ipc_probe_%s", s->instance_id);
+    char *seen = ripc_key_seen(s->stream, s->group, "probe");
     probes all;
-    build(s, &all, group, instances, wake);
+    build(s, &all, group, instances, wake, seen);
 
     int rc = RIPC_OK;
     redisReply *multi = redisCommand(c, "MULTI");
@@ -197,5 +205,6 @@ int ripc_permissions_check(ripc_stream *s, redisContext *c, ripc_error *err)
     }
     for (int i = 0; i < count; i++) if (replies[i]) freeReplyObject(replies[i]);
     free(group);
+    free(seen);
     return rc;
 }

@@ -1,13 +1,16 @@
 /* What this group does with each entry it reads (WIRE.md "Flow in 1.x"):
  * entries for other groups are acknowledged (lazily: ipc_lazy_acks.c);
  * requests for us go to the consumers; replies go to the ledger when they
- * are ours, or are handed to the instance of our group that waits for them. */
+ * are ours, or are handed to the instance of our group that waits for them.
+ * On a signed stream, what is addressed to us is checked first (ipc_signing.c). */
 #include "ipc_router.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
 #include "ipc_keys.h"
 #include "ipc_reports.h"
 #include "ipc_scripts.h"
+#include "ipc_server_clock.h"
+#include "ipc_signing.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
 #include "ipc_waker.h"
@@ -269,11 +272,80 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
     return 1;
 }
 
+/* A signed stream's entry that fails its check: reported and removed, never handled. */
+static void refuse_unverified(ripc_stream *s, ripc_entry *e, const char *why, ripc_batch *b)
+{
+    ripc_stream_emit(s, RIPC_EVENT_SIGNATURE, "entry %s on stream %s (id %s, from group %s) is refused: %s",
+                     e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_ID),
+                     ripc_entry_field(e, RIPC_FIELD_SOURCE_GROUP), why);
+    batch_add(b, e->redis_id);
+    ripc_entry_free(e);
+}
+
+/* On a signed stream, the entries of one read addressed to us are checked
+ * (ipc_signing.c) before any is routed: the signature and its age, then,
+ * for requests, their replay markers in one round trip. Returns how many
+ * entries it took; those it could not check (no clock, markers refused)
+ * stay pending, read again later. */
+static size_t route_signed(ripc_stream *s, redisContext *c, ripc_entry **read, size_t n, int redelivered,
+                           ripc_batch *b, ripc_routed *routed, ripc_error *err)
+{
+    size_t taken = 0, count = 0;
+    long long now = ripc_server_clock_ms(&s->liveness.clock, c, RIPC_SERVER_CLOCK_MAX_AGE, err);
+    ripc_entry **requests = ripc_xmalloc((n ? n : 1) * sizeof(*requests));
+    size_t *at = ripc_xmalloc((n ? n : 1) * sizeof(*at));
+    for (size_t i = 0; i < n && now >= 0; i++) {
+        ripc_entry *e = read[i];
+        if (e->problem || !ripc_entry_field_is(e, RIPC_FIELD_DESTINATION_GROUP, s->group)) continue; /* as unsigned */
+        const char *why = ripc_signing_check(&s->signing, s->stream, e, now);
+        if (why) {
+            refuse_unverified(s, e, why, b);
+            read[i] = NULL;
+            taken++;
+        } else if (ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) {
+            at[count] = i;
+            requests[count++] = e;
+        }
+    }
+    int *verdicts = ripc_xmalloc((count ? count : 1) * sizeof(*verdicts));
+    char refused[256];
+    ripc_signing_mark_seen(&s->signing, c, s->stream, s->group, requests, count, now, verdicts, refused, sizeof(refused), err);
+    if (refused[0])
+        ripc_stream_refused(s, "SET", refused, "Redis refused the replay marker (SET on %s:%s:seen:*): %s "
+                            "(the requests stay pending and are read again %gs later)", s->stream, s->group, refused,
+                            s->options.reclaim_idle);
+    else if (count && !c->err)
+        ripc_stream_accepted(s, "SET");
+    for (size_t k = 0; k < count; k++) {
+        ripc_entry *e = requests[k];
+        if (verdicts[k] == RIPC_SEEN_REPLAY) {
+            refuse_unverified(s, e, "it copies a request already seen under the same id (a replay)", b);
+            taken++;
+        } else if (verdicts[k] == RIPC_SEEN_UNKNOWN) {
+            ripc_entry_free(e); /* still pending on the consumer that read it: reclaimed, then checked again */
+        } else {
+            continue;
+        }
+        read[at[k]] = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!read[i]) continue;
+        if (now < 0) ripc_entry_free(read[i]); /* no clock, so no check: left pending */
+        else taken += (size_t)route_one(s, c, read[i], redelivered, b, routed);
+    }
+    free(verdicts);
+    free(requests);
+    free(at);
+    return taken;
+}
+
 size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered,
                           ripc_routed *routed, ripc_error *err)
 {
-    size_t taken = 0;
+    size_t taken = 0, count = 0;
     if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
+    int signed_stream = ripc_signing_on(&s->signing);
+    ripc_entry **read = signed_stream ? ripc_xmalloc((entries->elements ? entries->elements : 1) * sizeof(*read)) : NULL;
     ripc_batch batch;
     ripc_batch_init(&batch);
     for (size_t i = 0; i < entries->elements; i++) {
@@ -285,9 +357,12 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *ent
             taken++;
             continue;
         }
-        ripc_entry *e = ripc_entry_from_reply(element);
-        if (e) taken += (size_t)route_one(s, c, e, redelivered, &batch, routed);
+        ripc_entry *e = ripc_entry_from_reply(element, signed_stream);
+        if (e && read) read[count++] = e;
+        else if (e) taken += (size_t)route_one(s, c, e, redelivered, &batch, routed);
     }
+    if (read) taken += route_signed(s, c, read, count, redelivered, &batch, routed, err);
+    free(read);
     ripc_batch_flush(s, c, &batch, 0, err);
     return taken;
 }

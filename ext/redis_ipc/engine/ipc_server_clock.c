@@ -3,6 +3,7 @@
 #include "ipc_util.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 void ripc_server_clock_init(ripc_server_clock *k)
 {
@@ -60,4 +61,16 @@ long long ripc_server_clock_ms(ripc_server_clock *k, redisContext *c, double max
         pthread_mutex_unlock(&k->mutex);
     }
     return (long long)((now + offset) * 1000);
+}
+
+long long ripc_server_clock_estimate_ms(ripc_server_clock *k)
+{
+    pthread_mutex_lock(&k->mutex);
+    int known = k->checked_at > 0;
+    double offset = k->offset;
+    pthread_mutex_unlock(&k->mutex);
+    if (known) return (long long)((ripc_now() + offset) * 1000);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

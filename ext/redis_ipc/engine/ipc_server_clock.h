@@ -23,5 +23,10 @@ void ripc_server_clock_reset(ripc_server_clock *k);
  * older than max_age seconds (or missing), else extrapolates. Returns -1
  * (err set) when c failed. */
 long long ripc_server_clock_ms(ripc_server_clock *k, redisContext *c, double max_age, ripc_error *err);
+/* The estimate without asking (for a thread with no connection at hand);
+ * the local wall clock before the first TIME. */
+long long ripc_server_clock_estimate_ms(ripc_server_clock *k);
+/* How old an estimate may get before TIME is asked again; the monotonic clock carries it between. */
+#define RIPC_SERVER_CLOCK_MAX_AGE 10.0
 
 #endif

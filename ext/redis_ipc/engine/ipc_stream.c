@@ -42,6 +42,7 @@ void ripc_options_init(ripc_options *o)
     o->dead_after = 1.3;
     o->max_content_bytes = 4u << 20;
     o->retention = 600.0;
+    o->signing_max_age = 30.0;
 }
 
 double ripc_monotonic_now(void) { return ripc_now(); }
@@ -126,17 +127,24 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_options_init(&defaults);
     if (!options) options = &defaults;
     if (!check_options(options, err)) return NULL;
+    ripc_signing signing;
+    if (ripc_signing_init(&signing, options, err) != RIPC_OK) return NULL;
     ripc_stream *s = ripc_xcalloc(1, sizeof(*s));
     s->stream = ripc_strdup(stream);
     s->group = ripc_strdup(group);
     s->options = *options;
+    s->signing = signing;
     ripc_options *o = &s->options;
+    /* The keys live in s->signing only: the caller's may go away. */
+    o->signing_keys = NULL;
+    o->signing_key_lens = NULL;
     /* The server keeps copies of the settings' strings, so the caller's may go away. */
     if (!o->redis.host) o->redis.host = "127.0.0.1";
     /* TLS files are loaded here (once per server), and a mistake in them
      * (or no TLS in this build) is reported before anything connects. */
     s->server = ripc_server_acquire(&o->redis, stream, err);
     if (!s->server) {
+        ripc_signing_destroy(&s->signing);
         free(s->stream); free(s->group);
         free(s);
         return NULL;
@@ -384,6 +392,7 @@ static void unref(ripc_stream *s)
     ripc_refusals_destroy(&s->refusals);
     ripc_pool_destroy(&s->pool);
     ripc_server_release(s->server);
+    ripc_signing_destroy(&s->signing);
     ripc_inflight_destroy(&s->inflight);
     pthread_mutex_destroy(&s->lifecycle_mutex);
     pthread_mutex_destroy(&s->dispatchers_mutex);

@@ -24,6 +24,7 @@
 #include "ipc_reports.h"
 #include "ipc_server.h"
 #include "ipc_service.h"
+#include "ipc_signing.h"
 #include "ipc_util.h"
 
 enum { RIPC_INSTANCE_ID_LEN = 6 };
@@ -42,6 +43,7 @@ struct ripc_stream {
     ripc_options options;   /* its redis strings are the server's copies */
     ripc_server *server;    /* where every connection goes (ipc_server.c) */
     unsigned long seen_epoch; /* the server's failovers this stream has followed (ipc_failover.c) */
+    ripc_signing signing;   /* the keys of a signed stream (ipc_signing.c); options.signing_keys is NULL */
 
     ripc_pool pool;
     ripc_outbox outbox;     /* every XADD, and the acks of answered requests */

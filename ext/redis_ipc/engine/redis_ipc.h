@@ -76,7 +76,10 @@ typedef struct ripc_entry {
                                 past reclaim_idle): it may have been handled there already */
     size_t unread_bytes;     /* > 0: an entry too large to read, its large values left in Redis; it
                                 has a problem and never reaches a handler */
+    ripc_bytes signature[2]; /* on a signed stream, its signed_at and signature fields (RIPC_SIGNED_AT,
+                                RIPC_SIGNATURE); ptr NULL when absent */
 } ripc_entry;
+enum { RIPC_SIGNED_AT, RIPC_SIGNATURE };
 
 RIPC_API void ripc_entry_free(ripc_entry *entry);
 
@@ -128,6 +131,18 @@ typedef struct ripc_options {
     double dead_after;      /* an instance silent this long is dead and taken over; default 1.3 */
     size_t max_content_bytes; /* a larger request is rejected, any other larger entry is malformed; default 4 MiB */
     double retention;       /* entries older than this that no group holds pending are trimmed; 0: never; default 600 */
+    /* Signed streams (README "Signed streams"): with keys, every entry this
+     * instance writes carries an HMAC-SHA256 made with signing_keys[0] over
+     * its fields and a timestamp, and every entry it reads must carry one
+     * made with any of the keys, written less than signing_max_age seconds
+     * ago (on the server's clock) and never seen before. The keys are
+     * copied by ripc_stream_new (and wiped when the stream is freed).
+     * Needs the engine built with OpenSSL's libcrypto
+     * (ripc_signing_available), else RIPC_CONFIGURATION. */
+    const char *const *signing_keys; /* NULL or signing_key_count keys; none: an unsigned stream (1.x wire) */
+    const size_t *signing_key_lens;  /* their lengths; NULL: each is NUL-terminated */
+    int signing_key_count;           /* 0 to RIPC_MAX_SIGNING_KEYS */
+    double signing_max_age;          /* seconds; default 30 */
 } ripc_options;
 
 /* Fills o with the defaults above. */
@@ -148,6 +163,9 @@ RIPC_API void ripc_options_init(ripc_options *o);
 #define RIPC_MAX_HEARTBEAT 60.0         /* heartbeat_interval (dead_after must exceed it) */
 #define RIPC_MAX_RETENTION 2592000.0    /* retention: 30 days */
 #define RIPC_MAX_CONTENT_BYTES (512u * 1024 * 1024)
+#define RIPC_MAX_SIGNING_KEYS 8
+#define RIPC_MAX_SIGNING_KEY_BYTES 1024
+#define RIPC_MAX_SIGNING_AGE 86400.0    /* signing_max_age */
 
 typedef struct ripc_stream ripc_stream;
 
@@ -157,7 +175,8 @@ enum {
     RIPC_EVENT_MALFORMED_ENTRY = 1,
     RIPC_EVENT_CONNECTION = 2,
     RIPC_EVENT_ERROR = 3,
-    RIPC_EVENT_COMMAND = 4 /* Redis refused a command; once per cause until it is accepted again */
+    RIPC_EVENT_COMMAND = 4, /* Redis refused a command; once per cause until it is accepted again */
+    RIPC_EVENT_SIGNATURE = 5 /* on a signed stream, an entry without a valid signature, or a replay: removed */
 };
 typedef struct ripc_event {
     struct ripc_event *next; /* queue link: keep first */
@@ -343,6 +362,8 @@ RIPC_API size_t ripc_metrics_prometheus(const ripc_metrics_source *sources, size
 RIPC_API double ripc_monotonic_now(void);
 /* 1 when this engine was built with TLS (hiredis >= 1.0 with hiredis_ssl). */
 RIPC_API int ripc_tls_available(void);
+/* 1 when this engine can sign (built with OpenSSL's libcrypto). */
+RIPC_API int ripc_signing_available(void);
 RIPC_API const char *ripc_strerror(int code);
 
 #ifdef __cplusplus

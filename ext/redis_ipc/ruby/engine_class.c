@@ -103,7 +103,30 @@ static int opt_int(VALUE hash, const char *key, int fallback)
 typedef struct init_args {
     VALUE self, stream, group, options;
     char *strings[14];
+    char *keys[RIPC_MAX_SIGNING_KEYS]; /* copies of the signing keys, wiped after use */
+    size_t key_lens[RIPC_MAX_SIGNING_KEYS];
 } init_args;
+
+/* signing_keys: an Array of Strings (ConnectOptions checked them), copied
+ * into a's C memory. Never echoes a key. */
+static void opt_signing(VALUE h, init_args *a, ripc_options *o)
+{
+    VALUE keys = opt(h, "signing_keys");
+    if (NIL_P(keys)) return;
+    Check_Type(keys, T_ARRAY);
+    long n = RARRAY_LEN(keys);
+    if (n < 1 || n > RIPC_MAX_SIGNING_KEYS) rb_raise(rb_eArgError, "signing keys: give 1 to %d keys", RIPC_MAX_SIGNING_KEYS);
+    for (long i = 0; i < n; i++) {
+        VALUE key = rb_ary_entry(keys, i);
+        if (!RB_TYPE_P(key, T_STRING)) rb_raise(rb_eArgError, "signing key %ld must be a String", i + 1);
+        a->key_lens[i] = (size_t)RSTRING_LEN(key);
+        a->keys[i] = ripc_memdup(RSTRING_PTR(key), a->key_lens[i]);
+    }
+    o->signing_keys = (const char *const *)a->keys;
+    o->signing_key_lens = a->key_lens;
+    o->signing_key_count = (int)n;
+    o->signing_max_age = opt_double(h, "signing_max_age", 30.0);
+}
 
 static VALUE init_body(VALUE arg)
 {
@@ -148,6 +171,7 @@ static VALUE init_body(VALUE arg)
         VALUE max = opt(h, "max_content_bytes");
         o.max_content_bytes = NIL_P(max) ? (4u << 20) : NUM2SIZET(max);
     }
+    opt_signing(h, a, &o);
 
     StringValueCStr(a->stream);
     StringValueCStr(a->group);
@@ -169,13 +193,20 @@ static VALUE init_cleanup(VALUE arg)
 {
     init_args *a = (init_args *)arg;
     for (size_t i = 0; i < sizeof(a->strings) / sizeof(a->strings[0]); i++) free(a->strings[i]);
+    for (int i = 0; i < RIPC_MAX_SIGNING_KEYS; i++) {
+        if (!a->keys[i]) continue;
+        /* Through a volatile pointer, so the compiler cannot drop the wipe of memory about to be freed. */
+        volatile char *key = a->keys[i];
+        for (size_t k = 0; k < a->key_lens[i]; k++) key[k] = 0;
+        free(a->keys[i]);
+    }
     return Qnil;
 }
 
 /* Engine.new(stream, group, options) */
 static VALUE engine_initialize(VALUE self, VALUE stream, VALUE group, VALUE options)
 {
-    init_args a = { self, stream, group, options, { NULL } };
+    init_args a = { self, stream, group, options, { NULL }, { NULL }, { 0 } };
     return rb_ensure(init_body, (VALUE)&a, init_cleanup, (VALUE)&a);
 }
 
@@ -646,4 +677,6 @@ void Init_redis_ipc_engine(VALUE mRedisIPC)
     rb_define_const(cEngine, "EVENT_COMMAND", INT2NUM(RIPC_EVENT_COMMAND));
     /* Whether this build speaks TLS (hiredis >= 1.0 with hiredis_ssl). */
     rb_define_const(cEngine, "TLS", ripc_tls_available() ? Qtrue : Qfalse);
+    rb_define_const(cEngine, "SIGNING", ripc_signing_available() ? Qtrue : Qfalse);
+    rb_define_const(cEngine, "EVENT_SIGNATURE", INT2NUM(RIPC_EVENT_SIGNATURE));
 }
