@@ -69,9 +69,8 @@ $(BUILD)/redis_ipc.pc: Makefile
 	  "$(PREFIX)" "$(VERSION)" "$(PC_REQUIRES)" "$(PC_LIBS_PRIVATE)" > $@
 
 # The tool and the example link the static library: no install needed to run them.
-CLI_SRC := $(wildcard cli/*.c)
-$(BUILD)/redis-ipc: $(CLI_SRC) $(wildcard cli/*.h) $(BUILD)/libredis_ipc.a
-	$(CC) $(ALL_CFLAGS) -Icli -o $@ $(CLI_SRC) $(BUILD)/libredis_ipc.a $(LIBS)
+$(BUILD)/redis-ipc: $(wildcard cli/*.c cli/*.h) $(BUILD)/libredis_ipc.a
+	$(CC) $(ALL_CFLAGS) -Icli -o $@ $(wildcard cli/*.c) $(BUILD)/libredis_ipc.a $(LIBS)
 
 $(BUILD)/echo_peer: examples/c/echo_peer.c $(BUILD)/libredis_ipc.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libredis_ipc.a $(LIBS)

@@ -16,7 +16,8 @@ typedef struct cli_options {
     const char *stream, *group, *to;
     double timeout;
     int threads, echo, json;
-    char **command; /* after -- */
+    size_t max_content; /* --max-content-bytes, default the engine's */
+    char **command;     /* after -- */
 } cli_options;
 
 /* Parses the options common to every subcommand; returns the index of the

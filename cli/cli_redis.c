@@ -16,7 +16,7 @@ redisContext *cli_redis_open(const cli_options *o, ripc_server **server, int *st
     cfg.timeout = cfg.connect_timeout = 2.0;
     /* The engine's own way in: TLS, AUTH and SELECT as every connection does them. */
     ripc_error err;
-    *server = ripc_server_acquire(&cfg, &err);
+    *server = ripc_server_acquire(&cfg, o->stream, &err);
     redisContext *c = *server ? ripc_server_connect(*server, 0, &err) : NULL;
     if (!c) {
         fprintf(stderr, "redis-ipc: %s\n", err.message);

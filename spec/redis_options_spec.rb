@@ -3,13 +3,7 @@
 require "spec_helper"
 
 RSpec.describe RedisIPC::RedisOptions do
-  around do |example|
-    saved = ENV.delete("REDIS_URL")
-    example.run
-  ensure
-    # Leave REDIS_URL as found: a rediss:// one left behind would turn the later CLI specs to TLS.
-    saved ? ENV["REDIS_URL"] = saved : ENV.delete("REDIS_URL")
-  end
+  around { |example| without_redis_url { example.run } }
 
   it "defaults to 127.0.0.1:6379, db 0, one-second timeouts" do
     expect(described_class.normalize({})).to include(host: "127.0.0.1", port: 6379, db: 0, timeout: 1.0, connect_timeout: 1.0, path: nil)

@@ -31,6 +31,15 @@ module SpecHelpers
     @raw_redis ||= Redis.new(url: redis_url)
   end
 
+  # Runs the block with REDIS_URL unset, and leaves it as found: a rediss://
+  # one left behind would turn the later CLI specs to TLS.
+  def without_redis_url
+    saved = ENV.delete("REDIS_URL")
+    yield
+  ensure
+    saved ? ENV["REDIS_URL"] = saved : ENV.delete("REDIS_URL")
+  end
+
   def unique(name)
     "#{name}_#{SecureRandom.hex(4)}"
   end

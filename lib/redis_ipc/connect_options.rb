@@ -105,6 +105,19 @@ module RedisIPC
       )
     end
 
+    # Without the password: Ruby quotes #inspect in some messages
+    # (NoMethodError), and people print what they are debugging.
+    def inspect
+      shown = instance_variables.map do |name|
+        value = instance_variable_get(name)
+        if name == :@redis
+          value = value.to_h { |k, v| [k, v && %i[password sentinel_password].include?(k) ? RedisOptions::REDACTED : v] }
+        end
+        "#{name.to_s.delete_prefix("@")}=#{value.inspect}"
+      end
+      "#<#{self.class.name} #{shown.join(" ")}>"
+    end
+
     private
 
     def section(options, key)

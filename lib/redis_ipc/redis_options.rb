@@ -1,6 +1,7 @@
 # frozen_string_literal: true
 
 require "uri"
+require_relative "topology_options"
 
 module RedisIPC
   # The `redis_options:` of #connect, with the keys redis-rb users know.
@@ -12,7 +13,7 @@ module RedisIPC
   # @api private
   module RedisOptions
     # The keys redis_options: accepts.
-    KEYS = %i[host port path url username password db timeout connect_timeout ssl ssl_params].freeze
+    KEYS = (%i[host port path url username password db timeout connect_timeout ssl ssl_params] + Topology::KEYS).freeze
     # The keys ssl_params: accepts.
     SSL_PARAMS = %i[ca_file ca_path cert key verify_mode sni].freeze
     VERIFY_NONE = 0 # OpenSSL::SSL::VERIFY_NONE, without loading openssl
@@ -35,11 +36,14 @@ module RedisIPC
       raise ArgumentError, "unknown redis_options: #{unknown.map(&:inspect).join(", ")} (known: #{KEYS.join(", ")})" if unknown.any?
 
       url = options[:url]
-      url = ENV["REDIS_URL"] if url.nil? && options[:host].nil? && options[:path].nil? && !ENV["REDIS_URL"].to_s.empty?
+      # Sentinels and cluster nodes say where the primary is: REDIS_URL does not apply.
+      from_env = url.nil? && options[:host].nil? && options[:path].nil? && options[:sentinels].nil? && options[:nodes].nil?
+      url = ENV["REDIS_URL"] if from_env && !ENV["REDIS_URL"].to_s.empty?
       config = { host: "127.0.0.1", port: 6379, path: nil, username: nil, password: nil, db: 0, timeout: 1.0, connect_timeout: 1.0,
                  ssl: false, ssl_params: nil }
       config.merge!(parse_url(url)) if url
-      options.each { |key, value| config[key] = value unless key == :url || value.nil? }
+      options.each { |key, value| config[key] = value unless key == :url || Topology::KEYS.include?(key) || value.nil? }
+      Topology.apply(options, config)
       tls(validate!(config))
     end
 
@@ -86,28 +90,57 @@ module RedisIPC
       raise ArgumentError, "redis_options url must be a String" unless url.is_a?(String)
 
       uri = URI.parse(url)
-      query = URI.decode_www_form(uri.query.to_s).to_h
+      query = decoded(url) { URI.decode_www_form(uri.query.to_s).to_h }
       case uri.scheme
       when "redis", "rediss"
         out = { ssl: uri.scheme == "rediss" }
         out[:host] = uri.host.delete_prefix("[").delete_suffix("]") if uri.host && !uri.host.empty?
         out[:port] = uri.port if uri.port
-        out[:db] = Integer(uri.path.delete_prefix("/"), 10) unless uri.path.to_s.delete_prefix("/").empty?
-        add_credentials(out, uri)
-        out[:db] = Integer(query["db"], 10) if query["db"]
-        out
+        out[:db] = url_db(uri.path.delete_prefix("/"), url) unless uri.path.to_s.delete_prefix("/").empty?
       when "unix"
         raise ArgumentError, "unix:// url needs a socket path" if uri.path.to_s.empty?
 
         out = { path: uri.path }
-        add_credentials(out, uri)
-        out[:db] = Integer(query["db"], 10) if query["db"]
-        out
       else
-        raise ArgumentError, "redis_options url must start with redis://, rediss:// or unix://, got #{url.inspect}"
+        raise ArgumentError, "redis_options url must start with redis://, rediss:// or unix://, got #{redact(url).inspect}"
       end
-    rescue URI::InvalidURIError => e
-      raise ArgumentError, "invalid redis url #{url.inspect}: #{e.message}"
+      decoded(url) { add_credentials(out, uri) }
+      out[:db] = url_db(query["db"], url) if query["db"]
+      out
+    rescue URI::InvalidURIError, URI::InvalidComponentError
+      raise ArgumentError, "invalid redis url #{redact(url).inspect}", cause: nil
+    end
+
+    # URI's messages quote the url, or the part that failed to decode, with
+    # its password: ours show the url redacted, and drop URI's error as
+    # their cause (full_message would print it).
+    def decoded(url)
+      yield
+    rescue ArgumentError
+      raise ArgumentError, "invalid redis url #{redact(url).inspect}: bad %-escape", cause: nil
+    end
+
+    def url_db(text, url)
+      return Integer(text, 10) if text.match?(/\A\d+\z/)
+
+      raise ArgumentError, "redis_options url db must be a number, got #{text.inspect} in #{redact(url).inspect}"
+    end
+
+    # What stands for a password in a URL that is shown.
+    REDACTED = "REDACTED"
+
+    # The url as it may be shown: whatever stands between "scheme://" and
+    # the last "@" (the user info) keeps only its user name. The last "@",
+    # as a password may hold an unescaped one; the url need not parse.
+    def redact(url)
+      text = url.to_s
+      at = text.rindex("@")
+      return text unless at
+
+      start = text.index("://")
+      start = start && start < at ? start + 3 : 0
+      user, colon, = text[start...at].partition(":")
+      "#{text[0...start]}#{colon.empty? ? "" : "#{user}:"}#{REDACTED}#{text[at..]}"
     end
 
     # The URL's user and password, unescaped, into out.

@@ -22,7 +22,9 @@ class RedisServer
 
   def self.suite_tls? = !ENV["REDIS_IPC_SPEC_TLS"].to_s.empty? && ENV["REDIS_IPC_SPEC_TLS"] != "0"
 
-  def initialize(tls: (self.class.suite_tls? ? $tls_certificates : nil), client_certs: false)
+  # `args:` are more redis-server arguments (a replica's --replicaof, a cluster node's settings).
+  def initialize(tls: (self.class.suite_tls? ? $tls_certificates : nil), client_certs: false, args: [])
+    @args = args
     @dir = Dir.mktmpdir("redis_ipc_spec")
     @socket = File.join(@dir, "redis.sock")
     @port = free_port
@@ -44,7 +46,7 @@ class RedisServer
                end
     # The sanitizer run preloads libasan for Ruby; redis-server needs none of it.
     @pid = Process.spawn({ "LD_PRELOAD" => nil }, self.class.binary, "--port", port.to_s, "--bind", "127.0.0.1", "--unixsocket", socket,
-                         "--save", "", "--appendonly", "no", "--dir", dir, "--enable-debug-command", "local", *tls_args,
+                         "--save", "", "--appendonly", "no", "--dir", dir, "--enable-debug-command", "local", *tls_args, *@args,
                          out: File.join(dir, "redis.log"), err: [:child, :out])
     deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
     until ready?
@@ -73,12 +75,14 @@ class RedisServer
     @pid = nil
   end
 
-  private
-
-  def free_port
+  def self.free_port
     server = TCPServer.new("127.0.0.1", 0)
     server.addr[1]
   ensure
     server&.close
   end
+
+  private
+
+  def free_port = self.class.free_port
 end

@@ -33,6 +33,10 @@ static int same_string(const char *a, const char *b)
 
 int ripc_redis_config_same(const ripc_redis_config *a, const ripc_redis_config *b)
 {
+    if (!same_string(a->sentinels, b->sentinels) || !same_string(a->master_name, b->master_name) ||
+        !same_string(a->sentinel_username, b->sentinel_username) ||
+        !same_string(a->sentinel_password, b->sentinel_password) || !same_string(a->cluster_nodes, b->cluster_nodes))
+        return 0;
     if (!same_string(a->path, b->path) || a->db != b->db) return 0;
     if (!same_string(a->username, b->username) || !same_string(a->password, b->password)) return 0;
     if (a->path) return 1;
@@ -42,13 +46,15 @@ int ripc_redis_config_same(const ripc_redis_config *a, const ripc_redis_config *
            same_string(a->tls_key, b->tls_key) && same_string(a->tls_sni, b->tls_sni);
 }
 
-enum { CONFIG_STRINGS = 9 };
+enum { CONFIG_STRINGS = 14 };
 
 /* The string fields of a config: copying and freeing list them once. */
 static void config_strings(ripc_redis_config *c, const char **slots[CONFIG_STRINGS])
 {
     const char **all[CONFIG_STRINGS] = { &c->host, &c->path, &c->username, &c->password, &c->tls_ca_file,
-                                         &c->tls_ca_path, &c->tls_cert, &c->tls_key, &c->tls_sni };
+                                         &c->tls_ca_path, &c->tls_cert, &c->tls_key, &c->tls_sni,
+                                         &c->sentinels, &c->master_name, &c->sentinel_username,
+                                         &c->sentinel_password, &c->cluster_nodes };
     memcpy(slots, all, sizeof(all));
 }
 
@@ -70,9 +76,82 @@ void ripc_redis_config_free(ripc_redis_config *cfg)
     }
 }
 
+/* --- watching for a server that is no longer where the data is ------------ */
+
+/* A watched connection's reader privdata. */
+typedef struct watched_conn {
+    ripc_conn_watch watch;
+    redisReader *reader;
+} watched_conn;
+
+/* hiredis's own reply builders, and ours: the same but for errors. */
+static redisReplyObjectFunctions *plain_builders;
+static redisReplyObjectFunctions watching_builders;
+static pthread_once_t builders_once = PTHREAD_ONCE_INIT;
+
+static void *create_string(const redisReadTask *task, char *str, size_t len);
+
+static void copy_builders(void)
+{
+    redisReader *r = redisReaderCreate(); /* made with hiredis's builders */
+    plain_builders = r->fn;
+    redisReaderFree(r);
+    watching_builders = *plain_builders;
+    watching_builders.createString = create_string;
+}
+
+/* The codes of replies that mean the data is elsewhere now: a primary
+ * demoted to replica (READONLY, or a blocked read ended by the change:
+ * UNBLOCK), a slot that moved or is moving (MOVED, ASK, TRYAGAIN), a
+ * cluster or link down during a failover (CLUSTERDOWN, MASTERDOWN). */
+static int data_elsewhere(const char *str, size_t len)
+{
+    static const char *const codes[] = { "READONLY", "UNBLOCK", "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN" };
+    size_t code_len = 0;
+    while (code_len < len && str[code_len] != ' ') code_len++;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        if (strlen(codes[i]) == code_len && memcmp(codes[i], str, code_len) == 0) return 1;
+    return 0;
+}
+
+/* Such a reply fails the connection as a cut would (hiredis then refuses
+ * every later read), so that every holder already reconnects and retries
+ * instead of taking it for a refusal; a reply inside an array (a
+ * transaction, a script's result) is left to its reader. */
+static void *create_string(const redisReadTask *task, char *str, size_t len)
+{
+    watched_conn *w = task->privdata;
+    if (w && task->type == REDIS_REPLY_ERROR && !task->parent && data_elsewhere(str, len)) {
+        redisReader *r = w->reader;
+        r->err = REDIS_ERR_OTHER;
+        snprintf(r->errstr, sizeof(r->errstr), "%.*s (the server no longer holds the stream: following it)",
+                 (int)(len > 80 ? 80 : len), str);
+        if (w->watch.moved) w->watch.moved(w->watch.arg, w->watch.epoch);
+    }
+    return plain_builders->createString(task, str, len);
+}
+
+static void watch(redisContext *c, const ripc_conn_watch *watch)
+{
+    pthread_once(&builders_once, copy_builders);
+    watched_conn *w = ripc_xcalloc(1, sizeof(*w));
+    w->watch = *watch;
+    w->reader = c->reader;
+    c->reader->privdata = w;
+    c->reader->fn = &watching_builders;
+}
+
+unsigned long ripc_conn_epoch(const redisContext *c)
+{
+    if (!c || c->reader->fn != &watching_builders) return 0;
+    return ((const watched_conn *)c->reader->privdata)->watch.epoch;
+}
+
 void ripc_conn_close(redisContext *c)
 {
-    if (c) redisFree(c);
+    if (!c) return;
+    if (c->reader && c->reader->fn == &watching_builders) free(c->reader->privdata);
+    redisFree(c);
 }
 
 int ripc_conn_idle_ok(redisContext *c)
@@ -180,7 +259,7 @@ static int first_round_trips(redisContext *c, const ripc_redis_config *cfg, ripc
 }
 
 redisContext *ripc_conn_open(const ripc_redis_config *cfg, ripc_tls_context *tls, double extra_read_timeout,
-                             ripc_error *err)
+                             const ripc_conn_watch *watching, ripc_error *err)
 {
     struct timeval ctv = to_timeval(cfg->connect_timeout > 0 ? cfg->connect_timeout : 1.0);
     redisContext *c;
@@ -212,6 +291,7 @@ redisContext *ripc_conn_open(const ripc_redis_config *cfg, ripc_tls_context *tls
     double rt = (cfg->timeout > 0 ? cfg->timeout : 1.0) + extra_read_timeout;
     if (redisSetTimeout(c, to_timeval(rt)) != REDIS_OK) { fail(c, cfg, err, "could not set timeouts on"); return NULL; }
     if (first_round_trips(c, cfg, err) != 0) return NULL;
+    if (watching) watch(c, watching);
     return c;
 }
 

@@ -7,13 +7,27 @@
 #include <hiredis/hiredis.h>
 #include "redis_ipc.h"
 
+/* What a connection to a server that may fail over (Sentinel, Cluster)
+ * watches for: a reply saying the data is no longer there (READONLY, MOVED,
+ * ASK, TRYAGAIN, CLUSTERDOWN, MASTERDOWN, a blocked read ended because the
+ * server became a replica) fails the connection at once, as if it had
+ * been cut, and calls moved(arg, epoch) from the thread that read it.
+ * epoch is the opener's, also returned by ripc_conn_epoch. */
+typedef struct ripc_conn_watch {
+    void (*moved)(void *arg, unsigned long epoch);
+    void *arg;
+    unsigned long epoch;
+} ripc_conn_watch;
+
 /* Opens a connection whose reads may wait timeout + extra_read_timeout seconds
  * (dispatchers add their BLOCK time so a quiet stream is not a failure),
- * over TLS with tls (made from cfg, ipc_tls.h) when cfg asks for TLS.
- * Called by ripc_server_connect (ipc_server.h), the one way in. */
+ * over TLS with tls (made from cfg, ipc_tls.h) when cfg asks for TLS, with
+ * watch (or NULL). Called by ripc_server_connect (ipc_server.h), the one way in. */
 struct ripc_tls_context;
 redisContext *ripc_conn_open(const ripc_redis_config *cfg, struct ripc_tls_context *tls, double extra_read_timeout,
-                             ripc_error *err);
+                             const ripc_conn_watch *watch, ripc_error *err);
+/* The epoch of c's watch; 0 for an unwatched connection. */
+unsigned long ripc_conn_epoch(const redisContext *c);
 /* Closes without sending anything (also right after fork: never QUIT a parent's socket). */
 void ripc_conn_close(redisContext *c);
 /* An idle connection has nothing to read; EOF or stray bytes mean the

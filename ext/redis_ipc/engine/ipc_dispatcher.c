@@ -6,6 +6,7 @@
 #include "ipc_dispatcher.h"
 #include "ipc_conn.h"
 #include "ipc_membership.h"
+#include "ipc_outbox.h"
 #include "ipc_reports.h"
 #include "ipc_router.h"
 #include "ipc_stream.h"
@@ -84,11 +85,11 @@ static void plan_next_read(ripc_dispatcher *d, const redisReply *entries, const 
  * lack of room, and entries Redis delivered to a connection that was cut
  * before they arrived (CLIENT KILL, a timeout), while there is room. Sets
  * d->parked when some stay (or the history was longer than one look). */
-static void catch_up(ripc_dispatcher *d, redisContext *c, ripc_error *err)
+static void catch_up(ripc_dispatcher *d, redisContext *c, int redelivered, ripc_error *err)
 {
     ripc_routed routed = { 0, 0 };
     int complete;
-    ripc_route_history(d->stream, c, d->name, d->count, 0, &routed, &complete, err);
+    ripc_route_history(d->stream, c, d->name, d->count, redelivered, &routed, &complete, err);
     d->parked = routed.parked || !complete;
 }
 
@@ -102,11 +103,18 @@ static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
         return NULL;
     }
     ripc_stream_accepted(s, RIPC_REFUSAL_JOIN);
-    catch_up(d, c, err);
+    /* After a failover, what waits on this consumer may have been handled
+     * before (the acknowledgement lost with the old primary): flagged.
+     * And requests of ours written before it are written again. */
+    unsigned long epoch = ripc_conn_epoch(c);
+    int failed_over = d->epoch && epoch != d->epoch;
+    d->epoch = epoch;
+    catch_up(d, c, failed_over, err);
     if (c->err) {
         ripc_conn_close(c);
         return NULL;
     }
+    if (failed_over) ripc_outbox_resend_lost(&s->outbox);
     return c;
 }
 
@@ -121,7 +129,7 @@ static int ready_to_read(ripc_dispatcher *d, ripc_error *err)
     ripc_stream *s = d->stream;
     size_t room = ripc_inflight_room(&s->inflight);
     if (room > 0 && d->parked) {
-        catch_up(d, d->conn, err);
+        catch_up(d, d->conn, 0, err);
         return 0;
     }
     if (room == 0 && ripc_ledger_size(&s->ledger) == 0) {
@@ -279,6 +287,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
     ripc_dispatcher *first = &s->dispatchers[0];
     first->conn = open_conn(first, err);
     if (!first->conn) return RIPC_CONNECTION;
+    for (int i = 0; i < n; i++) s->dispatchers[i].epoch = ripc_conn_epoch(first->conn);
     first->running = ripc_thread_start(&first->thread, "ripc dispatcher", dispatcher_main, first) == 0;
     if (!first->running) {
         ripc_error_set(err, RIPC_STATE, "could not start a dispatcher thread");
@@ -330,6 +339,16 @@ void ripc_dispatchers_interrupt(ripc_stream *s)
         pthread_mutex_unlock(&d->mutex);
     }
     if (c) ripc_pool_checkin(&s->pool, c, !have_conn || c->err);
+}
+
+void ripc_dispatchers_cut(ripc_stream *s, unsigned long epoch)
+{
+    for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) {
+        ripc_dispatcher *d = &s->dispatchers[i];
+        pthread_mutex_lock(&d->mutex);
+        if (d->conn && ripc_conn_epoch(d->conn) < epoch) ripc_conn_interrupt(d->conn);
+        pthread_mutex_unlock(&d->mutex);
+    }
 }
 
 void ripc_dispatchers_join(ripc_stream *s)

@@ -23,11 +23,15 @@ typedef struct ripc_dispatcher {
     int parked;             /* requests wait parked on this consumer (no room when read) */
     int count;              /* entries the next read asks for (ipc_dispatcher.c plan_next_read) */
     size_t largest;         /* bytes of the largest entry read lately */
+    unsigned long epoch;    /* the server's failovers seen by its last connection (ripc_conn_epoch) */
     int running;            /* its thread runs (dispatchers_mutex): the first always, others under load */
 } ripc_dispatcher;
 
 int ripc_dispatchers_start(struct ripc_stream *s, ripc_error *err);
 void ripc_dispatchers_interrupt(struct ripc_stream *s);
+/* Cuts the dispatchers' connections opened before the server's failover
+ * number epoch (ripc_conn_epoch): their reads end and they reconnect. */
+void ripc_dispatchers_cut(struct ripc_stream *s, unsigned long epoch);
 void ripc_dispatchers_join(struct ripc_stream *s);
 
 #endif

@@ -232,7 +232,56 @@ void ripc_ledger_release(ripc_request *r)
     pthread_mutex_unlock(&l->mutex);
     ripc_entry_free(r->reply);
     free(r->error_message);
+    if (r->written) l->free_written(r->written);
     free(r);
+}
+
+int ripc_ledger_keep_written(ripc_ledger *l, const char *id, void *written, unsigned long epoch)
+{
+    int found;
+    pthread_mutex_lock(&l->mutex);
+    ripc_request *r = ripc_map_get(&l->slots, id, &found);
+    int kept = found && r->state == SLOT_WAITING && !r->written;
+    if (kept) {
+        r->written = written;
+        r->written_epoch = epoch;
+    }
+    pthread_mutex_unlock(&l->mutex);
+    return kept;
+}
+
+int ripc_ledger_waiting(ripc_ledger *l, const char *id)
+{
+    int found;
+    pthread_mutex_lock(&l->mutex);
+    ripc_request *r = ripc_map_get(&l->slots, id, &found);
+    int waiting = found && r->state == SLOT_WAITING;
+    pthread_mutex_unlock(&l->mutex);
+    return waiting;
+}
+
+typedef struct take_args {
+    unsigned long epoch;
+    void (*take)(void *written, void *arg);
+    void *arg;
+} take_args;
+
+static void take_older(const char *key, void *value, void *arg)
+{
+    (void)key;
+    ripc_request *r = value;
+    take_args *a = arg;
+    if (r->state != SLOT_WAITING || !r->written || r->written_epoch >= a->epoch) return;
+    a->take(r->written, a->arg);
+    r->written = NULL;
+}
+
+void ripc_ledger_take_written(ripc_ledger *l, unsigned long epoch, void (*take)(void *written, void *arg), void *arg)
+{
+    take_args a = { epoch, take, arg };
+    pthread_mutex_lock(&l->mutex);
+    ripc_map_each(&l->slots, take_older, &a);
+    pthread_mutex_unlock(&l->mutex);
 }
 
 static void end_expired(const char *key, void *value, void *arg)

@@ -34,6 +34,7 @@ typedef struct ripc_ledger {
     int spare_count;
     int lent_bells; /* doorbells attached to slots now: one per watcher */
     struct ripc_metrics_recorder *metrics; /* told each slot's outcome (ipc_metrics.h) */
+    void (*free_written)(void *written); /* see ripc_ledger_keep_written */
 } ripc_ledger;
 
 struct ripc_request {
@@ -50,6 +51,11 @@ struct ripc_request {
     /* The doorbell of the thread watching this slot (read_fd < 0: nobody
      * watches); rung when the slot gets its outcome. */
     ripc_notifier bell;
+    /* On a server that may fail over: the request as written (the
+     * outbox's), and the epoch of the connection that wrote it, kept while
+     * it waits so that it can be written again after a failover. */
+    void *written;
+    unsigned long written_epoch;
 };
 
 void ripc_ledger_init(ripc_ledger *l);
@@ -86,6 +92,14 @@ int ripc_ledger_wait(ripc_request *r, ripc_entry **reply);
 int ripc_ledger_watch(ripc_request *r, int *code);
 /* Gives the doorbell back (drained); nothing when the slot has none. */
 void ripc_ledger_unwatch(ripc_request *r);
+/* Keeps `written` (freed with free_written) in the slot of request id
+ * while it waits; 0 when it waits no more (the caller keeps `written`). */
+int ripc_ledger_keep_written(ripc_ledger *l, const char *id, void *written, unsigned long epoch);
+/* 1 while request id waits for its reply. */
+int ripc_ledger_waiting(ripc_ledger *l, const char *id);
+/* Hands take() (under the ledger's lock) every request kept by a waiting
+ * slot and written before epoch; the slots give them up. */
+void ripc_ledger_take_written(ripc_ledger *l, unsigned long epoch, void (*take)(void *written, void *arg), void *arg);
 /* Unregisters and frees the slot, giving back any doorbell it holds. */
 void ripc_ledger_release(ripc_request *r);
 

@@ -13,6 +13,7 @@
 #include "ipc_conn.h"
 #include "ipc_entry.h"
 #include "ipc_reports.h"
+#include "ipc_responders.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
 
@@ -46,19 +47,27 @@ static _Thread_local unsigned long long queued_reply;
 struct ripc_outbox_cmd {
     struct ripc_outbox_cmd *next;
     int is_reply;                       /* else a request */
+    int argc;                           /* RIPC_XADD_ARGC, 2 more for a request written again (MARKER) */
     int attempts;                       /* a reply: failed writes so far */
     unsigned long long token;           /* a reply: tells its writer it is the one (own_reply) */
     char request_id[RIPC_REQUEST_ID_LEN + 1]; /* a request: the ledger slot to fail if it cannot be written */
     char *answered_redis_id;            /* a reply: the request entry to acknowledge and delete */
     char *blob;                         /* one allocation holding every argument */
-    const char *argv[RIPC_XADD_ARGC];
-    size_t lens[RIPC_XADD_ARGC];
+    const char *argv[RIPC_XADD_ARGC + 2];
+    size_t lens[RIPC_XADD_ARGC + 2];
 };
+
+/* A request written again after a failover carries this field, so that
+ * its handler is told it may have run already (ripc_entry.redelivered);
+ * only to groups without 1.x members, which drop an entry with a field
+ * outside the six. */
+static const char MARKER_FIELD[] = "redelivered", MARKER_VALUE[] = "1";
 
 static ripc_outbox_cmd *make_cmd(const char *stream, const char *const values[RIPC_FIELD_COUNT],
                                  const size_t lens[RIPC_FIELD_COUNT])
 {
     ripc_outbox_cmd *cmd = ripc_xcalloc(1, sizeof(*cmd));
+    cmd->argc = RIPC_XADD_ARGC;
     const char *argv[RIPC_XADD_ARGC];
     size_t argvlen[RIPC_XADD_ARGC];
     ripc_entry_xadd_argv(stream, values, lens, argv, argvlen);
@@ -76,6 +85,9 @@ static ripc_outbox_cmd *make_cmd(const char *stream, const char *const values[RI
     return cmd;
 }
 
+static void free_cmd(ripc_outbox_cmd *cmd);
+static void free_written(void *cmd) { free_cmd(cmd); }
+
 static void free_cmd(ripc_outbox_cmd *cmd)
 {
     free(cmd->answered_redis_id);
@@ -85,6 +97,8 @@ static void free_cmd(ripc_outbox_cmd *cmd)
 
 void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s)
 {
+    /* The ledger keeps requests written here while they wait (ripc_ledger_keep_written). */
+    s->ledger.free_written = free_written;
     memset(o, 0, sizeof(*o));
     o->stream = s;
     pthread_mutex_init(&o->mutex, NULL);
@@ -98,7 +112,7 @@ void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s)
 static size_t write_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n, redisReply **replies)
 {
     for (size_t i = 0; i < n; i++)
-        if (redisAppendCommandArgv(c, RIPC_XADD_ARGC, cmds[i]->argv, cmds[i]->lens) != REDIS_OK) return 0;
+        if (redisAppendCommandArgv(c, cmds[i]->argc, cmds[i]->argv, cmds[i]->lens) != REDIS_OK) return 0;
     for (size_t i = 0; i < n; i++) {
         void *reply = NULL;
         if (redisGetReply(c, &reply) != REDIS_OK) return i;
@@ -107,29 +121,41 @@ static size_t write_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n, red
     return n;
 }
 
-/* A request fails now (its sender sees ConnectionError). A reply waits for
- * the writer to try it again: its handler ran, and a Redis stall or a cut
- * connection must not make the request run twice. Past RETRY_LIMIT, or
- * while closing, it is given up: the request stays pending in Redis and is
- * reclaimed (ipc_liveness.c) and answered again, marked redelivered. The
- * caller's cmds[i] are taken (set to NULL) when kept for a retry. */
+/* A request fails now (its sender sees ConnectionError), but on a server
+ * that fails over it is tried again while its sender waits: the primary
+ * is being replaced. A reply waits for the writer to try it again: its
+ * handler ran, and a Redis stall or a cut connection must not make the
+ * request run twice. Past RETRY_LIMIT, or while closing, it is given up:
+ * the request stays pending in Redis and is reclaimed (ipc_liveness.c) and
+ * answered again, marked redelivered. The caller's cmds[i] are taken (set
+ * to NULL) when kept for a retry. */
 static void wake_writer(ripc_outbox *o, int wanted);
+
+static void retry_later(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t i)
+{
+    ripc_outbox_cmd *cmd = cmds[i];
+    pthread_mutex_lock(&o->mutex);
+    cmd->next = o->retry;
+    o->retry = cmd;
+    pthread_mutex_unlock(&o->mutex);
+    wake_writer(o, 0);
+    cmds[i] = NULL;
+}
 
 static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, const ripc_error *err)
 {
     ripc_stream *s = o->stream;
     ripc_stream_outage(s, err);
+    int closing = atomic_load(&s->closing);
     for (size_t i = from; i < n; i++) {
         ripc_outbox_cmd *cmd = cmds[i];
         if (!cmd->is_reply) {
-            ripc_ledger_fail_id(&s->ledger, cmd->request_id, RIPC_CONNECTION);
-        } else if (++cmd->attempts < RETRY_LIMIT && !atomic_load(&s->closing)) {
-            pthread_mutex_lock(&o->mutex);
-            cmd->next = o->retry;
-            o->retry = cmd;
-            pthread_mutex_unlock(&o->mutex);
-            wake_writer(o, 0);
-            cmds[i] = NULL;
+            if (!closing && ripc_server_fails_over(s->server) && ripc_ledger_waiting(&s->ledger, cmd->request_id))
+                retry_later(o, cmds, i);
+            else
+                ripc_ledger_fail_id(&s->ledger, cmd->request_id, RIPC_CONNECTION);
+        } else if (++cmd->attempts < RETRY_LIMIT && !closing) {
+            retry_later(o, cmds, i);
         } else {
             ripc_inflight_remove(&s->inflight, cmd->answered_redis_id);
         }
@@ -211,6 +237,8 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) c = NULL;
     size_t read = c ? write_xadds(c, cmds, n, replies) : 0;
     if (c && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
+    int fails_over = ripc_server_fails_over(s->server);
+    unsigned long epoch = ripc_conn_epoch(c);
     if (read < n && only_replies_from(cmds, read, n)) {
         /* Writing a reply twice is harmless (its sender keeps the first), so
          * replies cut off by a broken connection get one more connection. */
@@ -239,6 +267,8 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
         } else {
             accepted = 1;
             if (c->is_reply) ids[answered++] = c->answered_redis_id;
+            /* Kept while its sender waits, to be written again after a failover. */
+            else if (fails_over && ripc_ledger_keep_written(&s->ledger, c->request_id, c, epoch)) cmds[i] = NULL;
         }
         freeReplyObject(replies[i]);
     }
@@ -265,6 +295,65 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     for (size_t i = 0; i < n; i++)
         if (cmds[i]) free_cmd(cmds[i]);
     free(cmds);
+}
+
+/* After a failover: the requests written before it, whose senders still
+ * wait, are written again on the new primary under the same id (what the
+ * old one had not yet passed to its replica is lost). Their senders keep
+ * the first reply that comes. */
+typedef struct resend_list {
+    ripc_outbox_cmd *head;
+} resend_list;
+
+static void take_for_resend(void *written, void *arg)
+{
+    ripc_outbox_cmd *cmd = written;
+    resend_list *list = arg;
+    cmd->next = list->head;
+    list->head = cmd;
+}
+
+/* 1 when every consumer of the group belongs to an instance of this
+ * engine (the marker would make 1.x drop the entry). */
+static int group_takes_marker(ripc_stream *s, const char *group, size_t len)
+{
+    char name[256];
+    if (len >= sizeof(name)) return 0;
+    memcpy(name, group, len);
+    name[len] = '\0';
+    return ripc_responders_only_ours(s, name);
+}
+
+void ripc_outbox_resend_lost(ripc_outbox *o)
+{
+    ripc_stream *s = o->stream;
+    unsigned long epoch = ripc_server_epoch(s->server);
+    if (!ripc_server_fails_over(s->server)) return;
+    resend_list list = { NULL };
+    ripc_ledger_take_written(&s->ledger, epoch, take_for_resend, &list);
+    if (!list.head) return;
+    for (ripc_outbox_cmd *cmd = list.head; cmd; cmd = cmd->next) {
+        /* The value of destination_group (ripc_entry_xadd_argv). */
+        if (cmd->argc == RIPC_XADD_ARGC && group_takes_marker(s, cmd->argv[4 + 2 * RIPC_FIELD_DESTINATION_GROUP],
+                                                              cmd->lens[4 + 2 * RIPC_FIELD_DESTINATION_GROUP])) {
+            cmd->argv[RIPC_XADD_ARGC] = MARKER_FIELD;
+            cmd->lens[RIPC_XADD_ARGC] = sizeof(MARKER_FIELD) - 1;
+            cmd->argv[RIPC_XADD_ARGC + 1] = MARKER_VALUE;
+            cmd->lens[RIPC_XADD_ARGC + 1] = sizeof(MARKER_VALUE) - 1;
+            cmd->argc = RIPC_XADD_ARGC + 2;
+        }
+    }
+    pthread_mutex_lock(&o->mutex);
+    while (list.head) {
+        ripc_outbox_cmd *cmd = list.head;
+        list.head = cmd->next;
+        cmd->next = NULL;
+        if (o->tail) o->tail->next = cmd;
+        else o->head = cmd;
+        o->tail = cmd;
+    }
+    pthread_mutex_unlock(&o->mutex);
+    wake_writer(o, 1);
 }
 
 static ripc_outbox_cmd *take_all(ripc_outbox *o)

@@ -56,5 +56,10 @@ void ripc_outbox_flush(ripc_outbox *o);
 /* The same after this thread queued a reply and was told to flush:
  * RIPC_COMMAND (err set) when that reply was written here and refused. */
 int ripc_outbox_flush_reply(ripc_outbox *o, ripc_error *err);
+/* After a failover (ripc_server_epoch moved on): writes again, on the new
+ * primary and under the same id, every request written before it whose
+ * sender still waits, marked as possibly handled already (for groups with
+ * no 1.x member). Nothing on a server that does not fail over. */
+void ripc_outbox_resend_lost(ripc_outbox *o);
 
 #endif

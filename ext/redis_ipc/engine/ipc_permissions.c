@@ -78,9 +78,15 @@ static void build(ripc_stream *s, probes *p, const char *group, const char *inst
     PROBE(p, "LPUSH", L, 1, "LPUSH", L, I);
     PROBE(p, "DEL", L, 0, "DEL", L);
     PROBE(p, "SET", s->metrics_key, 0, "SET", s->metrics_key, "probe", "XX"); /* XX: no such key yet */
-    PROBE(p, "PUBLISH", wake, 0, "PUBLISH", wake, "1");
-    PROBE(p, "SUBSCRIBE", wake, 1, "SUBSCRIBE", wake);
-    PROBE(p, "UNSUBSCRIBE", wake, 1, "UNSUBSCRIBE", wake);
+    if (ripc_server_cluster(s->server)) { /* shard channels (ipc_waker.c) */
+        PROBE(p, "SPUBLISH", wake, 0, "SPUBLISH", wake, "1");
+        PROBE(p, "SSUBSCRIBE", wake, 1, "SSUBSCRIBE", wake);
+        PROBE(p, "SUNSUBSCRIBE", wake, 1, "SUNSUBSCRIBE", wake);
+    } else {
+        PROBE(p, "PUBLISH", wake, 0, "PUBLISH", wake, "1");
+        PROBE(p, "SUBSCRIBE", wake, 1, "SUBSCRIBE", wake);
+        PROBE(p, "UNSUBSCRIBE", wake, 1, "UNSUBSCRIBE", wake);
+    }
 }
 
 /* Appends text to the ", "-separated list in buf unless it is one of its items. */

@@ -64,7 +64,7 @@ static int judge(ripc_stream *s, int judging, const redisReply *live, const redi
 
 int ripc_responders_alive(ripc_stream *s, const char *group)
 {
-    if (s->pid != getpid() || !ripc_stream_connected(s) || !group || !*group) return 1;
+    if (s->pid != getpid() || !atomic_load(&s->connected) || atomic_load(&s->stopping) || !group || !*group) return 1;
     redisContext *c;
     ripc_error err;
     /* Without waiting for a connection: a pool taken up by senders must not
@@ -99,4 +99,34 @@ int ripc_responders_alive(ripc_stream *s, const char *group)
     }
     ripc_pool_checkin(&s->pool, c, c->err != 0);
     return alive;
+}
+
+int ripc_responders_only_ours(ripc_stream *s, const char *group)
+{
+    redisContext *c;
+    ripc_error err;
+    if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) return 0;
+    char *key = ripc_key_instances(s->stream, group);
+    const char *known[] = { "ZRANGE", key, "0", "-1" };
+    const char *consumers[] = { "XINFO", "CONSUMERS", s->stream, group };
+    size_t known_len[4], consumers_len[4];
+    for (int i = 0; i < 4; i++) known_len[i] = strlen(known[i]), consumers_len[i] = strlen(consumers[i]);
+    int argcs[] = { 4, 4 };
+    const char **argvs[] = { known, consumers };
+    const size_t *lens[] = { known_len, consumers_len };
+    redisReply *replies[2];
+    int ours = 0;
+    if (ripc_conn_pipeline(c, 2, argcs, argvs, lens, replies, &err) == 0) {
+        ours = replies[0]->type == REDIS_REPLY_ARRAY && replies[1]->type == REDIS_REPLY_ARRAY;
+        for (size_t i = 0; ours && i < replies[1]->elements; i++) {
+            const redisReply *name = field_of(replies[1]->element[i], "name");
+            char iid[RIPC_INSTANCE_NAME_MAX];
+            ours = name && name->type == REDIS_REPLY_STRING && ripc_name_instance(name->str, iid, sizeof(iid)) &&
+                   listed(replies[0], iid);
+        }
+        for (int i = 0; i < 2; i++) freeReplyObject(replies[i]);
+    }
+    free(key);
+    ripc_pool_checkin(&s->pool, c, c->err != 0);
+    return ours;
 }

@@ -245,7 +245,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
             ripc_entry_free(e);
             return 0;
         }
-        e->redelivered = redelivered;
+        e->redelivered = e->redelivered || redelivered;
         if (ripc_queue_push(&s->requests, (ripc_qnode *)e) != 0) ripc_entry_free(e);
         return 1;
     }

@@ -3,6 +3,7 @@
 #include "ipc_callbacks.h"
 #include "ipc_conn.h"
 #include "ipc_dispatcher.h"
+#include "ipc_failover.h"
 #include "ipc_entry.h"
 #include "ipc_host.h"
 #include "ipc_housekeeper.h"
@@ -134,7 +135,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     if (!o->redis.host) o->redis.host = "127.0.0.1";
     /* TLS files are loaded here (once per server), and a mistake in them
      * (or no TLS in this build) is reported before anything connects. */
-    s->server = ripc_server_acquire(&o->redis, err);
+    s->server = ripc_server_acquire(&o->redis, stream, err);
     if (!s->server) {
         free(s->stream); free(s->group);
         free(s);
@@ -204,9 +205,16 @@ static void build_names(ripc_stream *s)
     for (int i = 0; i < s->options.dispatcher_count; i++) s->dispatcher_names[i] = ripc_name_dispatcher(s->instance_id, i + 1);
 }
 
+/* Each beat first follows a failover of the primary, if any. */
+static double beat(ripc_stream *s)
+{
+    ripc_failover_check(s);
+    return ripc_liveness_tick(s);
+}
+
 /* What the service thread runs for every stream (ipc_service.h). */
 static const ripc_service_hooks service_hooks = {
-    ripc_liveness_tick, ripc_housekeeper_tick,
+    beat, ripc_housekeeper_tick,
     ripc_waker_attach, ripc_waker_detach, ripc_waker_prepare, ripc_waker_next_retry, ripc_waker_read, ripc_waker_shutdown,
 };
 
@@ -252,6 +260,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         if (rc == RIPC_OK) rc = ripc_liveness_beat(s, c, err);
         ripc_pool_checkin(&s->pool, c, rc != RIPC_OK);
     }
+    ripc_failover_reset(s);
     if (rc == RIPC_OK) rc = ripc_dispatchers_start(s, err);
     if (rc == RIPC_OK) {
         /* Beats, chores and the waker's subscription go to the process's

@@ -41,6 +41,7 @@ struct ripc_stream {
 
     ripc_options options;   /* its redis strings are the server's copies */
     ripc_server *server;    /* where every connection goes (ipc_server.c) */
+    unsigned long seen_epoch; /* the server's failovers this stream has followed (ipc_failover.c) */
 
     ripc_pool pool;
     ripc_outbox outbox;     /* every XADD, and the acks of answered requests */

@@ -143,6 +143,14 @@ void ripc_waker_detach(ripc_stream *s)
     pthread_mutex_unlock(&wk_mutex);
 }
 
+/* On a cluster, plain channels are broadcast to every node: the waker uses
+ * the shard channels of the stream's slot instead (Redis 7), whose
+ * messages stay on the nodes that serve it. */
+static const char *sharded(const ripc_server *srv, const char *plain, const char *shard)
+{
+    return ripc_server_cluster(srv) ? shard : plain;
+}
+
 /* Sends the SUBSCRIBE and UNSUBSCRIBE commands waiting (lock held). */
 static void send_pending(subscriber *sub, double now)
 {
@@ -150,12 +158,12 @@ static void send_pending(subscriber *sub, double now)
     int queued = 0;
     for (wake_entry *e = sub->entries; e; e = e->next) {
         if (e->subscribed) continue;
-        redisAppendCommand(c, "SUBSCRIBE %s", e->channel);
+        redisAppendCommand(c, "%s %s", sharded(sub->server, "SUBSCRIBE", "SSUBSCRIBE"), e->channel);
         e->subscribed = 1;
         queued = 1;
     }
     for (unsubscribe *u = sub->unsubscribes; u; u = u->next) {
-        redisAppendCommand(c, "UNSUBSCRIBE %s", u->channel);
+        redisAppendCommand(c, "%s %s", sharded(sub->server, "UNSUBSCRIBE", "SUNSUBSCRIBE"), u->channel);
         queued = 1;
     }
     free_unsubscribes(sub);
@@ -237,11 +245,16 @@ void ripc_waker_read(int fd)
     void *reply = NULL;
     while (sub && redisGetReplyFromReader(sub->conn, &reply) == REDIS_OK && reply) {
         const redisReply *r = reply;
-        /* ["message", channel, payload]; confirmations of (un)subscribing pass. */
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(r->element[0]->str, "message") == 0 && r->element[1]->type == REDIS_REPLY_STRING) {
-            for (wake_entry *e = sub->entries; e; e = e->next)
-                if (strcmp(e->channel, r->element[1]->str) == 0) ring(e->stream);
+        /* ["message", channel, payload] ("smessage" on a shard channel);
+         * confirmations of (un)subscribing pass. A shard channel whose
+         * slot moved is dropped by the server ("sunsubscribe" unasked):
+         * subscribed again, which follows the slot (MOVED: ipc_conn.c). */
+        const char *kind = r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
+                           r->element[1]->type == REDIS_REPLY_STRING ? r->element[0]->str : "";
+        for (wake_entry *e = sub->entries; e && *kind; e = e->next) {
+            if (strcmp(e->channel, r->element[1]->str) != 0) continue;
+            if (strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) ring(e->stream);
+            else if (strcmp(kind, "sunsubscribe") == 0) e->subscribed = 0;
         }
         freeReplyObject(reply);
         reply = NULL;
@@ -279,7 +292,7 @@ static void after_fork_child(void)
 void ripc_waker_ring(ripc_stream *s, redisContext *c, const char *instance_id)
 {
     char *channel = ripc_key_wake(s->stream, s->group, instance_id);
-    redisReply *r = redisCommand(c, "PUBLISH %s 1", channel);
+    redisReply *r = redisCommand(c, "%s %s 1", sharded(s->server, "PUBLISH", "SPUBLISH"), channel);
     free(channel);
     if (r) freeReplyObject(r);
 }

@@ -101,6 +101,16 @@ typedef struct ripc_redis_config {
     const char *tls_sni;      /* the name sent as SNI and checked against the server's certificate;
                                  default host (an IP address is checked but not sent) */
     int tls_skip_verify;      /* 1: accept any server certificate (tests only: open to interception) */
+    /* High availability. Lists are "host:port,host:port" ("[::1]:26379" for
+     * IPv6); with one of them set, host, port and path are ignored. */
+    const char *sentinels;         /* Redis Sentinel: the primary named master_name is asked of these,
+                                      in turn, and followed through failovers */
+    const char *master_name;       /* with sentinels: the name the sentinels monitor it by */
+    const char *sentinel_username; /* AUTH for the sentinels themselves (optional) */
+    const char *sentinel_password;
+    const char *cluster_nodes;     /* Redis Cluster: seed nodes, any of its nodes in any order; the
+                                      stream's name must carry a hash tag ("{orders}") so that every
+                                      key of the stream lives in one slot, on one primary */
 } ripc_redis_config;
 
 typedef struct ripc_options {

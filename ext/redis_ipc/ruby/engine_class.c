@@ -102,7 +102,7 @@ static int opt_int(VALUE hash, const char *key, int fallback)
 
 typedef struct init_args {
     VALUE self, stream, group, options;
-    char *strings[9];
+    char *strings[14];
 } init_args;
 
 static VALUE init_body(VALUE arg)
@@ -122,6 +122,11 @@ static VALUE init_body(VALUE arg)
     o.redis.tls_cert = a->strings[6] = opt_string(h, "tls_cert");
     o.redis.tls_key = a->strings[7] = opt_string(h, "tls_key");
     o.redis.tls_sni = a->strings[8] = opt_string(h, "tls_sni");
+    o.redis.sentinels = a->strings[9] = opt_string(h, "sentinels");
+    o.redis.master_name = a->strings[10] = opt_string(h, "master_name");
+    o.redis.sentinel_username = a->strings[11] = opt_string(h, "sentinel_username");
+    o.redis.sentinel_password = a->strings[12] = opt_string(h, "sentinel_password");
+    o.redis.cluster_nodes = a->strings[13] = opt_string(h, "cluster_nodes");
     o.redis.tls = RTEST(opt(h, "tls"));
     o.redis.tls_skip_verify = RTEST(opt(h, "tls_skip_verify"));
     if (!o.redis.host) o.redis.host = "127.0.0.1";
@@ -163,7 +168,7 @@ static VALUE init_body(VALUE arg)
 static VALUE init_cleanup(VALUE arg)
 {
     init_args *a = (init_args *)arg;
-    for (int i = 0; i < 9; i++) free(a->strings[i]);
+    for (size_t i = 0; i < sizeof(a->strings) / sizeof(a->strings[0]); i++) free(a->strings[i]);
     return Qnil;
 }
 

@@ -1,0 +1,33 @@
+# frozen_string_literal: true
+
+require "open3"
+
+# The redis-ipc tool as the specs run it: built with `make` (once per
+# process, as the build is up to date afterwards), run with REDIS_URL set
+# to the suite's server unless an example passes its own environment.
+module CLITool
+  ROOT = File.expand_path("../..", __dir__)
+  PATH = File.join(ROOT, "build", "redis-ipc")
+
+  def self.build
+    @build ||= begin
+      output, status = Open3.capture2e("make", "-s", "-C", ROOT)
+      raise "make failed:\n#{output}" unless status.success?
+
+      PATH
+    end
+  end
+
+  # [stdout, stderr, Process::Status]
+  def run_cli(*args, env: {}, stdin: "")
+    Open3.capture3({ "REDIS_URL" => redis_url }.merge(env), CLITool.build, *args, stdin_data: stdin, binmode: true)
+  end
+
+  # A process alive and not a zombie (a container's init may never reap
+  # the orphans a killed command leaves).
+  def process_alive?(pid)
+    File.read("/proc/#{pid}/stat")[/\) (\S)/, 1] != "Z"
+  rescue Errno::ENOENT, Errno::ESRCH
+    false
+  end
+end
