@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_numbers.h"
 #include "redis_ipc.h"
 
 static const char *const USAGE_PEEK =
@@ -89,12 +90,10 @@ static void print_entry(const cli_options *o, const char *id, const redisReply *
 int cmd_peek(int argc, char **argv)
 {
     const char *count_text = NULL;
+    long long count = 10;
     int has_count = cli_take_option(&argc, argv, "--count", 1, &count_text);
-    long count = count_text ? strtol(count_text, NULL, 10) : 10;
-    if (has_count < 0 || count < 1 || count > MAX_COUNT) {
-        fprintf(stderr, "redis-ipc: --count must be from 1 to %d\n", MAX_COUNT);
-        return EXIT_USAGE;
-    }
+    if (has_count < 0) { fprintf(stderr, "redis-ipc: --count needs a value\n"); return EXIT_USAGE; }
+    if (has_count && cli_option_integer("--count", count_text, 1, MAX_COUNT, &count) != 0) return EXIT_USAGE;
     cli_options o = { 0 };
     int first = parse(argc, argv, &o, USAGE_PEEK);
     if (first < 0) return EXIT_USAGE;

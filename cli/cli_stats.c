@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_numbers.h"
 #include "ipc_metrics.h"
 #include "redis_ipc.h"
 
@@ -286,10 +287,8 @@ int cmd_stats(int argc, char **argv)
     mode.watch = cli_take_option(&argc, argv, "--watch", 0, NULL) > 0;
     mode.prometheus = cli_take_option(&argc, argv, "--prometheus", 0, NULL) > 0;
     int has_interval = cli_take_option(&argc, argv, "--interval", 1, &interval);
-    if (has_interval < 0 || (interval && (mode.interval = atof(interval)) <= 0) || (has_interval && mode.interval > 3600)) {
-        fprintf(stderr, "redis-ipc: --interval must be a number of seconds above 0 and up to 3600\n");
-        return EXIT_USAGE;
-    }
+    if (has_interval < 0) { fprintf(stderr, "redis-ipc: --interval needs a value\n"); return EXIT_USAGE; }
+    if (has_interval && cli_option_seconds("--interval", interval, 3600, &mode.interval) != 0) return EXIT_USAGE;
     cli_options o = { 0 };
     int first = parse(argc, argv, &o, USAGE_STATS);
     if (first < 0) return EXIT_USAGE;

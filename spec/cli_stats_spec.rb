@@ -182,10 +182,16 @@ RSpec.describe "redis-ipc stats and peek", timeout: 90 do
       expect(out).to eq("no entries to or from group nobody on stream #{stream_name}\n")
     end
 
-    it "refuses a bad --count" do
-      %w[0 1001 x].each do |count|
+    it "refuses a bad --count, and stats a bad --interval" do
+      %w[0 1001 x 5junk].each do |count|
         _, err, status = run_cli("peek", "--stream", stream_name, "--count", count)
-        expect([status.exitstatus, err]).to eq([64, "redis-ipc: --count must be from 1 to 1000\n"])
+        expect([status.exitstatus, err]).to eq([64, %(redis-ipc: --count must be a whole number from 1 to 1000, got "#{count}"\n)])
+      end
+      expect(run_cli("peek", "--stream", stream_name, "--count").values_at(1, 2).map { |v| v.is_a?(String) ? v : v.exitstatus })
+        .to eq(["redis-ipc: --count needs a value\n", 64])
+      %w[0 -1 1e3 3601].each do |interval|
+        _, err, status = run_cli("stats", "--stream", stream_name, "--watch", "--interval", interval)
+        expect([status.exitstatus, err]).to match([64, /\Aredis-ipc: --interval must be .*got "#{Regexp.escape(interval)}"\n\z/])
       end
     end
   end

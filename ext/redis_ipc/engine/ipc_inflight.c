@@ -110,10 +110,7 @@ void ripc_inflight_begin(ripc_inflight *f, const char *redis_id)
     int found;
     pthread_mutex_lock(&f->mutex);
     void *state = ripc_map_get(&f->ids, redis_id, &found);
-    if (found && state != ANSWERED) {
-        ripc_map_remove(&f->ids, redis_id, NULL);
-        ripc_map_put(&f->ids, redis_id, stamp(ripc_now()));
-    }
+    if (found && state != ANSWERED) ripc_map_replace(&f->ids, redis_id, stamp(ripc_now()));
     pthread_mutex_unlock(&f->mutex);
 }
 

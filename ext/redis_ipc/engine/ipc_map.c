@@ -88,6 +88,14 @@ void *ripc_map_get(const ripc_map *map, const char *key, int *found)
     return node ? node->value : NULL;
 }
 
+int ripc_map_replace(ripc_map *map, const char *key, void *value)
+{
+    ripc_map_node **at = find(map, key, hash_key(key));
+    if (!*at) return -1;
+    (*at)->value = value;
+    return 0;
+}
+
 void *ripc_map_remove(ripc_map *map, const char *key, int *found)
 {
     ripc_map_node **link = find(map, key, hash_key(key));

@@ -24,6 +24,8 @@ void ripc_map_destroy(ripc_map *map);
 /* Returns 0 when the key was absent and is now set, -1 when it already existed. */
 int ripc_map_put(ripc_map *map, const char *key, void *value);
 void *ripc_map_get(const ripc_map *map, const char *key, int *found);
+/* Sets the value of a key already there (no allocation); -1 when absent. */
+int ripc_map_replace(ripc_map *map, const char *key, void *value);
 /* Removes the key; returns its value (NULL when absent, see found). */
 void *ripc_map_remove(ripc_map *map, const char *key, int *found);
 void ripc_map_each(ripc_map *map, void (*fn)(const char *key, void *value, void *arg), void *arg);
