@@ -44,6 +44,7 @@ module RedisIPC
       signing_key_bytes: 1024,
       signing_max_age: DAY
     }.freeze
+    # The signing: option when not given: no keys (an unsigned stream); a 30 s replay window.
     SIGNING_DEFAULTS = { keys: nil, max_age: 30 }.freeze
 
     # The options, merged with the defaults and checked.
