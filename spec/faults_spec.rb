@@ -59,7 +59,12 @@ RSpec.describe "faults", timeout: 180 do
     # instance, and only those (sent around the kill: SIGKILL takes a moment).
     # (The victim may die holding no request: then nothing is redelivered.)
     redelivered = results.select(&:last)
-    expect(redelivered.size).to be > 0 if held.positive?
+    # A request the victim held unanswered waits for the takeover (dead_after,
+    # 1.3 s): one answered that late by another instance was redelivered.
+    # (Held entries whose replies the victim had already written are answered
+    # again too, but their senders keep the first reply.)
+    waited = stuck.select { |_, pid, _, done| pid != victim.pid && done > killed_at + 1.0 }
+    expect(redelivered.size).to be > 0 if held.positive? && waited.any?
     expect(redelivered).to all(satisfy { |_, _, sent, done| sent < killed_at + 0.5 && done > killed_at })
     slowest = stuck.map { |_, _, _, done| done - killed_at }.max || 0
     puts "\n    takeover: #{stuck.size} requests in flight at the kill (#{held} held by the victim), the last answered #{slowest.round(3)}s after it " \
