@@ -26,24 +26,19 @@ void ripc_conn_describe(const ripc_redis_config *cfg, char *buf, size_t len)
                   cfg->port ? cfg->port : 6379, cfg->db);
 }
 
-static int same_string(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 int ripc_redis_config_same(const ripc_redis_config *a, const ripc_redis_config *b)
 {
-    if (!same_string(a->sentinels, b->sentinels) || !same_string(a->master_name, b->master_name) ||
-        !same_string(a->sentinel_username, b->sentinel_username) ||
-        !same_string(a->sentinel_password, b->sentinel_password) || !same_string(a->cluster_nodes, b->cluster_nodes))
+    if (!ripc_same_string(a->sentinels, b->sentinels) || !ripc_same_string(a->master_name, b->master_name) ||
+        !ripc_same_string(a->sentinel_username, b->sentinel_username) ||
+        !ripc_same_string(a->sentinel_password, b->sentinel_password) || !ripc_same_string(a->cluster_nodes, b->cluster_nodes))
         return 0;
-    if (!same_string(a->path, b->path) || a->db != b->db) return 0;
-    if (!same_string(a->username, b->username) || !same_string(a->password, b->password)) return 0;
+    if (!ripc_same_string(a->path, b->path) || a->db != b->db) return 0;
+    if (!ripc_same_string(a->username, b->username) || !ripc_same_string(a->password, b->password)) return 0;
     if (a->path) return 1;
-    return a->port == b->port && same_string(a->host, b->host) && !a->tls == !b->tls &&
-           !a->tls_skip_verify == !b->tls_skip_verify && same_string(a->tls_ca_file, b->tls_ca_file) &&
-           same_string(a->tls_ca_path, b->tls_ca_path) && same_string(a->tls_cert, b->tls_cert) &&
-           same_string(a->tls_key, b->tls_key) && same_string(a->tls_sni, b->tls_sni);
+    return a->port == b->port && ripc_same_string(a->host, b->host) && !a->tls == !b->tls &&
+           !a->tls_skip_verify == !b->tls_skip_verify && ripc_same_string(a->tls_ca_file, b->tls_ca_file) &&
+           ripc_same_string(a->tls_ca_path, b->tls_ca_path) && ripc_same_string(a->tls_cert, b->tls_cert) &&
+           ripc_same_string(a->tls_key, b->tls_key) && ripc_same_string(a->tls_sni, b->tls_sni);
 }
 
 enum { CONFIG_STRINGS = 14 };
@@ -390,6 +385,13 @@ void ripc_error_cause(const char *server_message, char *buf, size_t len)
     if (n >= len) n = len - 1;
     memcpy(buf, server_message, n);
     buf[n] = '\0';
+}
+
+const redisReply *ripc_reply_field(const redisReply *row, const char *name)
+{
+    for (size_t j = 0; row && row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2)
+        if (row->element[j]->type == REDIS_REPLY_STRING && strcmp(row->element[j]->str, name) == 0) return row->element[j + 1];
+    return NULL;
 }
 
 int ripc_reply_error_starts(const redisReply *reply, const char *prefix)

@@ -75,6 +75,9 @@ void ripc_error_refused(ripc_error *err, const char *command, const char *server
 /* The error code an error reply starts with ("OOM", "NOPERM"...), into buf. */
 void ripc_error_cause(const char *server_message, char *buf, size_t len);
 int ripc_reply_error_starts(const redisReply *reply, const char *prefix);
+/* The value of field `name` in a [field, value, ...] reply (a row of XINFO,
+ * SENTINEL MASTER), or NULL. */
+const redisReply *ripc_reply_field(const redisReply *row, const char *name);
 
 
 #endif

@@ -341,12 +341,12 @@ void ripc_dispatchers_interrupt(ripc_stream *s)
     if (c) ripc_pool_checkin(&s->pool, c, !have_conn || c->err);
 }
 
-void ripc_dispatchers_cut(ripc_stream *s, unsigned long epoch)
+void ripc_dispatchers_cut(ripc_stream *s)
 {
     for (int i = 0; s->dispatchers && i < s->options.dispatcher_count; i++) {
         ripc_dispatcher *d = &s->dispatchers[i];
         pthread_mutex_lock(&d->mutex);
-        if (d->conn && ripc_conn_epoch(d->conn) < epoch) ripc_conn_interrupt(d->conn);
+        if (d->conn && ripc_server_replaced(s->server, d->conn)) ripc_conn_interrupt(d->conn);
         pthread_mutex_unlock(&d->mutex);
     }
 }

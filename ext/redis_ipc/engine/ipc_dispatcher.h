@@ -29,9 +29,9 @@ typedef struct ripc_dispatcher {
 
 int ripc_dispatchers_start(struct ripc_stream *s, ripc_error *err);
 void ripc_dispatchers_interrupt(struct ripc_stream *s);
-/* Cuts the dispatchers' connections opened before the server's failover
- * number epoch (ripc_conn_epoch): their reads end and they reconnect. */
-void ripc_dispatchers_cut(struct ripc_stream *s, unsigned long epoch);
+/* Cuts the dispatchers' connections to a replaced primary
+ * (ripc_server_replaced): their reads end and they reconnect. */
+void ripc_dispatchers_cut(struct ripc_stream *s);
 void ripc_dispatchers_join(struct ripc_stream *s);
 
 #endif

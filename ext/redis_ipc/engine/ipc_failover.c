@@ -20,5 +20,5 @@ void ripc_failover_check(ripc_stream *s)
     s->liveness.watch_since = ripc_now() + s->options.dead_after;
     atomic_store(&s->liveness.judging, 0);
     ripc_pool_close_idle(&s->pool);
-    ripc_dispatchers_cut(s, epoch);
+    ripc_dispatchers_cut(s);
 }

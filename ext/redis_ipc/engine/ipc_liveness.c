@@ -175,12 +175,8 @@ static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_err
     size_t claimed = 0;
     for (size_t i = 0; i < info->elements; i++) {
         const redisReply *row = info->element[i];
-        const char *name = NULL;
-        for (size_t j = 0; row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2) {
-            if (row->element[j]->type == REDIS_REPLY_STRING && strcmp(row->element[j]->str, "name") == 0 &&
-                row->element[j + 1]->type == REDIS_REPLY_STRING)
-                name = row->element[j + 1]->str;
-        }
+        const redisReply *field = ripc_reply_field(row, "name");
+        const char *name = field && field->type == REDIS_REPLY_STRING ? field->str : NULL;
         char owner[RIPC_INSTANCE_NAME_MAX];
         if (!name || !ripc_name_instance(name, owner, sizeof(owner)) || strcmp(owner, iid) != 0) continue;
         claimed += claim_all(s, c, name, err);

@@ -74,14 +74,9 @@ int ripc_membership_leave(ripc_stream *s, redisContext *c)
     int holds_pending = 0;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *info = r->element[i];
-        const char *name = NULL;
-        long long pending = -1;
-        for (size_t j = 0; info->type == REDIS_REPLY_ARRAY && j + 1 < info->elements; j += 2) {
-            const redisReply *k = info->element[j], *v = info->element[j + 1];
-            if (k->type != REDIS_REPLY_STRING) continue;
-            if (!strcmp(k->str, "name") && v->type == REDIS_REPLY_STRING) name = v->str;
-            if (!strcmp(k->str, "pending") && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
-        }
+        const redisReply *name_field = ripc_reply_field(info, "name"), *pending_field = ripc_reply_field(info, "pending");
+        const char *name = name_field && name_field->type == REDIS_REPLY_STRING ? name_field->str : NULL;
+        long long pending = pending_field && pending_field->type == REDIS_REPLY_INTEGER ? pending_field->integer : -1;
         if (!name) continue;
         int ours = !strcmp(name, s->inbox);
         for (int d = 0; d < s->options.dispatcher_count && !ours; d++) ours = !strcmp(name, s->dispatcher_names[d]);

@@ -97,15 +97,14 @@ static ripc_outbox_cmd *make_cmd(ripc_stream *s, const char *const values[RIPC_F
     return cmd;
 }
 
-static void free_cmd(ripc_outbox_cmd *cmd);
-static void free_written(void *cmd) { free_cmd(cmd); }
-
 static void free_cmd(ripc_outbox_cmd *cmd)
 {
     free(cmd->answered_redis_id);
     free(cmd->blob);
     free(cmd);
 }
+
+static void free_written(void *cmd) { free_cmd(cmd); }
 
 void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s)
 {
@@ -325,15 +324,29 @@ static void take_for_resend(void *written, void *arg)
     list->head = cmd;
 }
 
-/* 1 when every consumer of the group belongs to an instance of this
- * engine (the marker would make 1.x drop the entry). */
-static int group_takes_marker(ripc_stream *s, const char *group, size_t len)
+/* Whether groups take the marker: every consumer of the group belongs to
+ * an instance of this engine (the marker would make 1.x drop the entry).
+ * Asked of Redis once per group for all the requests written again. */
+enum { MARKER_GROUPS = 16 };
+typedef struct marker_answers {
+    int count;
+    struct { char name[256]; int takes; } group[MARKER_GROUPS];
+} marker_answers;
+
+static int group_takes_marker(ripc_stream *s, marker_answers *known, const char *group, size_t len)
 {
     char name[256];
     if (len >= sizeof(name)) return 0;
     memcpy(name, group, len);
     name[len] = '\0';
-    return ripc_responders_only_ours(s, name);
+    for (int i = 0; i < known->count; i++)
+        if (strcmp(known->group[i].name, name) == 0) return known->group[i].takes;
+    int takes = ripc_responders_only_ours(s, name);
+    if (known->count < MARKER_GROUPS) {
+        memcpy(known->group[known->count].name, name, len + 1);
+        known->group[known->count++].takes = takes;
+    }
+    return takes;
 }
 
 void ripc_outbox_resend_lost(ripc_outbox *o)
@@ -344,10 +357,12 @@ void ripc_outbox_resend_lost(ripc_outbox *o)
     resend_list list = { NULL };
     ripc_ledger_take_written(&s->ledger, epoch, take_for_resend, &list);
     if (!list.head) return;
+    marker_answers *known = ripc_xcalloc(1, sizeof(*known));
     for (ripc_outbox_cmd *cmd = list.head; cmd; cmd = cmd->next) {
         /* The value of destination_group (ripc_entry_xadd_argv). */
-        if (cmd->argc == RIPC_XADD_ARGC && group_takes_marker(s, cmd->argv[4 + 2 * RIPC_FIELD_DESTINATION_GROUP],
-                                                              cmd->lens[4 + 2 * RIPC_FIELD_DESTINATION_GROUP])) {
+        if (cmd->argc == RIPC_XADD_ARGC &&
+            group_takes_marker(s, known, cmd->argv[4 + 2 * RIPC_FIELD_DESTINATION_GROUP],
+                               cmd->lens[4 + 2 * RIPC_FIELD_DESTINATION_GROUP])) {
             cmd->argv[RIPC_XADD_ARGC] = MARKER_FIELD;
             cmd->lens[RIPC_XADD_ARGC] = sizeof(MARKER_FIELD) - 1;
             cmd->argv[RIPC_XADD_ARGC + 1] = MARKER_VALUE;
@@ -355,6 +370,7 @@ void ripc_outbox_resend_lost(ripc_outbox *o)
             cmd->argc = RIPC_XADD_ARGC + 2;
         }
     }
+    free(known);
     pthread_mutex_lock(&o->mutex);
     while (list.head) {
         ripc_outbox_cmd *cmd = list.head;

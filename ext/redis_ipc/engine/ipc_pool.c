@@ -28,7 +28,7 @@ int ripc_pool_checkout(ripc_pool *p, double deadline, redisContext **out, ripc_e
     for (;;) {
         if (p->idle_count > 0) {
             redisContext *c = p->idle[--p->idle_count];
-            if (!ripc_conn_idle_ok(c) || ripc_conn_epoch(c) < ripc_server_epoch(p->server)) {
+            if (!ripc_conn_idle_ok(c) || ripc_server_replaced(p->server, c)) {
                 /* Redis restarted or closed it while idle, or it goes to a
                  * primary replaced since: replace it rather than fail the
                  * caller's command. */
@@ -65,7 +65,7 @@ void ripc_pool_checkin(ripc_pool *p, redisContext *c, int broken)
 {
     if (!c) return;
     pthread_mutex_lock(&p->mutex);
-    if (broken || c->err || p->idle_count >= p->max || ripc_conn_epoch(c) < ripc_server_epoch(p->server)) {
+    if (broken || c->err || p->idle_count >= p->max || ripc_server_replaced(p->server, c)) {
         p->open_count--;
         pthread_mutex_unlock(&p->mutex);
         ripc_conn_close(c);

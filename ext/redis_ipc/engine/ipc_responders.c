@@ -20,18 +20,37 @@
 #include <string.h>
 #include <unistd.h>
 
-static const redisReply *field_of(const redisReply *row, const char *name)
-{
-    for (size_t j = 0; row->type == REDIS_REPLY_ARRAY && j + 1 < row->elements; j += 2)
-        if (row->element[j]->type == REDIS_REPLY_STRING && strcmp(row->element[j]->str, name) == 0) return row->element[j + 1];
-    return NULL;
-}
-
 static int listed(const redisReply *members, const char *iid)
 {
     for (size_t i = 0; members->type == REDIS_REPLY_ARRAY && i < members->elements; i++)
         if (members->element[i]->type == REDIS_REPLY_STRING && strcmp(members->element[i]->str, iid) == 0) return 1;
     return 0;
+}
+
+/* A consumer named after an instance of this engine listed in known. */
+static int ours(const redisReply *name, const redisReply *known)
+{
+    char iid[RIPC_INSTANCE_NAME_MAX];
+    return name && name->type == REDIS_REPLY_STRING && ripc_name_instance(name->str, iid, sizeof(iid)) && listed(known, iid);
+}
+
+/* In one round trip: the command `first` (when first_argc > 0), then the
+ * group's members as Redis holds them: the instances listed in key
+ * (ZRANGE) and the group's consumers (XINFO CONSUMERS). replies[] gets
+ * them in that order; -1 when the connection failed. */
+static int ask_members(ripc_stream *s, redisContext *c, const char *key, const char *group, int first_argc,
+                       const char **first, redisReply **replies, ripc_error *err)
+{
+    const char *known[] = { "ZRANGE", key, "0", "-1" };
+    const char *consumers[] = { "XINFO", "CONSUMERS", s->stream, group };
+    size_t first_len[8], known_len[4], consumers_len[4];
+    for (int i = 0; i < first_argc; i++) first_len[i] = strlen(first[i]);
+    for (int i = 0; i < 4; i++) known_len[i] = strlen(known[i]), consumers_len[i] = strlen(consumers[i]);
+    int argcs[] = { first_argc, 4, 4 };
+    const char **argvs[] = { first, known, consumers };
+    const size_t *lens[] = { first_len, known_len, consumers_len };
+    int skip = first_argc > 0 ? 0 : 1;
+    return ripc_conn_pipeline(c, 3 - skip, argcs + skip, argvs + skip, lens + skip, replies, err);
 }
 
 /* From the three replies (live beats, every listed instance, the group's
@@ -53,10 +72,9 @@ static int judge(ripc_stream *s, int judging, const redisReply *live, const redi
     long long idle_max = (long long)(s->options.reclaim_idle * 1000);
     for (size_t i = 0; i < consumers->elements; i++) {
         const redisReply *row = consumers->element[i];
-        const redisReply *name = field_of(row, "name"), *idle = field_of(row, "idle");
+        const redisReply *name = ripc_reply_field(row, "name"), *idle = ripc_reply_field(row, "idle");
         if (!name || name->type != REDIS_REPLY_STRING || !idle || idle->type != REDIS_REPLY_INTEGER) return 1;
-        char iid[RIPC_INSTANCE_NAME_MAX];
-        if (ripc_name_instance(name->str, iid, sizeof(iid)) && listed(known, iid)) continue; /* judged by its beats */
+        if (ours(name, known)) continue; /* judged by its beats */
         if (!judging || idle->integer < idle_max) return 1;
     }
     return 0;
@@ -78,17 +96,8 @@ int ripc_responders_alive(ripc_stream *s, const char *group)
         char since[32];
         snprintf(since, sizeof(since), "%lld", now - (long long)(s->options.dead_after * 1000));
         const char *live[] = { "ZRANGEBYSCORE", key, since, "+inf", "LIMIT", "0", "1" };
-        const char *known[] = { "ZRANGE", key, "0", "-1" };
-        const char *consumers[] = { "XINFO", "CONSUMERS", s->stream, group };
-        size_t live_len[7], known_len[4], consumers_len[4];
-        for (int i = 0; i < 7; i++) live_len[i] = strlen(live[i]);
-        for (int i = 0; i < 4; i++) known_len[i] = strlen(known[i]);
-        for (int i = 0; i < 4; i++) consumers_len[i] = strlen(consumers[i]);
-        int argcs[] = { 7, 4, 4 };
-        const char **argvs[] = { live, known, consumers };
-        const size_t *lens[] = { live_len, known_len, consumers_len };
         redisReply *replies[3];
-        if (ripc_conn_pipeline(c, 3, argcs, argvs, lens, replies, &err) == 0) {
+        if (ask_members(s, c, key, group, 7, live, replies, &err) == 0) {
             /* A check that was slow, as a beat that was slow, means Redis
              * stalled: peers' beats may be waiting behind it. */
             int prompt = ripc_now() - sent < s->options.heartbeat_interval / 2;
@@ -107,26 +116,15 @@ int ripc_responders_only_ours(ripc_stream *s, const char *group)
     ripc_error err;
     if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) return 0;
     char *key = ripc_key_instances(s->stream, group);
-    const char *known[] = { "ZRANGE", key, "0", "-1" };
-    const char *consumers[] = { "XINFO", "CONSUMERS", s->stream, group };
-    size_t known_len[4], consumers_len[4];
-    for (int i = 0; i < 4; i++) known_len[i] = strlen(known[i]), consumers_len[i] = strlen(consumers[i]);
-    int argcs[] = { 4, 4 };
-    const char **argvs[] = { known, consumers };
-    const size_t *lens[] = { known_len, consumers_len };
     redisReply *replies[2];
-    int ours = 0;
-    if (ripc_conn_pipeline(c, 2, argcs, argvs, lens, replies, &err) == 0) {
-        ours = replies[0]->type == REDIS_REPLY_ARRAY && replies[1]->type == REDIS_REPLY_ARRAY;
-        for (size_t i = 0; ours && i < replies[1]->elements; i++) {
-            const redisReply *name = field_of(replies[1]->element[i], "name");
-            char iid[RIPC_INSTANCE_NAME_MAX];
-            ours = name && name->type == REDIS_REPLY_STRING && ripc_name_instance(name->str, iid, sizeof(iid)) &&
-                   listed(replies[0], iid);
-        }
+    int all_ours = 0;
+    if (ask_members(s, c, key, group, 0, NULL, replies, &err) == 0) {
+        all_ours = replies[0]->type == REDIS_REPLY_ARRAY && replies[1]->type == REDIS_REPLY_ARRAY;
+        for (size_t i = 0; all_ours && i < replies[1]->elements; i++)
+            all_ours = ours(ripc_reply_field(replies[1]->element[i], "name"), replies[0]);
         for (int i = 0; i < 2; i++) freeReplyObject(replies[i]);
     }
     free(key);
     ripc_pool_checkin(&s->pool, c, c->err != 0);
-    return ours;
+    return all_ours;
 }

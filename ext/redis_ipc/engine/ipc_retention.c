@@ -3,6 +3,7 @@
  * reply nobody routes) would stay forever. Entries older than `retention`
  * are trimmed, never one that any group still holds pending. */
 #include "ipc_retention.h"
+#include "ipc_conn.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
 
@@ -49,17 +50,15 @@ void ripc_retention_trim(ripc_stream *s, redisContext *c)
      * the entry it names, so that one stays too). */
     int unsure = 0;
     for (size_t i = 0; i < groups->elements && !unsure; i++) {
-        const redisReply *g = groups->element[i];
-        for (size_t j = 0; g->type == REDIS_REPLY_ARRAY && j + 1 < g->elements; j += 2) {
-            if (g->element[j]->type != REDIS_REPLY_STRING || strcmp(g->element[j]->str, "name") != 0) continue;
-            redisReply *summary = redisCommand(c, "XPENDING %s %s", s->stream, g->element[j + 1]->str);
-            if (!summary || summary->type != REDIS_REPLY_ARRAY) unsure = 1;
-            else if (summary->elements >= 2 && summary->element[1]->type == REDIS_REPLY_STRING) {
-                stream_id oldest = parse_id(summary->element[1]->str);
-                if (id_less(oldest, limit)) limit = oldest;
-            }
-            if (summary) freeReplyObject(summary);
+        const redisReply *name = ripc_reply_field(groups->element[i], "name");
+        if (!name || name->type != REDIS_REPLY_STRING) continue;
+        redisReply *summary = redisCommand(c, "XPENDING %s %s", s->stream, name->str);
+        if (!summary || summary->type != REDIS_REPLY_ARRAY) unsure = 1;
+        else if (summary->elements >= 2 && summary->element[1]->type == REDIS_REPLY_STRING) {
+            stream_id oldest = parse_id(summary->element[1]->str);
+            if (id_less(oldest, limit)) limit = oldest;
         }
+        if (summary) freeReplyObject(summary);
     }
     freeReplyObject(groups);
     if (unsure) return;

@@ -31,11 +31,6 @@ struct ripc_server {
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static ripc_server *registry;
 
-static int same_string(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && strcmp(a, b) == 0);
-}
-
 /* The same server: the same address, login and TLS settings
  * (ripc_redis_config_same), the same timeouts, which its connections get,
  * and on a cluster the same slot. */
@@ -43,7 +38,7 @@ static int same_server(const ripc_server *srv, const ripc_redis_config *b, const
 {
     const ripc_redis_config *a = &srv->config;
     return ripc_redis_config_same(a, b) && a->timeout == b->timeout && a->connect_timeout == b->connect_timeout &&
-           same_string(srv->hash_tag, hash_tag);
+           ripc_same_string(srv->hash_tag, hash_tag);
 }
 
 static void free_server(ripc_server *srv)
@@ -162,6 +157,11 @@ int ripc_server_cluster(const ripc_server *srv)
 unsigned long ripc_server_epoch(const ripc_server *srv)
 {
     return srv->topology ? ripc_topology_epoch(srv->topology) : 0;
+}
+
+int ripc_server_replaced(const ripc_server *srv, const redisContext *c)
+{
+    return srv->topology && ripc_conn_epoch(c) < ripc_server_epoch(srv);
 }
 
 void ripc_server_poll(ripc_server *srv)

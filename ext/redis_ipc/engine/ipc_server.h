@@ -32,6 +32,9 @@ int ripc_server_cluster(const ripc_server *srv);
  * over. A write made on a connection of an older epoch (ripc_conn_epoch)
  * may have been lost. */
 unsigned long ripc_server_epoch(const ripc_server *srv);
+/* 1 when c was opened to a primary that has been replaced since (a
+ * failover): it must be closed, not used. */
+int ripc_server_replaced(const ripc_server *srv, const redisContext *c);
 
 /* Sentinel: looks whether the sentinels name another primary now
  * (ripc_topology_poll); cheap to call often. */

@@ -272,7 +272,7 @@ redisContext *ripc_service_checkout(ripc_stream *s, ripc_error *err)
     /* Without waiting: a pool that senders have taken up must not delay a beat. */
     if (ripc_pool_checkout(&s->pool, ripc_now(), &c, err) == RIPC_OK) return c;
     ripc_service_task *t = &s->service;
-    if (t->conn && (!ripc_conn_idle_ok(t->conn) || ripc_conn_epoch(t->conn) < ripc_server_epoch(s->server))) {
+    if (t->conn && (!ripc_conn_idle_ok(t->conn) || ripc_server_replaced(s->server, t->conn))) {
         ripc_conn_close(t->conn); /* closed while idle (restart, CLIENT KILL), or to a replaced primary */
         t->conn = NULL;
     }

@@ -226,14 +226,8 @@ static int sentinel_view(ripc_topology *t, struct ripc_tls_context *tls, int i, 
         }
     }
     redisReply *r = redisCommand(t->links[i], "SENTINEL MASTER %s", t->cfg->master_name);
-    const redisReply *ip = NULL, *port = NULL, *epoch = NULL;
-    for (size_t j = 0; r && r->type == REDIS_REPLY_ARRAY && j + 1 < r->elements; j += 2) {
-        const redisReply *k = r->element[j];
-        if (k->type != REDIS_REPLY_STRING) continue;
-        if (strcmp(k->str, "ip") == 0) ip = r->element[j + 1];
-        else if (strcmp(k->str, "port") == 0) port = r->element[j + 1];
-        else if (strcmp(k->str, "config-epoch") == 0) epoch = r->element[j + 1];
-    }
+    const redisReply *ip = ripc_reply_field(r, "ip"), *port = ripc_reply_field(r, "port");
+    const redisReply *epoch = ripc_reply_field(r, "config-epoch");
     int ok = reply_address(ip, port, sentinel, found) && epoch && epoch->type == REDIS_REPLY_STRING;
     if (ok) *config_epoch = strtoll(epoch->str, NULL, 10);
     else if (r)

@@ -109,6 +109,11 @@ char *ripc_memdup(const char *s, size_t len)
     return p;
 }
 
+int ripc_same_string(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 char *ripc_strdup(const char *s)
 {
     return s ? ripc_memdup(s, strlen(s)) : NULL;

@@ -42,6 +42,8 @@ void ripc_random_hex(char *out, size_t n);
 void *ripc_xmalloc(size_t size);
 void *ripc_xcalloc(size_t count, size_t size);
 char *ripc_strdup(const char *s);
+/* Both NULL, or both the same text. */
+int ripc_same_string(const char *a, const char *b);
 char *ripc_memdup(const char *s, size_t len); /* NUL-terminated copy */
 
 /* True when the len bytes at s are valid UTF-8. */
