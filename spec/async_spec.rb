@@ -18,11 +18,7 @@ RSpec.describe "RedisIPC::Stream#send_to_group_async" do
   end
 
   it "returns nil from wait(seconds) while the reply has not come, then the reply" do
-    gate = Queue.new
-    connected_stream(stream_name, "slow") do |e|
-      gate.pop
-      fulfill_request(e, content: "late")
-    end
+    _, gate = gated_stream(stream_name, "slow", content: "late")
     reply = connected_stream(stream_name, "sender").send_to_group_async(content: 1, to: "slow")
     expect(reply.wait(0.1)).to be_nil
     expect(reply.wait(0)).to be_nil

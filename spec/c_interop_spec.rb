@@ -7,16 +7,11 @@ require "open3"
 # The engine without Ruby: the C example program and the redis-ipc tool,
 # built with `make`, talking to Ruby streams.
 RSpec.describe "C programs and the redis-ipc tool", timeout: 120 do
-  root = File.expand_path("..", __dir__)
-  build = File.join(root, "build")
+  let(:build) { SpecHelpers.make_c_programs }
   let(:stream_name) { unique("c") }
   let(:cli) { File.join(build, "redis-ipc") }
   let(:env) { { "REDIS_URL" => redis_url } }
 
-  before(:all) do
-    output, status = Open3.capture2e("make", "-s", "-C", root)
-    raise "make failed:\n#{output}" unless status.success?
-  end
 
   after do
     (@children || []).each do |io|

@@ -2,21 +2,16 @@
 
 require "spec_helper"
 require "json"
-require "open3"
 require "tmpdir"
+require_relative "support/cli_tool"
 
 # redis-ipc stats (other processes' metrics, --watch, --prometheus, exit
 # statuses) and redis-ipc peek, built with `make` as c_interop_spec does.
 RSpec.describe "redis-ipc stats and peek", timeout: 90 do
-  root = File.expand_path("..", __dir__)
-  let(:cli) { File.join(root, "build", "redis-ipc") }
-  let(:stream_name) { unique("cli") }
-  let(:env) { { "REDIS_URL" => redis_url } }
+  include CLITool
 
-  before(:all) do
-    output, status = Open3.capture2e("make", "-s", "-C", root, "build/redis-ipc")
-    raise "make failed:\n#{output}" unless status.success?
-  end
+  let(:cli) { CLITool.build }
+  let(:stream_name) { unique("cli") }
 
   after do
     (@children || []).each do |io|
@@ -28,12 +23,8 @@ RSpec.describe "redis-ipc stats and peek", timeout: 90 do
     end
   end
 
-  def run_cli(*args, env: self.env)
-    Open3.capture3(env, cli, *args)
-  end
-
   def start(*argv)
-    io = IO.popen(env, argv, "r", err: [:child, :out])
+    io = IO.popen({ "REDIS_URL" => redis_url }, argv, "r", err: [:child, :out])
     (@children ||= []) << io
     io
   end
@@ -146,11 +137,7 @@ RSpec.describe "redis-ipc stats and peek", timeout: 90 do
 
   describe "peek" do
     it "prints the latest entries with their fields, age and pending owner, and consumes nothing" do
-      gate = Queue.new
-      worker = connected_stream(stream_name, "worker") do |entry|
-        gate.pop
-        fulfill_request(entry, content: "done")
-      end
+      worker, gate = gated_stream(stream_name, "worker", content: "done")
       client = connected_stream(stream_name, "client")
       held = client.send_to_group_async(content: { "job" => 7 }, to: "worker", timeout: 20)
       eventually { worker.stats[:consumers_busy] == 1 }

@@ -56,11 +56,7 @@ RSpec.describe "file descriptors", timeout: 120 do
   end
 
   it "lends one descriptor per waiting thread and gets every one back when waiters are killed or answered" do
-    gate = Queue.new
-    responder = connected_stream(stream_name, "slow") do |entry|
-      gate.pop
-      fulfill_request(entry, content: entry.content)
-    end
+    responder, gate = gated_stream(stream_name, "slow")
     sender = connected_stream(stream_name, "sender", consumer: { pool_size: 1 })
     gate << true
     sender.send_to_group(content: 0, to: "slow")

@@ -110,11 +110,7 @@ RSpec.describe "fork safety", timeout: 90 do
   end
 
   it "fails a reply awaited in the parent, when waited for in the child, with ConnectionError" do
-    gate = Queue.new
-    connected_stream(stream_name, "slow") do |entry|
-      gate.pop
-      fulfill_request(entry, content: "late")
-    end
+    _, gate = gated_stream(stream_name, "slow", content: "late")
     client = connected_stream(stream_name, "client")
     pending = client.send_to_group_async(content: 1, to: "slow", timeout: 10)
     outcome = in_fork do

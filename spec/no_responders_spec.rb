@@ -18,6 +18,14 @@ RSpec.describe "no responders", timeout: 90 do
     [e, monotonic - started]
   end
 
+  # Sends (the block) until one raises NoRespondersError, for up to `within` seconds; returns that error.
+  def no_responders_within(within, &send)
+    eventually(within: within) do
+      e, = timed(&send)
+      e if e.is_a?(RedisIPC::NoRespondersError)
+    end
+  end
+
   def xinfo_calls
     stats = raw_redis.info(:commandstats)
     row = stats["xinfo|consumers"] || stats["xinfo"]
@@ -59,11 +67,8 @@ RSpec.describe "no responders", timeout: 90 do
     victim.close
     @processes.delete(victim)
     # Alive until its beat is older than dead_after (1.3 s), plus the second it is remembered.
-    error = eventually(within: 10) do
-      e, = timed { client.send_to_group(content: 2, to: "victim", timeout: 2) }
-      e if e.is_a?(RedisIPC::NoRespondersError)
-    end
-    expect(error).to be_a(RedisIPC::NoRespondersError)
+    expect(no_responders_within(10) { client.send_to_group(content: 2, to: "victim", timeout: 2) })
+      .to be_a(RedisIPC::NoRespondersError)
   end
 
   it "never fails a send to a group that is alive but slow" do
@@ -121,11 +126,8 @@ RSpec.describe "no responders", timeout: 90 do
     expect(client.send_to_group(content: "hi", to: "legacy", timeout: 10).content).to eq("hi")
     peer.join
     # Silent for longer than reclaim_idle (10 s): no longer counted.
-    error = eventually(within: 20) do
-      e, = timed { client.send_to_group(content: 1, to: "legacy", timeout: 0.2) }
-      e if e.is_a?(RedisIPC::NoRespondersError)
-    end
-    expect(error).to be_a(RedisIPC::NoRespondersError)
+    expect(no_responders_within(20) { client.send_to_group(content: 1, to: "legacy", timeout: 0.2) })
+      .to be_a(RedisIPC::NoRespondersError)
   ensure
     redis&.close
   end

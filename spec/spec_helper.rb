@@ -71,6 +71,17 @@ module SpecHelpers
     s
   end
 
+  # A connected stream whose handler waits until the returned gate is
+  # pushed to, then answers with `content` (default: the request's content).
+  def gated_stream(stream, group, content: nil, **options)
+    gate = Queue.new
+    s = connected_stream(stream, group, **options) do |entry|
+      gate.pop
+      fulfill_request(entry, content: content.nil? ? entry.content : content)
+    end
+    [s, gate]
+  end
+
   # Starts a script of spec/fixtures that prints "ready ..." once connected;
   # returns its IO, also kept in @processes for the spec's cleanup.
   def start_fixture(script, *args, env: {})

@@ -169,13 +169,7 @@ RSpec.describe "TLS", timeout: 120 do
   end
 
   describe "from the redis-ipc tool" do
-    root = File.expand_path("..", __dir__)
-    let(:cli) { File.join(root, "build", "redis-ipc") }
-
-    before(:all) do
-      output, status = Open3.capture2e("make", "-s", "-C", root)
-      raise "make failed:\n#{output}" unless status.success?
-    end
+    let(:cli) { File.join(SpecHelpers.make_c_programs, "redis-ipc") }
 
     def run_cli(*args)
       Open3.capture3({ "REDIS_URL" => nil, "LD_PRELOAD" => nil, "SSL_CERT_FILE" => nil }, cli, *args)

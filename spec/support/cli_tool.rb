@@ -6,16 +6,8 @@ require "open3"
 # process, as the build is up to date afterwards), run with REDIS_URL set
 # to the suite's server unless an example passes its own environment.
 module CLITool
-  ROOT = File.expand_path("../..", __dir__)
-  PATH = File.join(ROOT, "build", "redis-ipc")
-
   def self.build
-    @build ||= begin
-      output, status = Open3.capture2e("make", "-s", "-C", ROOT)
-      raise "make failed:\n#{output}" unless status.success?
-
-      PATH
-    end
+    @build ||= File.join(SpecHelpers.make_c_programs, "redis-ipc")
   end
 
   # [stdout, stderr, Process::Status]
