@@ -179,7 +179,7 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
       end
       sender = stream("sender", errors)
       reply = sender.send_to_group_async(content: 1, to: "responder", timeout: 40)
-      eventually { redis.xpending(stream_name, "responder")["size"] == 1 }
+      eventually { pending_of(redis, stream_name, "responder") == 1 }
       out_of_memory
       gate << true
       # (The heartbeat's ZADD is refused too, and reported: skip that one.)
@@ -191,11 +191,11 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
       end
       expect(refusal).to be_a(RedisIPC::CommandError)
       expect(refusal.message).to match(/refused the reply to request \h+: OOM/)
-      expect(redis.xpending(stream_name, "responder")["size"]).to eq(1) # never acknowledged without a reply
+      expect(pending_of(redis, stream_name, "responder")).to eq(1) # never acknowledged without a reply
       memory_back
       gate << true # the request is handed out again once reclaimed (10 s idle)
       expect(reply.value.content).to eq("answer to 1")
-      eventually { redis.xpending(stream_name, "responder")["size"].zero? }
+      eventually { pending_of(redis, stream_name, "responder").zero? }
       expect(drain(errors).grep(RedisIPC::CommandError).map(&:message).grep(/reply/)).to eq([])
     end
 
@@ -218,11 +218,11 @@ RSpec.describe "commands Redis refuses", timeout: 90 do
       (@streams ||= []) << s
       sender = stream("sender", errors)
       replies = Array.new(8) { |i| sender.send_to_group_async(content: i, to: "responder", timeout: 40) }
-      eventually { redis.xpending(stream_name, "responder")["size"] == 8 }
+      eventually { pending_of(redis, stream_name, "responder") == 8 }
       out_of_memory
       open = true # eight answers at once: some are written by another thread's flush
       eventually { s.stats[:inflight_requests].zero? } # every answer written, and refused
-      expect(redis.xpending(stream_name, "responder")["size"]).to eq(8)
+      expect(pending_of(redis, stream_name, "responder")).to eq(8)
       memory_back
       expect(replies.map { |r| r.value.content }).to eq((0...8).to_a) # answered again after the reclaim
       raised_here = drain(raised)

@@ -108,8 +108,9 @@ RSpec.describe "the least-privilege ACL rule", timeout: 120 do
     user = acl_user(without: OPTIONAL)
     stream_as(user, "workers")
     expect(stream_as(user, "senders").send_to_group(content: 1, to: "workers").content).to eq(1)
-    %W[~#{stream_name}:*:instances ~#{stream_name}:*:metrics &#{stream_name}:*:wake]
-      .zip([/key "#{stream_name}:workers:instances"/, /key "#{stream_name}:workers:\h+:metrics"/, /channel "#{stream_name}:workers:\h+:wake"/])
+    %W[~#{stream_name}:*:instances ~#{stream_name}:*:metrics ~#{stream_name}:*:requests ~#{stream_name}:*:replies &#{stream_name}:*:wake]
+      .zip([/key "#{stream_name}:workers:instances"/, /key "#{stream_name}:workers:\h+:metrics"/, /key "#{stream_name}:workers:requests"/,
+            /key "#{stream_name}:workers:\h+:replies"/, /channel "#{stream_name}:workers:\h+:wake"/])
       .each do |word, named|
       stream = RedisIPC::Stream.new(stream_name, "workers").on_request { nil }
       expect { stream.connect(redis_options: acl_user(without: [word])) }.to raise_error(RedisIPC::CommandError, named)

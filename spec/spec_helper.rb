@@ -49,6 +49,17 @@ module SpecHelpers
     Process.clock_gettime(Process::CLOCK_MONOTONIC)
   end
 
+  # Entries a group holds pending, on the shared stream and on the group's
+  # requests lane (docs/wire.md): requests between instances of this gem
+  # take the lane once the sender knows the group's members.
+  def pending_of(redis, stream, group)
+    [stream, "#{stream}:#{group}:requests"].sum do |key|
+      redis.xpending(key, group)["size"]
+    rescue Redis::CommandError # not created yet
+      0
+    end
+  end
+
   # Polls until the block is truthy (for observing another process), up to `within` seconds.
   def eventually(within: 5)
     deadline = monotonic + within

@@ -1,5 +1,5 @@
 /* Dispatchers: native threads that block in XREADGROUP ... > on their own
- * connection and route what they read (blocking briefly, 0.1 s, only while
+ * connection, on every lane at once (ipc_lanes.h), and route what they read (blocking briefly, 0.1 s, only while
  * requests wait parked for room). The first runs from connect, the others
  * under load. On a lost connection they reconnect with capped backoff,
  * re-join the group and route what was delivered to the cut connection. */
@@ -69,13 +69,19 @@ static size_t largest_entry(const redisReply *entries)
  * shrinks when large entries come, so that a read stays near
  * RIPC_READ_BUDGET times max_content_bytes, and grows back as they stop.
  * (A read that brings more all the same is abandoned: see the loop.) */
-static void plan_next_read(ripc_dispatcher *d, const redisReply *entries, const ripc_routed *routed)
+static void plan_next_read(ripc_dispatcher *d, const redisReply *const by_lane[RIPC_LANES], const ripc_routed *routed)
 {
     ripc_stream *s = d->stream;
-    size_t largest = largest_entry(entries);
+    size_t largest = 0, read = 0;
+    for (int lane = 0; lane < RIPC_LANES; lane++) {
+        size_t lane_largest = largest_entry(by_lane[lane]);
+        if (lane_largest > largest) largest = lane_largest;
+        if (by_lane[lane] && by_lane[lane]->type == REDIS_REPLY_ARRAY) read += by_lane[lane]->elements;
+    }
     d->largest = largest > d->largest / 2 ? largest : d->largest / 2;
-    size_t by_size = s->options.max_content_bytes * RIPC_READ_BUDGET / (d->largest > 1024 ? d->largest : 1024);
-    size_t others = entries && entries->type == REDIS_REPLY_ARRAY ? entries->elements - routed->requests : 0;
+    /* COUNT applies to each lane: a read may bring that many from each. */
+    size_t by_size = s->options.max_content_bytes * RIPC_READ_BUDGET / (d->largest > 1024 ? d->largest : 1024) / RIPC_LANES;
+    size_t others = read - routed->requests;
     size_t by_room = ripc_inflight_room(&s->inflight) + others + 1;
     size_t count = by_size < by_room ? by_size : by_room;
     d->count = count < 1 ? 1 : count > READ_COUNT ? READ_COUNT : (int)count;
@@ -88,8 +94,12 @@ static void plan_next_read(ripc_dispatcher *d, const redisReply *entries, const 
 static void catch_up(ripc_dispatcher *d, redisContext *c, int redelivered, ripc_error *err)
 {
     ripc_routed routed = { 0, 0 };
-    int complete;
-    ripc_route_history(d->stream, c, d->name, d->count, redelivered, &routed, &complete, err);
+    int complete = 1;
+    for (int lane = 0; lane < RIPC_LANES && !c->err && !routed.parked; lane++) {
+        int lane_complete;
+        ripc_route_history(d->stream, c, lane, d->name, d->count, redelivered, &routed, &lane_complete, err);
+        complete = complete && lane_complete;
+    }
     d->parked = routed.parked || !complete;
 }
 
@@ -152,9 +162,12 @@ static void *dispatcher_main(void *arg)
     int extra = d != &s->dispatchers[0];
     snprintf(block_ms, sizeof(block_ms), "%lld", (long long)((extra ? EXTRA_IDLE : s->options.block_timeout) * 1000));
     snprintf(parked_block_ms, sizeof(parked_block_ms), "%lld", (long long)(PARKED_BLOCK * 1000));
-    const char *argv[] = { "XREADGROUP", "GROUP", s->group, d->name, "COUNT", count, "BLOCK", block_ms, "STREAMS", s->stream, ">" };
-    size_t lens[11];
-    for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
+    const char *argv[] = { "XREADGROUP", "GROUP", s->group, d->name, "COUNT", count, "BLOCK", block_ms, "STREAMS",
+                           s->lanes[RIPC_LANE_SHARED], s->lanes[RIPC_LANE_REQUESTS], s->lanes[RIPC_LANE_REPLIES], ">", ">", ">" };
+    enum { ARGC = 9 + 2 * RIPC_LANES };
+    _Static_assert(sizeof(argv) / sizeof(argv[0]) == ARGC, "one key and one > per lane");
+    size_t lens[ARGC];
+    for (int i = 0; i < ARGC; i++) lens[i] = strlen(argv[i]);
     double backoff = BACKOFF_FIRST;
     ripc_error err;
 
@@ -192,8 +205,8 @@ static void *dispatcher_main(void *arg)
         pthread_mutex_unlock(&d->mutex);
         if (stopping) break;
         double issued = ripc_now();
-        size_t bound = ripc_read_budget(s) + (size_t)d->count * 1024; /* entries, ids and framing */
-        redisReply *reply = ripc_conn_run_bounded(d->conn, 11, argv, lens, bound, &err);
+        size_t bound = ripc_read_budget(s) + (size_t)d->count * RIPC_LANES * 1024; /* entries, ids and framing */
+        redisReply *reply = ripc_conn_run_bounded(d->conn, ARGC, argv, lens, bound, &err);
         pthread_mutex_lock(&d->mutex);
         d->reading = 0;
         pthread_mutex_unlock(&d->mutex);
@@ -220,21 +233,27 @@ static void *dispatcher_main(void *arg)
         backoff = BACKOFF_FIRST;
         ripc_stream_outage_over(s);
         ripc_stream_accepted_since(s, "XREADGROUP", issued);
-        const redisReply *entries = ripc_read_entries(reply);
-        if (entries) {
+        const redisReply *by_lane[RIPC_LANES];
+        int any = ripc_read_lanes(s, reply, by_lane);
+        if (any) {
             ripc_routed routed = { 0, 0 };
-            ripc_route_and_ack(s, d->conn, entries, 0, &routed, &err);
+            int full = 0;
+            for (int lane = 0; lane < RIPC_LANES; lane++) {
+                const redisReply *entries = by_lane[lane];
+                if (!entries || d->conn->err) continue;
+                ripc_route_and_ack(s, d->conn, lane, entries, 0, &routed, &err);
+                full |= entries->type == REDIS_REPLY_ARRAY && entries->elements >= (size_t)d->count;
+            }
             if (routed.parked) d->parked = 1;
             /* A full batch: more was waiting. Another dispatcher helps. */
-            if (!extra && entries->type == REDIS_REPLY_ARRAY && entries->elements >= (size_t)d->count && d->count > 1)
-                start_helper(s);
-            plan_next_read(d, entries, &routed);
+            if (!extra && full && d->count > 1) start_helper(s);
+            plan_next_read(d, by_lane, &routed);
             if (d->conn->err && !atomic_load(&s->stopping)) {
                 ripc_stream_outage(s, &err);
                 set_conn(d, NULL);
             }
         }
-        int quiet = !entries;
+        int quiet = !any;
         freeReplyObject(reply);
         if (extra && quiet && !d->parked) {
             retire(d);

@@ -136,16 +136,20 @@ int ripc_entry_element_for_other_group(const redisReply *element, const char *gr
     return 0;
 }
 
-void ripc_entry_xadd_argv(const char *stream, const char *const values[RIPC_FIELD_COUNT],
-                          const size_t lens[RIPC_FIELD_COUNT], const char **argv, size_t *argvlen)
+int ripc_entry_xadd_argv(const char *key, int nomkstream, const char *const values[RIPC_FIELD_COUNT],
+                         const size_t lens[RIPC_FIELD_COUNT], const char **argv, size_t *argvlen)
 {
-    argv[0] = "XADD"; argvlen[0] = 4;
-    argv[1] = stream; argvlen[1] = strlen(stream);
-    argv[2] = "*"; argvlen[2] = 1;
+    int at = 0;
+    argv[at] = "XADD"; argvlen[at++] = 4;
+    argv[at] = key; argvlen[at++] = strlen(key);
+    /* A direct lane exists while its reader does: never created by a write. */
+    if (nomkstream) { argv[at] = "NOMKSTREAM"; argvlen[at++] = 10; }
+    argv[at] = "*"; argvlen[at++] = 1;
     for (int i = 0; i < RIPC_FIELD_COUNT; i++) {
-        argv[3 + 2 * i] = ripc_field_names[i];
-        argvlen[3 + 2 * i] = strlen(ripc_field_names[i]);
-        argv[4 + 2 * i] = values[i];
-        argvlen[4 + 2 * i] = lens[i];
+        argv[at] = ripc_field_names[i];
+        argvlen[at++] = strlen(ripc_field_names[i]);
+        argv[at] = values[i];
+        argvlen[at++] = lens[i];
     }
+    return at;
 }

@@ -25,9 +25,12 @@ static inline const char *ripc_entry_field(const ripc_entry *e, int field)
 }
 int ripc_entry_field_is(const ripc_entry *e, int field, const char *value);
 
-/* Fills argv/lens (2 + 2*RIPC_FIELD_COUNT + 2 slots) with XADD <stream> * field value ... */
-enum { RIPC_XADD_ARGC = 3 + 2 * RIPC_FIELD_COUNT };
-void ripc_entry_xadd_argv(const char *stream, const char *const values[RIPC_FIELD_COUNT],
-                          const size_t lens[RIPC_FIELD_COUNT], const char **argv, size_t *argvlen);
+/* Fills argv/lens (at most RIPC_XADD_ARGC_MAX slots) with XADD <key>
+ * [NOMKSTREAM] * field value ..., and returns how many it filled. The
+ * fields start at argv[ripc_xadd_fields_at(nomkstream)]. */
+enum { RIPC_XADD_ARGC_MAX = 4 + 2 * RIPC_FIELD_COUNT };
+static inline int ripc_xadd_fields_at(int nomkstream) { return nomkstream ? 4 : 3; }
+int ripc_entry_xadd_argv(const char *key, int nomkstream, const char *const values[RIPC_FIELD_COUNT],
+                         const size_t lens[RIPC_FIELD_COUNT], const char **argv, size_t *argvlen);
 
 #endif

@@ -24,13 +24,18 @@ static const double INBOX_BUSY = RIPC_INBOX_BUSY, INBOX_IDLE = 10.0;
 /* Reads every entry pending on our inbox consumer and routes it. Returns
  * how many it took, counting requests parked for lack of room (to be swept
  * again soon); requests still being handled stay in the inbox and do not
- * count, or a long handler would keep the sweep at its busy pace. */
-static size_t sweep_inbox(ripc_stream *s, redisContext *c, ripc_error *err)
+ * count, or a long handler would keep the sweep at its busy pace. Peers
+ * hand replies to it on the shared stream only; on the direct lanes only
+ * a takeover or a reclaim fills it (they ring: all_lanes). */
+static size_t sweep_inbox(ripc_stream *s, redisContext *c, int all_lanes, ripc_error *err)
 {
     /* Requests reach our inbox only by takeover or reclaim: redelivered. */
     ripc_routed routed = { 0, 0 };
-    int complete;
-    size_t taken = ripc_route_history(s, c, s->inbox, 128, 1, &routed, &complete, err);
+    size_t taken = 0;
+    for (int lane = 0; lane < (all_lanes ? RIPC_LANES : 1) && !c->err; lane++) {
+        int complete;
+        taken += ripc_route_history(s, c, lane, s->inbox, 128, 1, &routed, &complete, err);
+    }
     return taken + routed.parked;
 }
 
@@ -40,6 +45,7 @@ static double earliest(const ripc_chores *due)
     if (due->inbox < next) next = due->inbox;
     if (due->reclaim < next) next = due->reclaim;
     if (due->trim < next) next = due->trim;
+    if (due->routes < next) next = due->routes;
     return next;
 }
 
@@ -71,8 +77,17 @@ static int run_redis_chores(ripc_stream *s, redisContext *c, ripc_chores *due, d
         if (must_yield(s)) return 1;
     }
     if (!c->err && now >= due->inbox) {
-        size_t seen = sweep_inbox(s, c, &err);
+        int all_lanes = due->inbox_all_lanes || now >= due->lanes_swept + INBOX_IDLE;
+        size_t seen = sweep_inbox(s, c, all_lanes, &err);
+        if (all_lanes) {
+            due->inbox_all_lanes = 0;
+            due->lanes_swept = now;
+        }
         due->inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
+        if (must_yield(s)) return 1;
+    }
+    if (!c->err && now >= due->routes) {
+        due->routes = ripc_routes_refresh(s, c, &err);
         if (must_yield(s)) return 1;
     }
     if (!c->err && acks) ripc_send_lazy_acks(s, c, &err);
@@ -86,6 +101,9 @@ void ripc_housekeeper_reset(ripc_stream *s)
     ripc_chores *due = &s->chores;
     due->ledger = now + o->cleanup_interval;
     due->inbox = now;
+    due->inbox_all_lanes = 1;
+    due->lanes_swept = now;
+    due->routes = now;
     due->reclaim = now + o->reclaim_idle / 2;
     due->trim = o->retention > 0 ? now + 1.0 : 1e300;
 }
@@ -103,11 +121,12 @@ double ripc_housekeeper_tick(ripc_stream *s)
     }
     int waiting = ripc_ledger_size(&s->ledger) > 0;
     if (waiting && due->inbox > now + INBOX_BUSY) due->inbox = now + INBOX_BUSY; /* a sender started waiting */
-    if (atomic_exchange(&s->inbox_rung, 0)) due->inbox = now;                   /* a reply was handed to us */
+    if (atomic_exchange(&s->inbox_rung, 0)) due->inbox = now, due->inbox_all_lanes = 1; /* handed or claimed to us */
+    if (atomic_exchange(&s->routes_wanted, 0)) due->routes = now;              /* a sender met a new group */
     int takeovers = ripc_liveness_pending(s) > 0;
     double acks_due = ripc_lazy_acks_due(&s->lazy_acks);
     int acks = acks_due > 0 && now >= acks_due;
-    if (takeovers || acks || now >= due->inbox || now >= due->reclaim || now >= due->trim) {
+    if (takeovers || acks || now >= due->inbox || now >= due->reclaim || now >= due->trim || now >= due->routes) {
         redisContext *c = ripc_service_checkout(s, &err);
         if (c) {
             int yielded = run_redis_chores(s, c, due, now, waiting, acks);
@@ -126,6 +145,7 @@ double ripc_housekeeper_tick(ripc_stream *s)
             if (due->inbox < retry) due->inbox = retry;
             if (due->reclaim < retry) due->reclaim = retry;
             if (due->trim < retry) due->trim = retry;
+            if (due->routes < retry) due->routes = retry;
         }
     }
     double next = earliest(due);

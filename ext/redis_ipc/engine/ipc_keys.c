@@ -39,6 +39,16 @@ char *ripc_key_metrics(const char *stream, const char *group, const char *instan
     return format("%s:%s:%s:metrics", stream, group, instance_id);
 }
 
+char *ripc_key_requests(const char *stream, const char *group)
+{
+    return format("%s:%s:requests", stream, group);
+}
+
+char *ripc_key_replies(const char *stream, const char *group, const char *instance_id)
+{
+    return format("%s:%s:%s:replies", stream, group, instance_id);
+}
+
 char *ripc_key_seen(const char *stream, const char *group, const char *request_id)
 {
     return format("%s:%s:seen:%s", stream, group, request_id);

@@ -13,6 +13,12 @@ char *ripc_key_consumers(const char *stream, const char *group, const char *inst
 char *ripc_key_instances(const char *stream, const char *group);
 /* <stream>:<group>:<instance_id>:wake: published when a reply is handed to that instance. */
 char *ripc_key_wake(const char *stream, const char *group, const char *instance_id);
+/* <stream>:<group>:requests: the direct lane of requests to a group all of whose
+ * members are instances of this gem (ipc_routes.c), a stream read by that group. */
+char *ripc_key_requests(const char *stream, const char *group);
+/* <stream>:<group>:<instance_id>:replies: the direct lane of replies to one instance
+ * of this gem, a stream read by that instance only. */
+char *ripc_key_replies(const char *stream, const char *group, const char *instance_id);
 /* <stream>:<group>:seen:<request id>: a signed request's replay marker (ipc_signing.c). */
 char *ripc_key_seen(const char *stream, const char *group, const char *request_id);
 

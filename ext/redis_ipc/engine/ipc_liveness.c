@@ -63,16 +63,17 @@ long long ripc_liveness_server_ms(ripc_stream *s, redisContext *c, ripc_error *e
 
 static long long dead_ms(ripc_stream *s) { return (long long)(s->options.dead_after * 1000); }
 
-/* XCLAIMs ids (argv-ready strings) to our inbox when idle at least min_idle
- * ms; the inbox sweep routes them, as redelivered, at once (JUSTID: what
- * they hold is read there, measured, not here whatever its size).
- * Returns how many were claimed. */
-static size_t claim_ids(ripc_stream *s, redisContext *c, const char **ids, size_t n, const char *min_idle, ripc_error *err)
+/* XCLAIMs ids (argv-ready strings) of a lane to our inbox when idle at
+ * least min_idle ms; the inbox sweep routes them, as redelivered, at once
+ * (JUSTID: what they hold is read there, measured, not here whatever its
+ * size). Returns how many were claimed. */
+static size_t claim_ids(ripc_stream *s, redisContext *c, const char *key, const char **ids, size_t n,
+                        const char *min_idle, ripc_error *err)
 {
     if (n == 0) return 0;
     const char **argv = ripc_xmalloc((n + 6) * sizeof(*argv));
     size_t *lens = ripc_xmalloc((n + 6) * sizeof(*lens));
-    argv[0] = "XCLAIM"; argv[1] = s->stream; argv[2] = s->group; argv[3] = s->inbox; argv[4] = min_idle;
+    argv[0] = "XCLAIM"; argv[1] = key; argv[2] = s->group; argv[3] = s->inbox; argv[4] = min_idle;
     for (size_t i = 0; i < n; i++) argv[5 + i] = ids[i];
     argv[5 + n] = "JUSTID";
     for (size_t i = 0; i < n + 6; i++) lens[i] = strlen(argv[i]);
@@ -100,18 +101,18 @@ static size_t pending_ids(const redisReply *rows, const char **ids)
     return n;
 }
 
-/* Moves every entry pending on `consumer` to our inbox and routes it:
- * requests are served here, replies go where they belong. */
-static size_t claim_all(ripc_stream *s, redisContext *c, const char *consumer, ripc_error *err)
+/* Moves every entry pending on `consumer` on a lane to our inbox and
+ * routes it: requests are served here, replies go where they belong. */
+static size_t claim_all(ripc_stream *s, redisContext *c, const char *key, const char *consumer, ripc_error *err)
 {
     size_t claimed = 0;
     for (int round = 0; round < 1000 && !c->err; round++) {
-        redisReply *pending = redisCommand(c, "XPENDING %b %b - + 128 %b", s->stream, strlen(s->stream),
+        redisReply *pending = redisCommand(c, "XPENDING %b %b - + 128 %b", key, strlen(key),
                                            s->group, strlen(s->group), consumer, strlen(consumer));
         int empty = !pending || pending->type != REDIS_REPLY_ARRAY || pending->elements == 0;
         if (!empty) {
             const char **ids = ripc_xmalloc(pending->elements * sizeof(*ids));
-            claimed += claim_ids(s, c, ids, pending_ids(pending, ids), "0", err);
+            claimed += claim_ids(s, c, key, ids, pending_ids(pending, ids), "0", err);
             free(ids);
         }
         if (pending) freeReplyObject(pending);
@@ -120,9 +121,9 @@ static size_t claim_all(ripc_stream *s, redisContext *c, const char *consumer, r
     return claimed;
 }
 
-static long long pending_of(ripc_stream *s, redisContext *c, const char *consumer)
+static long long pending_of(ripc_stream *s, redisContext *c, const char *key, const char *consumer)
 {
-    redisReply *r = redisCommand(c, "XPENDING %b %b - + 1 %b", s->stream, strlen(s->stream), s->group,
+    redisReply *r = redisCommand(c, "XPENDING %b %b - + 1 %b", key, strlen(key), s->group,
                                  strlen(s->group), consumer, strlen(consumer));
     long long n = r && r->type == REDIS_REPLY_ARRAY ? (long long)r->elements : -1;
     if (r) freeReplyObject(r);
@@ -150,6 +151,35 @@ static int still_connected(ripc_stream *s, redisContext *c, const char *iid, rip
     return subscribed != 0;
 }
 
+/* Claims what the consumers of instance iid hold on a lane, and removes
+ * those consumers. Returns how many entries it claimed. */
+static size_t take_lane(ripc_stream *s, redisContext *c, const char *key, const char *iid, ripc_error *err)
+{
+    redisReply *info = redisCommand(c, "XINFO CONSUMERS %b %b", key, strlen(key), s->group, strlen(s->group));
+    if (!info || info->type != REDIS_REPLY_ARRAY) {
+        if (info) freeReplyObject(info);
+        return 0;
+    }
+    size_t claimed = 0;
+    for (size_t i = 0; i < info->elements; i++) {
+        const redisReply *row = info->element[i];
+        const redisReply *field = ripc_reply_field(row, "name");
+        const char *name = field && field->type == REDIS_REPLY_STRING ? field->str : NULL;
+        char owner[RIPC_INSTANCE_NAME_MAX];
+        if (!name || !ripc_name_instance(name, owner, sizeof(owner)) || strcmp(owner, iid) != 0) continue;
+        claimed += claim_all(s, c, key, name, err);
+        /* A consumer is removed only once it holds nothing: deleting one
+         * with pending entries would orphan them. */
+        if (pending_of(s, c, key, name) == 0) {
+            redisReply *del = redisCommand(c, "XGROUP DELCONSUMER %b %b %b", key, strlen(key), s->group,
+                                           strlen(s->group), name, strlen(name));
+            if (del) freeReplyObject(del);
+        }
+    }
+    freeReplyObject(info);
+    return claimed;
+}
+
 static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_error *err)
 {
     /* It may have beaten since the beat that found it dead. */
@@ -161,34 +191,17 @@ static void take_over(ripc_stream *s, redisContext *c, const char *iid, ripc_err
     int won = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     if (r) freeReplyObject(r);
     if (!won) return;
-    /* Unlist it first, so no peer hands it anything more. */
+    /* Unlist it first, so no peer hands it anything more; the replies
+     * to it have nobody left to wait for them. */
     char *consumers_key = ripc_key_consumers(s->stream, s->group, iid);
-    r = redisCommand(c, "DEL %s", consumers_key);
+    char *replies_key = ripc_key_replies(s->stream, s->group, iid);
+    r = redisCommand(c, "DEL %b %b", consumers_key, strlen(consumers_key), replies_key, strlen(replies_key));
     free(consumers_key);
+    free(replies_key);
     if (r) freeReplyObject(r);
 
-    redisReply *info = redisCommand(c, "XINFO CONSUMERS %b %b", s->stream, strlen(s->stream), s->group, strlen(s->group));
-    if (!info || info->type != REDIS_REPLY_ARRAY) {
-        if (info) freeReplyObject(info);
-        return;
-    }
-    size_t claimed = 0;
-    for (size_t i = 0; i < info->elements; i++) {
-        const redisReply *row = info->element[i];
-        const redisReply *field = ripc_reply_field(row, "name");
-        const char *name = field && field->type == REDIS_REPLY_STRING ? field->str : NULL;
-        char owner[RIPC_INSTANCE_NAME_MAX];
-        if (!name || !ripc_name_instance(name, owner, sizeof(owner)) || strcmp(owner, iid) != 0) continue;
-        claimed += claim_all(s, c, name, err);
-        /* A consumer is removed only once it holds nothing: deleting one
-         * with pending entries would orphan them. */
-        if (pending_of(s, c, name) == 0) {
-            redisReply *del = redisCommand(c, "XGROUP DELCONSUMER %b %b %b", s->stream, strlen(s->stream), s->group,
-                                           strlen(s->group), name, strlen(name));
-            if (del) freeReplyObject(del);
-        }
-    }
-    freeReplyObject(info);
+    size_t claimed = take_lane(s, c, s->stream, iid, err);
+    claimed += take_lane(s, c, s->lanes[RIPC_LANE_REQUESTS], iid, err);
     atomic_fetch_add(&s->takeovers, 1);
     atomic_fetch_add(&s->taken_over_entries, claimed);
 }
@@ -235,15 +248,17 @@ static int alive(const redisReply *live, const char *iid)
     return 0;
 }
 
-void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
+/* The reclaim of one lane; *live is asked once for all of them. */
+static void reclaim_lane(ripc_stream *s, redisContext *c, int lane, redisReply **live_set, ripc_error *err)
 {
+    const char *key = s->lanes[lane];
     char idle_ms[32], from[80] = "-", live_from[32];
     snprintf(idle_ms, sizeof(idle_ms), "%lld", (long long)(s->options.reclaim_idle * 1000));
-    redisReply *live = NULL;
+    redisReply *live = *live_set;
     char last_owner[RIPC_INSTANCE_NAME_MAX] = "";
     int last_connected = 0;
     for (int page = 0; page < 16 && !c->err; page++) {
-        redisReply *rows = redisCommand(c, "XPENDING %b %b IDLE %s %s + 128", s->stream, strlen(s->stream),
+        redisReply *rows = redisCommand(c, "XPENDING %b %b IDLE %s %s + 128", key, strlen(key),
                                         s->group, strlen(s->group), idle_ms, from);
         if (rows) ripc_stream_note_reply(s, "XPENDING", "XPENDING of idle entries", rows);
         if (!rows || rows->type != REDIS_REPLY_ARRAY || rows->elements == 0) {
@@ -256,7 +271,7 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
             long long now = ripc_liveness_server_ms(s, c, err);
             if (now < 0) { freeReplyObject(rows); break; }
             snprintf(live_from, sizeof(live_from), "%lld", now - dead_ms(s));
-            live = redisCommand(c, "ZRANGEBYSCORE %b %s +inf", s->instances_key, strlen(s->instances_key), live_from);
+            live = *live_set = redisCommand(c, "ZRANGEBYSCORE %b %s +inf", s->instances_key, strlen(s->instances_key), live_from);
             if (!live) { freeReplyObject(rows); break; }
         }
         const char **ids = ripc_xmalloc(rows->elements * sizeof(*ids));
@@ -267,16 +282,22 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
                 row->element[1]->type != REDIS_REPLY_STRING)
                 continue;
             const char *id = row->element[0]->str;
+            char slot_buf[RIPC_LANE_SLOT_MAX];
+            const char *slot = ripc_lane_slot(lane, id, slot_buf, sizeof(slot_buf));
             char owner[RIPC_INSTANCE_NAME_MAX];
             int known = ripc_name_instance(row->element[1]->str, owner, sizeof(owner));
             if (known && strcmp(owner, s->instance_id) == 0) {
                 /* Ours: answered, with only its XACK lost (acknowledged now,
                  * with the lazy ones); or being handled; or forgotten (its
                  * reply given up after every retry): handled again. */
-                int state = ripc_inflight_state(&s->inflight, id);
-                if (state == RIPC_INFLIGHT_ANSWERED) {
+                int state = ripc_inflight_state(&s->inflight, slot);
+                if (state == RIPC_INFLIGHT_ANSWERED && lane == RIPC_LANE_SHARED) {
                     ripc_lazy_acks_add(&s->lazy_acks, id);
-                    ripc_inflight_acked(&s->inflight, id);
+                    ripc_inflight_acked(&s->inflight, slot);
+                } else if (state == RIPC_INFLIGHT_ANSWERED) {
+                    redisReply *ack = redisCommand(c, "XACK %b %b %s", key, strlen(key), s->group, strlen(s->group), id);
+                    if (ack) freeReplyObject(ack);
+                    ripc_inflight_acked(&s->inflight, slot);
                 }
                 if (state != RIPC_INFLIGHT_NONE) continue;
             } else if (known && alive(live, owner)) {
@@ -296,11 +317,17 @@ void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
                    last->element[0]->type == REDIS_REPLY_STRING;
         if (more) snprintf(from, sizeof(from), "(%s", last->element[0]->str);
         /* XCLAIM checks the idle time again: an entry taken meanwhile stays. */
-        claim_ids(s, c, ids, n, idle_ms, err);
+        claim_ids(s, c, key, ids, n, idle_ms, err);
         free(ids);
         freeReplyObject(rows);
         if (!more) break;
     }
+}
+
+void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
+{
+    redisReply *live = NULL;
+    for (int lane = 0; lane < RIPC_LANES && !c->err; lane++) reclaim_lane(s, c, lane, &live, err);
     if (live) freeReplyObject(live);
 }
 

@@ -13,7 +13,9 @@
 #include "ipc_conn.h"
 #include "ipc_entry.h"
 #include "ipc_reports.h"
+#include "ipc_keys.h"
 #include "ipc_responders.h"
+#include "ipc_routes.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
 
@@ -47,15 +49,31 @@ static _Thread_local unsigned long long queued_reply;
 struct ripc_outbox_cmd {
     struct ripc_outbox_cmd *next;
     int is_reply;                       /* else a request */
-    int argc;                           /* RIPC_XADD_ARGC; 2 more for a request written again (MARKER), or 4 for a signature */
+    int lane;                           /* the lane it is written to (ipc_lanes.h) */
+    int fields_at;                      /* where the fields start in argv: after XADD <key> [NOMKSTREAM] * */
+    int argc;                           /* the XADD; 2 more for a request written again (MARKER), or 4 for a signature */
     int attempts;                       /* a reply: failed writes so far */
     unsigned long long token;           /* a reply: tells its writer it is the one (own_reply) */
     char request_id[RIPC_REQUEST_ID_LEN + 1]; /* a request: the ledger slot to fail if it cannot be written */
     char *answered_redis_id;            /* a reply: the request entry to acknowledge and delete */
+    int answered_lane;                  /* and the lane it was read from */
     char *blob;                         /* one allocation holding every argument */
-    const char *argv[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA]; /* room for either addition */
-    size_t lens[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA];
+    const char *argv[RIPC_XADD_ARGC_MAX + RIPC_SIGNED_XADD_EXTRA]; /* room for either addition */
+    size_t lens[RIPC_XADD_ARGC_MAX + RIPC_SIGNED_XADD_EXTRA];
 };
+
+/* The value of a field of the entry a command writes. */
+static const char *cmd_value(const ripc_outbox_cmd *cmd, int field, size_t *len)
+{
+    *len = cmd->lens[cmd->fields_at + 1 + 2 * field];
+    return cmd->argv[cmd->fields_at + 1 + 2 * field];
+}
+
+/* The answered request's name in the in-flight set. */
+static const char *answered_slot(const ripc_outbox_cmd *cmd, char *buf, size_t size)
+{
+    return ripc_lane_slot(cmd->answered_lane, cmd->answered_redis_id, buf, size);
+}
 
 /* A request written again after a failover carries this field, so that
  * its handler is told it may have run already (ripc_entry.redelivered);
@@ -64,14 +82,17 @@ struct ripc_outbox_cmd {
  * replay marker there (ipc_signing.c). */
 static const char MARKER_FIELD[] = "redelivered", MARKER_VALUE[] = "1";
 
-static ripc_outbox_cmd *make_cmd(ripc_stream *s, const char *const values[RIPC_FIELD_COUNT],
+/* The XADD of an entry to the lane whose key is given. */
+static ripc_outbox_cmd *make_cmd(ripc_stream *s, int lane, const char *key, const char *const values[RIPC_FIELD_COUNT],
                                  const size_t lens[RIPC_FIELD_COUNT])
 {
     ripc_outbox_cmd *cmd = ripc_xcalloc(1, sizeof(*cmd));
-    const char *argv[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA];
-    size_t argvlen[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA];
-    ripc_entry_xadd_argv(s->stream, values, lens, argv, argvlen);
-    cmd->argc = RIPC_XADD_ARGC;
+    const char *argv[RIPC_XADD_ARGC_MAX + RIPC_SIGNED_XADD_EXTRA];
+    size_t argvlen[RIPC_XADD_ARGC_MAX + RIPC_SIGNED_XADD_EXTRA];
+    int direct = lane != RIPC_LANE_SHARED;
+    cmd->lane = lane;
+    cmd->fields_at = ripc_xadd_fields_at(direct);
+    cmd->argc = ripc_entry_xadd_argv(key, direct, values, lens, argv, argvlen);
     char signed_at[RIPC_SIGNED_AT_MAX], signature[RIPC_SIGNATURE_HEX + 1];
     if (ripc_signing_on(&s->signing)) {
         /* Signed when made, on our view of the server's clock (a retry keeps it). */
@@ -168,17 +189,19 @@ static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, 
         } else if (++cmd->attempts < RETRY_LIMIT && !closing) {
             retry_later(o, cmds, i);
         } else {
-            ripc_inflight_remove(&s->inflight, cmd->answered_redis_id);
+            char buf[RIPC_LANE_SLOT_MAX];
+            ripc_inflight_remove(&s->inflight, answered_slot(cmd, buf, sizeof(buf)));
         }
     }
 }
 
 static void refuse_reply(ripc_stream *s, ripc_outbox_cmd *c, const char *server_message, own_reply *mine)
 {
-    ripc_inflight_remove(&s->inflight, c->answered_redis_id);
-    /* argv[4] is the value of the first field, the request id (ripc_entry_xadd_argv). */
-    int id_len = (int)c->lens[4];
-    const char *id = c->argv[4];
+    char buf[RIPC_LANE_SLOT_MAX];
+    ripc_inflight_remove(&s->inflight, answered_slot(c, buf, sizeof(buf)));
+    size_t len;
+    const char *id = cmd_value(c, RIPC_FIELD_ID, &len);
+    int id_len = (int)len;
     if (mine && mine->token == c->token) {
         mine->refused = 1;
         ripc_error_set(mine->err, RIPC_COMMAND, "Redis refused the reply to request %.*s: %s", id_len, id, server_message);
@@ -189,26 +212,27 @@ static void refuse_reply(ripc_stream *s, ripc_outbox_cmd *c, const char *server_
                         id_len, id, server_message, s->options.reclaim_idle);
 }
 
-/* XACK <stream> <group> answered... lazy..., then XDEL <stream> answered...,
+/* XACK <lane> <group> answered... lazy..., then XDEL <lane> answered...,
  * pipelined. Returns 0 when the connection failed. */
-static int write_acks(redisContext *c, ripc_stream *s, const char **answered, size_t n,
+static int write_acks(redisContext *c, ripc_stream *s, int lane, const char **answered, size_t n,
                       const char *const *lazy, size_t lazy_count)
 {
     size_t argc = 3 + n + lazy_count;
     const char **argv = ripc_xmalloc(argc * sizeof(*argv));
     size_t *lens = ripc_xmalloc(argc * sizeof(*lens));
-    argv[0] = "XACK"; argv[1] = s->stream; argv[2] = s->group;
+    argv[0] = "XACK"; argv[1] = s->lanes[lane]; argv[2] = s->group;
     for (size_t i = 0; i < n; i++) argv[3 + i] = answered[i];
     for (size_t i = 0; i < lazy_count; i++) argv[3 + n + i] = lazy[i];
     for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
     int ok = redisAppendCommandArgv(c, (int)argc, argv, lens) == REDIS_OK;
-    /* XDEL <stream> answered...: the same ids, one slot further on. */
+    /* XDEL <lane> answered...: the same ids, one slot further on. */
     argv[1] = "XDEL"; lens[1] = 4;
-    argv[2] = s->stream; lens[2] = strlen(s->stream);
-    if (ok) ok = redisAppendCommandArgv(c, (int)(n + 2), argv + 1, lens + 1) == REDIS_OK;
+    argv[2] = s->lanes[lane]; lens[2] = strlen(argv[2]);
+    int commands = n ? 2 : 1;
+    if (ok && n) ok = redisAppendCommandArgv(c, (int)(n + 2), argv + 1, lens + 1) == REDIS_OK;
     free(argv);
     free(lens);
-    for (int k = 0; k < 2 && ok; k++) {
+    for (int k = 0; k < commands && ok; k++) {
         void *reply = NULL;
         ok = redisGetReply(c, &reply) == REDIS_OK;
         /* Refused (NOPERM after an ACL change...): the requests stay
@@ -226,6 +250,48 @@ static int only_replies_from(ripc_outbox_cmd **cmds, size_t from, size_t n)
         if (!cmds[i]->is_reply) return 0;
     return 1;
 }
+
+/* Acknowledges and deletes the requests the replies answered[] answer, on
+ * each lane they were read from, in one round trip per lane. Acknowledged,
+ * a request leaves our hands. If the XACK failed, it stays marked answered:
+ * the reclaim acknowledges it later instead of running it again
+ * (ipc_liveness.c). */
+static void ack_answered(ripc_stream *s, redisContext *c, ripc_outbox_cmd **answered, size_t n, ripc_error *err)
+{
+    const char **ids = ripc_xmalloc(n * sizeof(*ids));
+    for (int lane = 0; lane < RIPC_LANES && !c->err; lane++) {
+        size_t count = 0, lazy_count = 0;
+        for (size_t i = 0; i < n; i++)
+            if (answered[i]->answered_lane == lane) ids[count++] = answered[i]->answered_redis_id;
+        char **lazy = lane == RIPC_LANE_SHARED && count ? ripc_lazy_acks_take(&s->lazy_acks, &lazy_count) : NULL;
+        if (!count) continue;
+        int acked = write_acks(c, s, lane, ids, count, (const char *const *)lazy, lazy_count);
+        ripc_lazy_acks_free(lazy, lazy_count);
+        if (!acked) {
+            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
+            ripc_stream_outage(s, err);
+            break;
+        }
+        for (size_t i = 0; i < count; i++) {
+            char buf[RIPC_LANE_SLOT_MAX];
+            ripc_inflight_acked(&s->inflight, ripc_lane_slot(lane, ids[i], buf, sizeof(buf)));
+        }
+    }
+    free(ids);
+}
+
+/* The same request, for the shared stream (signed again there if signed). */
+static ripc_outbox_cmd *to_shared_stream(ripc_stream *s, const ripc_outbox_cmd *cmd)
+{
+    const char *values[RIPC_FIELD_COUNT];
+    size_t lens[RIPC_FIELD_COUNT];
+    for (int f = 0; f < RIPC_FIELD_COUNT; f++) values[f] = cmd_value(cmd, f, &lens[f]);
+    ripc_outbox_cmd *again = make_cmd(s, RIPC_LANE_SHARED, s->stream, values, lens);
+    memcpy(again->request_id, cmd->request_id, sizeof(again->request_id));
+    return again;
+}
+
+static void requeue(ripc_outbox *o, ripc_outbox_cmd *list);
 
 /* Writes one batch. First every XADD, pipelined, in order; then, for the
  * replies Redis accepted, one XACK and one XDEL of the requests they
@@ -259,15 +325,30 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
         if (c && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
     }
 
-    /* ids[0..answered) are the requests whose replies Redis accepted; the
-     * lazy acknowledgements waiting (ipc_lazy_acks.c) follow them in the
-     * XACK only. */
-    size_t answered = 0, lazy_count = 0;
+    /* answered[0..n_answered) are the replies Redis accepted, whose
+     * requests are acknowledged; the lazy acknowledgements waiting
+     * (ipc_lazy_acks.c) go with the shared stream's XACK. */
+    size_t n_answered = 0;
     int accepted = 0;
-    const char **ids = ripc_xmalloc((n + 1) * sizeof(*ids));
+    ripc_outbox_cmd **answered = ripc_xmalloc((n + 1) * sizeof(*answered));
+    ripc_outbox_cmd *moved = NULL; /* requests whose direct lane is gone, to the shared stream */
     for (size_t i = 0; i < read; i++) {
         ripc_outbox_cmd *c = cmds[i];
-        if (replies[i]->type == REDIS_REPLY_ERROR) {
+        if (replies[i]->type == REDIS_REPLY_NIL) {
+            /* NOMKSTREAM found no direct lane: its reader left (or Redis
+             * lost it). A reply's sender is gone: nobody waits for it. A
+             * request goes to the shared stream, which every member reads. */
+            if (c->is_reply) {
+                answered[n_answered++] = c;
+            } else {
+                size_t len;
+                const char *group = cmd_value(c, RIPC_FIELD_DESTINATION_GROUP, &len);
+                ripc_routes_lost(&s->routes, group, len);
+                ripc_outbox_cmd *again = to_shared_stream(s, c);
+                again->next = moved;
+                moved = again;
+            }
+        } else if (replies[i]->type == REDIS_REPLY_ERROR) {
             /* Refused (OOM, READONLY, NOPERM...): that one command fails,
              * the others stand. A request's sender gets Redis's words at
              * once. A reply's request stays pending in Redis (never
@@ -277,7 +358,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
             else refuse_reply(s, c, replies[i]->str, mine);
         } else {
             accepted = 1;
-            if (c->is_reply) ids[answered++] = c->answered_redis_id;
+            if (c->is_reply) answered[n_answered++] = c;
             /* Kept while its sender waits, to be written again after a failover. */
             else if (fails_over && ripc_ledger_keep_written(&s->ledger, c->request_id, c, epoch)) cmds[i] = NULL;
         }
@@ -286,21 +367,9 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     if (accepted) ripc_stream_accepted(s, "XADD");
     if (read < n) fail_unwritten(o, cmds, read, n, &err);
 
-    int acked = 0;
-    if (answered && c && !c->err) {
-        char **lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
-        int ok = acked = write_acks(c, s, ids, answered, (const char *const *)lazy, lazy_count);
-        ripc_lazy_acks_free(lazy, lazy_count);
-        if (!ok) {
-            ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
-            ripc_stream_outage(s, &err);
-        }
-    }
-    /* Acknowledged, it leaves our hands. If the XACK failed, the request
-     * stays marked answered: the reclaim acknowledges it later instead of
-     * running it again (ipc_liveness.c). */
-    for (size_t i = 0; i < answered && acked; i++) ripc_inflight_acked(&s->inflight, ids[i]);
-    free(ids);
+    if (n_answered && c && !c->err) ack_answered(s, c, answered, n_answered, &err);
+    free(answered);
+    if (moved) requeue(o, moved);
     if (c) ripc_pool_checkin(&s->pool, c, c->err != 0);
     free(replies);
     for (size_t i = 0; i < n; i++)
@@ -359,22 +428,29 @@ void ripc_outbox_resend_lost(ripc_outbox *o)
     if (!list.head) return;
     marker_answers *known = ripc_xcalloc(1, sizeof(*known));
     for (ripc_outbox_cmd *cmd = list.head; cmd; cmd = cmd->next) {
-        /* The value of destination_group (ripc_entry_xadd_argv). */
-        if (cmd->argc == RIPC_XADD_ARGC &&
-            group_takes_marker(s, known, cmd->argv[4 + 2 * RIPC_FIELD_DESTINATION_GROUP],
-                               cmd->lens[4 + 2 * RIPC_FIELD_DESTINATION_GROUP])) {
-            cmd->argv[RIPC_XADD_ARGC] = MARKER_FIELD;
-            cmd->lens[RIPC_XADD_ARGC] = sizeof(MARKER_FIELD) - 1;
-            cmd->argv[RIPC_XADD_ARGC + 1] = MARKER_VALUE;
-            cmd->lens[RIPC_XADD_ARGC + 1] = sizeof(MARKER_VALUE) - 1;
-            cmd->argc = RIPC_XADD_ARGC + 2;
+        /* Unsigned, and not marked yet; a direct lane is read by instances
+         * of this engine alone. */
+        size_t len;
+        const char *group = cmd_value(cmd, RIPC_FIELD_DESTINATION_GROUP, &len);
+        int plain = cmd->argc == cmd->fields_at + 2 * RIPC_FIELD_COUNT;
+        if (plain && (cmd->lane != RIPC_LANE_SHARED || group_takes_marker(s, known, group, len))) {
+            cmd->argv[cmd->argc] = MARKER_FIELD;
+            cmd->lens[cmd->argc++] = sizeof(MARKER_FIELD) - 1;
+            cmd->argv[cmd->argc] = MARKER_VALUE;
+            cmd->lens[cmd->argc++] = sizeof(MARKER_VALUE) - 1;
         }
     }
     free(known);
+    requeue(o, list.head);
+}
+
+/* Puts commands back at the end of the queue, for the writer. */
+static void requeue(ripc_outbox *o, ripc_outbox_cmd *list)
+{
     pthread_mutex_lock(&o->mutex);
-    while (list.head) {
-        ripc_outbox_cmd *cmd = list.head;
-        list.head = cmd->next;
+    while (list) {
+        ripc_outbox_cmd *cmd = list;
+        list = cmd->next;
         cmd->next = NULL;
         if (o->tail) o->tail->next = cmd;
         else o->head = cmd;
@@ -466,17 +542,42 @@ static int submit(ripc_outbox *o, ripc_outbox_cmd *cmd, int mode, own_reply *min
 int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
                         const size_t lens[RIPC_FIELD_COUNT], int mode)
 {
-    ripc_outbox_cmd *cmd = make_cmd(o->stream, values, lens);
+    ripc_stream *s = o->stream;
+    const char *group = values[RIPC_FIELD_DESTINATION_GROUP];
+    ripc_outbox_cmd *cmd;
+    if (ripc_routes_direct(s, group)) {
+        char *key = ripc_key_requests(s->stream, group);
+        cmd = make_cmd(s, RIPC_LANE_REQUESTS, key, values, lens);
+        free(key);
+    } else {
+        cmd = make_cmd(s, RIPC_LANE_SHARED, s->stream, values, lens);
+    }
     snprintf(cmd->request_id, sizeof(cmd->request_id), "%s", request_id);
     return submit(o, cmd, mode, NULL);
 }
 
-int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
-                      const size_t lens[RIPC_FIELD_COUNT], int mode, ripc_error *err)
+/* A reply's XADD, and the answered request's XACK and XDEL (batched).
+ * RIPC_COMMAND (err set) when this thread wrote it (RIPC_WRITE_NOW) and
+ * Redis refused it; a refusal met by another thread's write goes to the
+ * stream's events (RIPC_EVENT_COMMAND). A request read from a requests
+ * lane is answered on its sender's replies lane, any other on the shared
+ * stream. */
+static int outbox_reply(ripc_outbox *o, const ripc_entry *request, const char *const values[RIPC_FIELD_COUNT],
+                        const size_t lens[RIPC_FIELD_COUNT], int mode, ripc_error *err)
 {
-    ripc_outbox_cmd *cmd = make_cmd(o->stream, values, lens);
+    ripc_stream *s = o->stream;
+    ripc_outbox_cmd *cmd;
+    if (request->lane == RIPC_LANE_REQUESTS) {
+        char *key = ripc_key_replies(s->stream, ripc_entry_field(request, RIPC_FIELD_SOURCE_GROUP),
+                                     ripc_entry_field(request, RIPC_FIELD_INSTANCE_ID));
+        cmd = make_cmd(s, RIPC_LANE_REPLIES, key, values, lens);
+        free(key);
+    } else {
+        cmd = make_cmd(s, RIPC_LANE_SHARED, s->stream, values, lens);
+    }
     cmd->is_reply = 1;
-    cmd->answered_redis_id = ripc_strdup(answered_redis_id);
+    cmd->answered_redis_id = ripc_strdup(request->redis_id);
+    cmd->answered_lane = request->lane;
     unsigned long long token = cmd->token = atomic_fetch_add(&next_token, 1);
     own_reply mine = { token, err, 0 };
     /* cmd may be written and freed by another thread once submitted. */
@@ -499,7 +600,7 @@ int ripc_outbox_answer(ripc_outbox *o, const ripc_entry *request, int fulfilled,
         f[RIPC_FIELD_ID].len, f[RIPC_FIELD_INSTANCE_ID].len, strlen(status), len,
         f[RIPC_FIELD_DESTINATION_GROUP].len, f[RIPC_FIELD_SOURCE_GROUP].len,
     };
-    return ripc_outbox_reply(o, request->redis_id, values, lens, mode, err);
+    return outbox_reply(o, request, values, lens, mode, err);
 }
 
 /* Puts the replies waiting for a retry back in the queue. Called with the mutex held. */

@@ -38,19 +38,18 @@ void ripc_outbox_destroy(ripc_outbox *o);
  * thread, the caller returning at once; QUEUE, queued, returning 1 when no
  * write is under way and the caller must call ripc_outbox_flush. */
 
-/* A request's XADD; if it cannot be written, the ledger slot request_id fails. */
+/* A request's XADD, on the lane ipc_routes.c picks for its destination
+ * group; if it cannot be written, the ledger slot request_id fails. */
 int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *const values[RIPC_FIELD_COUNT],
                         const size_t lens[RIPC_FIELD_COUNT], int mode);
-/* A reply's XADD, and the answered request's XACK and XDEL (batched).
+/* The reply to a request read from the stream (WIRE.md: its id and
+ * instance_id, the groups swapped): its XADD, on the lane the request
+ * calls for (ipc_lanes.h), and the request's XACK and XDEL (batched).
  * RIPC_COMMAND (err set) when this thread wrote it (RIPC_WRITE_NOW) and
  * Redis refused it; a refusal met by another thread's write goes to the
  * stream's events (RIPC_EVENT_COMMAND). */
-/* The reply to a request read from the stream (WIRE.md: its id and
- * instance_id, the groups swapped), through ripc_outbox_reply. */
 int ripc_outbox_answer(ripc_outbox *o, const ripc_entry *request, int fulfilled, const char *content, size_t len,
                        int mode, ripc_error *err);
-int ripc_outbox_reply(ripc_outbox *o, const char *answered_redis_id, const char *const values[RIPC_FIELD_COUNT],
-                      const size_t lens[RIPC_FIELD_COUNT], int mode, ripc_error *err);
 /* Writes what is queued (see RIPC_WRITE_QUEUE). */
 void ripc_outbox_flush(ripc_outbox *o);
 /* The same after this thread queued a reply and was told to flush:

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_ARGS = 10, MAX_PROBES = 32 };
+enum { MAX_ARGS = 10, MAX_PROBES = 40 };
 
 typedef struct probe {
     const char *label;       /* the command as the message names it */
@@ -70,6 +70,13 @@ static void build(ripc_stream *s, probes *p, const char *group, const char *inst
     PROBE(p, "XGROUP CREATECONSUMER", S, 0, "XGROUP", "CREATECONSUMER", S, group, I);
     PROBE(p, "XGROUP DELCONSUMER", S, 0, "XGROUP", "DELCONSUMER", S, group, I);
     if (s->options.retention > 0) PROBE(p, "XTRIM", S, 0, "XTRIM", S, "MINID", "0");
+    /* The direct lanes (ipc_lanes.h): written, read and kept as the stream is. */
+    for (int lane = RIPC_LANE_REQUESTS; lane < RIPC_LANES; lane++) {
+        const char *K = s->lanes[lane];
+        PROBE(p, "XADD", K, 0, "XADD", K, "NOMKSTREAM", "0-0", "id", "probe");
+        PROBE(p, "XREADGROUP", K, 0, "XREADGROUP", "GROUP", group, I, "COUNT", "1", "STREAMS", K, "0");
+        PROBE(p, "XGROUP CREATE", K, 0, "XGROUP", "CREATE", K, group, "not-an-id", "MKSTREAM");
+    }
     PROBE(p, "ZADD", instances, 0, "ZADD", instances, "XX", "0", id);
     PROBE(p, "ZRANGEBYSCORE", instances, 0, "ZRANGEBYSCORE", instances, "-inf", "-inf", "LIMIT", "0", "1");
     PROBE(p, "ZREM", instances, 0, "ZREM", instances, id);

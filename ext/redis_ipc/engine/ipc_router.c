@@ -2,7 +2,9 @@
  * entries for other groups are acknowledged (lazily: ipc_lazy_acks.c);
  * requests for us go to the consumers; replies go to the ledger when they
  * are ours, or are handed to the instance of our group that waits for them.
- * On a signed stream, what is addressed to us is checked first (ipc_signing.c). */
+ * On the direct lanes (ipc_lanes.h) everything is for us: anything else
+ * found there is reported and removed. On a signed stream, what is
+ * addressed to us is checked first (ipc_signing.c). */
 #include "ipc_router.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
@@ -22,20 +24,22 @@
 /* The entries one read is done with: each is acknowledged and deleted,
  * all together at the end. */
 typedef struct ripc_batch {
+    int lane;   /* the lane they were read from */
     char **ids; /* copies */
     size_t count, capacity;
 } ripc_batch;
 
-static void ripc_batch_init(ripc_batch *b)
+static void ripc_batch_init(ripc_batch *b, int lane)
 {
     memset(b, 0, sizeof(*b));
+    b->lane = lane;
 }
 
 static void ripc_batch_free(ripc_batch *b)
 {
     for (size_t i = 0; i < b->count; i++) free(b->ids[i]);
     free(b->ids);
-    ripc_batch_init(b);
+    ripc_batch_init(b, b->lane);
 }
 
 static void batch_add(ripc_batch *b, const char *redis_id)
@@ -49,13 +53,16 @@ static void batch_add(ripc_batch *b, const char *redis_id)
 }
 
 /* Sends the batch's XACK and XDEL in one round trip. The lazy
- * acknowledgements waiting (ipc_lazy_acks.c) ride along with an XACK this
- * batch sends anyway, or go now when too many wait or take_lazy says so. */
+ * acknowledgements waiting (ipc_lazy_acks.c, entries of the shared stream)
+ * ride along with an XACK this batch sends there anyway, or go now when too
+ * many wait or take_lazy says so. */
 static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int take_lazy, ripc_error *err)
 {
     size_t lazy_count = 0;
     char **lazy = NULL;
-    if (take_lazy || b->count || ripc_lazy_acks_count(&s->lazy_acks) >= RIPC_LAZY_ACKS_MAX)
+    const char *key = s->lanes[b->lane];
+    if (b->lane == RIPC_LANE_SHARED &&
+        (take_lazy || b->count || ripc_lazy_acks_count(&s->lazy_acks) >= RIPC_LAZY_ACKS_MAX))
         lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
     if (!b->count && !lazy_count) return RIPC_OK;
     size_t acks = b->count + lazy_count;
@@ -70,7 +77,7 @@ static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int 
     if (acks) {
         argvs[cmds] = argv + at; lensv[cmds] = lens + at;
         argv[at] = "XACK"; lens[at++] = 4;
-        argv[at] = s->stream; lens[at++] = strlen(s->stream);
+        argv[at] = key; lens[at++] = strlen(key);
         argv[at] = s->group; lens[at++] = strlen(s->group);
         for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
         for (size_t i = 0; i < lazy_count; i++) { argv[at] = lazy[i]; lens[at++] = strlen(lazy[i]); }
@@ -79,7 +86,7 @@ static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int 
     if (b->count) {
         argvs[cmds] = argv + at; lensv[cmds] = lens + at;
         argv[at] = "XDEL"; lens[at++] = 4;
-        argv[at] = s->stream; lens[at++] = strlen(s->stream);
+        argv[at] = key; lens[at++] = strlen(key);
         for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
         argcs[cmds++] = (int)(b->count + 2);
     }
@@ -175,7 +182,9 @@ static char *json_reason(const char *text, const char *group, size_t *len)
  * deletes the request). Returns as route_one does. */
 static int refuse_oversized(ripc_stream *s, ripc_entry *e, size_t len)
 {
-    if (ripc_inflight_take(&s->inflight, e->redis_id, 0) != RIPC_TAKE_OK) { /* a re-read while the answer is on its way */
+    char buf[RIPC_LANE_SLOT_MAX];
+    const char *slot = ripc_lane_slot(e->lane, e->redis_id, buf, sizeof(buf));
+    if (ripc_inflight_take(&s->inflight, slot, 0) != RIPC_TAKE_OK) { /* a re-read while the answer is on its way */
         ripc_entry_free(e);
         return 0;
     }
@@ -191,9 +200,9 @@ static int refuse_oversized(ripc_stream *s, ripc_entry *e, size_t len)
     /* Not while connect or disconnect runs: the request stays pending, and
      * whoever reclaims it answers it. Otherwise as ripc_respond answers. */
     int writable = atomic_load(&s->connected) && !atomic_load(&s->closing);
-    if (!writable || !ripc_inflight_mark_answered(&s->inflight, e->redis_id) ||
+    if (!writable || !ripc_inflight_mark_answered(&s->inflight, slot) ||
         ripc_outbox_answer(&s->outbox, e, 0, reason, reason_len, RIPC_WRITE_NOW, &err) < 0)
-        ripc_inflight_remove(&s->inflight, e->redis_id);
+        ripc_inflight_remove(&s->inflight, slot);
     free(reason);
     ripc_entry_free(e);
     return 1;
@@ -206,6 +215,18 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
+    e->lane = b->lane;
+    if (!e->problem && b->lane != RIPC_LANE_SHARED) {
+        /* A direct lane holds requests to this group, or replies to this
+         * instance, and nothing else: whatever else a peer wrote there is
+         * nobody else's either. */
+        int request = ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending");
+        if (!for_us) e->problem = "the entry on a direct lane is addressed to another group";
+        else if (b->lane == RIPC_LANE_REQUESTS && !request) e->problem = "the entry on a requests lane is not a request";
+        else if (b->lane == RIPC_LANE_REPLIES && (request || !ripc_entry_field_is(e, RIPC_FIELD_INSTANCE_ID, s->instance_id)))
+            e->problem = "the entry on a replies lane is not a reply to this instance";
+        if (e->problem) for_us = 1; /* reported and removed below */
+    }
     /* Too large (read, or measured and left in Redis: unread_bytes). Only
      * a request that is otherwise well-formed can be answered. */
     size_t bytes = e->unread_bytes ? e->unread_bytes : e->fields[RIPC_FIELD_CONTENT].len;
@@ -216,15 +237,20 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
 
     if (e->problem) {
         if (strcmp(e->problem, "the entry was deleted from the stream") == 0) {
-            ack_lazily(s, e->redis_id);
+            if (b->lane == RIPC_LANE_SHARED) ack_lazily(s, e->redis_id);
+            else batch_add(b, e->redis_id);
             ripc_entry_free(e);
             return 1;
         }
         /* Garbage addressed to us, or to nobody: report it and remove it so
          * it is never read again. Garbage for another group is that group's. */
         if (for_us || !dest->ptr) {
-            ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY, "malformed entry %s on stream %s: %s",
-                             e->redis_id, s->stream, e->problem);
+            if (b->lane == RIPC_LANE_SHARED)
+                ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY, "malformed entry %s on stream %s: %s",
+                                 e->redis_id, s->stream, e->problem);
+            else
+                ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY, "malformed entry %s on %s %s of stream %s: %s",
+                                 e->redis_id, ripc_lane_name(b->lane), s->lanes[b->lane], s->stream, e->problem);
             batch_add(b, e->redis_id);
         } else {
             ack_lazily(s, e->redis_id);
@@ -239,7 +265,8 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
     }
     if (ripc_entry_field_is(e, RIPC_FIELD_STATUS, "pending")) {
         /* Already handed out (an inbox re-read or a reclaim of our own entry): skip. */
-        int taken = ripc_inflight_take(&s->inflight, e->redis_id, 1);
+        char buf[RIPC_LANE_SLOT_MAX];
+        int taken = ripc_inflight_take(&s->inflight, ripc_lane_slot(e->lane, e->redis_id, buf, sizeof(buf)), 1);
         if (routed) routed->requests++;
         if (taken != RIPC_TAKE_OK) {
             /* Handed out before, or no room: then it stays pending on the
@@ -339,7 +366,7 @@ static size_t route_signed(ripc_stream *s, redisContext *c, ripc_entry **read, s
     return taken;
 }
 
-size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *entries, int redelivered,
+size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, int lane, const redisReply *entries, int redelivered,
                           ripc_routed *routed, ripc_error *err)
 {
     size_t taken = 0, count = 0;
@@ -347,12 +374,13 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *ent
     int signed_stream = ripc_signing_on(&s->signing);
     ripc_entry **read = signed_stream ? ripc_xmalloc((entries->elements ? entries->elements : 1) * sizeof(*read)) : NULL;
     ripc_batch batch;
-    ripc_batch_init(&batch);
+    ripc_batch_init(&batch, lane);
     for (size_t i = 0; i < entries->elements; i++) {
         const redisReply *element = entries->element[i];
-        /* Half of what a group reads is meant for others: acknowledged
-         * without being decoded. */
-        if (ripc_entry_element_for_other_group(element, s->group) && element->element[0]->type == REDIS_REPLY_STRING) {
+        /* On the shared stream, much of what a group reads is meant for
+         * others: acknowledged without being decoded. */
+        if (lane == RIPC_LANE_SHARED && ripc_entry_element_for_other_group(element, s->group) &&
+            element->element[0]->type == REDIS_REPLY_STRING) {
             ack_lazily(s, element->element[0]->str);
             taken++;
             continue;
@@ -370,17 +398,26 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, const redisReply *ent
 void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err)
 {
     ripc_batch batch;
-    ripc_batch_init(&batch);
+    ripc_batch_init(&batch, RIPC_LANE_SHARED);
     ripc_batch_flush(s, c, &batch, 1, err);
 }
 
-/* The entries of an XREADGROUP reply on one stream: [[stream, entries]]. */
-const redisReply *ripc_read_entries(const redisReply *r)
+/* An XREADGROUP reply: [[key, entries], ...], one pair per stream that had entries. */
+int ripc_read_lanes(const ripc_stream *s, const redisReply *r, const redisReply *by_lane[RIPC_LANES])
 {
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 || r->element[0]->type != REDIS_REPLY_ARRAY ||
-        r->element[0]->elements != 2)
-        return NULL;
-    return r->element[0]->element[1];
+    int found = 0;
+    for (int lane = 0; lane < RIPC_LANES; lane++) by_lane[lane] = NULL;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *pair = r->element[i];
+        if (pair->type != REDIS_REPLY_ARRAY || pair->elements != 2 || pair->element[0]->type != REDIS_REPLY_STRING) continue;
+        for (int lane = 0; lane < RIPC_LANES; lane++) {
+            if (s->lanes[lane] && strcmp(pair->element[0]->str, s->lanes[lane]) == 0) {
+                by_lane[lane] = pair->element[1];
+                found = 1;
+            }
+        }
+    }
+    return found;
 }
 
 size_t ripc_read_entry_limit(const ripc_stream *s)
@@ -394,7 +431,7 @@ size_t ripc_read_budget(const ripc_stream *s)
     return budget > limit ? budget : limit;
 }
 
-size_t ripc_route_history(ripc_stream *s, redisContext *c, const char *consumer, int count, int redelivered,
+size_t ripc_route_history(ripc_stream *s, redisContext *c, int lane, const char *consumer, int count, int redelivered,
                           ripc_routed *routed, int *complete, ripc_error *err)
 {
     char from[80] = "0";
@@ -403,19 +440,21 @@ size_t ripc_route_history(ripc_stream *s, redisContext *c, const char *consumer,
     for (int page = 0; page < 64 && !c->err; page++) {
         /* Through a script that measures the entries first: the history may
          * hold entries a read of new ones abandoned for their size. */
-        redisReply *r = ripc_script_history_page(c, s->stream, s->group, consumer, from, count, ripc_read_budget(s),
+        redisReply *r = ripc_script_history_page(c, s->lanes[lane], s->group, consumer, from, count, ripc_read_budget(s),
                                                  ripc_read_entry_limit(s), err);
         if (!r) return taken;
         /* Keyed apart from the dispatchers' reads of new entries, which clear their own. */
         ripc_stream_note_reply(s, "history XREADGROUP", "XREADGROUP of this instance's pending entries", r);
-        const redisReply *entries = ripc_read_entries(r);
+        const redisReply *by_lane[RIPC_LANES];
+        ripc_read_lanes(s, r, by_lane);
+        const redisReply *entries = by_lane[lane];
         const redisReply *last = entries && entries->type == REDIS_REPLY_ARRAY && entries->elements > 0
                                  ? entries->element[entries->elements - 1] : NULL;
         if (!last) *complete = 1; /* the end, or an error reply: nothing more to read */
         int paged = last && last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING;
         if (paged) snprintf(from, sizeof(from), "%s", last->element[0]->str);
         size_t parked = routed->parked;
-        if (last) taken += ripc_route_and_ack(s, c, entries, redelivered, routed, err);
+        if (last) taken += ripc_route_and_ack(s, c, lane, entries, redelivered, routed, err);
         freeReplyObject(r);
         /* No room left: what follows stays parked, read again later. */
         if (!paged || routed->parked > parked) return taken;

@@ -155,6 +155,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_outbox_init(&s->outbox, s);
     ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
+    ripc_routes_init(&s->routes);
     ripc_metrics_init(&s->metrics);
     s->ledger.metrics = &s->metrics;
     ripc_refusals_init(&s->refusals);
@@ -194,6 +195,9 @@ static void free_names(ripc_stream *s)
     free(s->instances_key);
     free(s->wake_channel);
     free(s->metrics_key);
+    free(s->lanes[RIPC_LANE_REQUESTS]);
+    free(s->lanes[RIPC_LANE_REPLIES]);
+    memset(s->lanes, 0, sizeof(s->lanes));
     for (int i = 0; s->dispatcher_names && i < s->options.dispatcher_count; i++) free(s->dispatcher_names[i]);
     free(s->dispatcher_names);
     s->inbox = s->consumers_key = s->instances_key = s->wake_channel = s->metrics_key = NULL;
@@ -209,6 +213,9 @@ static void build_names(ripc_stream *s)
     s->instances_key = ripc_key_instances(s->stream, s->group);
     s->wake_channel = ripc_key_wake(s->stream, s->group, s->instance_id);
     s->metrics_key = ripc_key_metrics(s->stream, s->group, s->instance_id);
+    s->lanes[RIPC_LANE_SHARED] = s->stream;
+    s->lanes[RIPC_LANE_REQUESTS] = ripc_key_requests(s->stream, s->group);
+    s->lanes[RIPC_LANE_REPLIES] = ripc_key_replies(s->stream, s->group, s->instance_id);
     s->dispatcher_names = ripc_xcalloc((size_t)s->options.dispatcher_count, sizeof(*s->dispatcher_names));
     for (int i = 0; i < s->options.dispatcher_count; i++) s->dispatcher_names[i] = ripc_name_dispatcher(s->instance_id, i + 1);
 }
@@ -254,6 +261,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     ripc_liveness_reset(&s->liveness);
     ripc_refusals_reset(&s->refusals);
     ripc_ledger_reopen(&s->ledger);
+    ripc_routes_reset(&s->routes);
     ripc_queue_reopen(&s->requests);
     ripc_queue_reopen(&s->events);
 
@@ -388,6 +396,7 @@ static void unref(ripc_stream *s)
     ripc_queue_destroy(&s->requests, free_entry_node);
     ripc_queue_destroy(&s->events, free_event_node);
     ripc_ledger_destroy(&s->ledger);
+    ripc_routes_destroy(&s->routes);
     ripc_metrics_destroy(&s->metrics);
     ripc_refusals_destroy(&s->refusals);
     ripc_pool_destroy(&s->pool);
@@ -571,7 +580,8 @@ static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
         return RIPC_ARGUMENT;
     }
     double started;
-    if (!ripc_inflight_answer(&s->inflight, request->redis_id, &started)) {
+    char buf[RIPC_LANE_SLOT_MAX];
+    if (!ripc_inflight_answer(&s->inflight, ripc_lane_slot(request->lane, request->redis_id, buf, sizeof(buf)), &started)) {
         ripc_error_set(err, RIPC_STATE, "request %s was already answered", ripc_entry_field(request, RIPC_FIELD_ID));
         return RIPC_STATE;
     }

@@ -16,12 +16,14 @@
 #include "ipc_lazy_acks.h"
 #include "ipc_ledger.h"
 #include "ipc_inflight.h"
+#include "ipc_lanes.h"
 #include "ipc_liveness.h"
 #include "ipc_metrics.h"
 #include "ipc_outbox.h"
 #include "ipc_pool.h"
 #include "ipc_queue.h"
 #include "ipc_reports.h"
+#include "ipc_routes.h"
 #include "ipc_server.h"
 #include "ipc_service.h"
 #include "ipc_signing.h"
@@ -39,6 +41,7 @@ struct ripc_stream {
     char *wake_channel;     /* <stream>:<group>:<instance_id>:wake */
     char *metrics_key;      /* <stream>:<group>:<instance_id>:metrics */
     char **dispatcher_names;/* dispatcher_<instance_id>_<n>, one per dispatcher */
+    char *lanes[RIPC_LANES];/* the keys of the lanes this instance reads (ipc_lanes.h); [SHARED] is stream */
 
     ripc_options options;   /* its redis strings are the server's copies */
     ripc_server *server;    /* where every connection goes (ipc_server.c) */
@@ -49,6 +52,7 @@ struct ripc_stream {
     ripc_outbox outbox;     /* every XADD, and the acks of answered requests */
     ripc_lazy_acks lazy_acks; /* XACKs of entries for other groups, waiting for company */
     ripc_ledger ledger;
+    ripc_routes routes;     /* which lane a request to each group takes */
     ripc_queue requests;    /* requests read, waiting for a consumer */
     ripc_queue events;      /* background errors, waiting for a reporter */
     ripc_refusals refusals; /* refused commands reported and not accepted since */
@@ -64,6 +68,7 @@ struct ripc_stream {
     atomic_int closing;              /* close has begun: no more writes */
     atomic_int outage;               /* an outage was reported and has not ended */
     atomic_int inbox_rung;           /* the waker asks for an inbox sweep now (ipc_waker.c) */
+    atomic_int routes_wanted;        /* a sender met a group whose route is not known (ipc_routes.c) */
     atomic_size_t takeovers, taken_over_entries;
     pid_t pid;                       /* the process that connected */
     /* One reference for the owner, one per unreleased request: a request

@@ -23,7 +23,8 @@ void ripc_stream_note_error(ripc_stream *s, const char *class_name)
 
 void ripc_telemetry_taken(ripc_stream *s, const ripc_entry *request)
 {
-    if (request->redis_id) ripc_inflight_begin(&s->inflight, request->redis_id);
+    char buf[RIPC_LANE_SLOT_MAX];
+    if (request->redis_id) ripc_inflight_begin(&s->inflight, ripc_lane_slot(request->lane, request->redis_id, buf, sizeof(buf)));
     ripc_metrics_received(&s->metrics, request->redelivered);
 }
 

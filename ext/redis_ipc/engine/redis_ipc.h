@@ -78,7 +78,10 @@ typedef struct ripc_entry {
                                 has a problem and never reaches a handler */
     ripc_bytes signature[2]; /* on a signed stream, its signed_at and signature fields (RIPC_SIGNED_AT,
                                 RIPC_SIGNATURE); ptr NULL when absent */
+    int lane;                /* the stream it was read from: 0 the shared stream of the 1.x wire, else one
+                                of this gem's direct lanes (docs/wire.md); its answer goes back that way */
 } ripc_entry;
+enum { RIPC_MAX_LANE = 2 };
 enum { RIPC_SIGNED_AT, RIPC_SIGNATURE };
 
 RIPC_API void ripc_entry_free(ripc_entry *entry);

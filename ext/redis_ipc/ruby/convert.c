@@ -37,13 +37,14 @@ void rbipc_raise_outcome(int rc, ripc_request *request, const char *to, double t
 
 VALUE rbipc_entry_to_array(const ripc_entry *e)
 {
-    VALUE a = rb_ary_new_capa(2 + RIPC_FIELD_COUNT);
+    VALUE a = rb_ary_new_capa(3 + RIPC_FIELD_COUNT);
     rb_ary_push(a, e->redis_id ? rb_utf8_str_new_cstr(e->redis_id) : Qnil);
     for (int i = 0; i < RIPC_FIELD_COUNT; i++) {
         const ripc_bytes *f = &e->fields[i];
         rb_ary_push(a, f->ptr ? rb_utf8_str_new(f->ptr, (long)f->len) : Qnil);
     }
     rb_ary_push(a, e->redelivered ? Qtrue : Qfalse);
+    rb_ary_push(a, INT2FIX(e->lane)); /* where its answer goes (engine_respond) */
     return a;
 }
 

@@ -628,8 +628,10 @@ static VALUE engine_respond(VALUE self, VALUE request, VALUE fulfilled, VALUE co
 {
     ripc_stream *s = get_stream(self);
     Check_Type(request, T_ARRAY);
-    /* As rbipc_entry_to_array built it: the redis id, the six fields, the redelivered flag. */
-    if (RARRAY_LEN(request) != 2 + RIPC_FIELD_COUNT) rb_raise(rb_eArgError, "not a request of this stream");
+    /* As rbipc_entry_to_array built it: the redis id, the six fields, the redelivered flag, the lane. */
+    if (RARRAY_LEN(request) != 3 + RIPC_FIELD_COUNT) rb_raise(rb_eArgError, "not a request of this stream");
+    VALUE lane = RARRAY_AREF(request, 2 + RIPC_FIELD_COUNT);
+    if (!FIXNUM_P(lane) || FIX2INT(lane) < 0 || FIX2INT(lane) > RIPC_MAX_LANE) rb_raise(rb_eArgError, "not a request of this stream");
     StringValue(content);
     for (long i = 0; i <= RIPC_FIELD_COUNT; i++) Check_Type(RARRAY_AREF(request, i), T_STRING);
     respond_args a;
@@ -639,6 +641,7 @@ static VALUE engine_respond(VALUE self, VALUE request, VALUE fulfilled, VALUE co
     /* All conversions that can raise ran above; from here the copies are freed by the ensure. */
     VALUE rid = RARRAY_AREF(request, 0);
     a.request.redis_id = ripc_memdup(RSTRING_PTR(rid), (size_t)RSTRING_LEN(rid));
+    a.request.lane = FIX2INT(lane);
     for (int i = 0; i < RIPC_FIELD_COUNT; i++) copy_field(&a.request.fields[i], RARRAY_AREF(request, i + 1));
     a.content = ripc_memdup(RSTRING_PTR(content), (size_t)RSTRING_LEN(content));
     a.content_len = (size_t)RSTRING_LEN(content);

@@ -28,7 +28,7 @@ module RedisIPC
       attr_reader :destination_group
 
       # Built from the engine's [redis_id, id, instance_id, status, content,
-      # source_group, destination_group, redelivered].
+      # source_group, destination_group, redelivered, lane].
       # @api private
       def self.from_native(fields)
         new(*fields.first(7), redelivered: fields[7], native: fields)
