@@ -86,7 +86,10 @@ RSpec.describe "the wire document (docs/wire.md)" do
     expect(OpenSSL::HMAC.hexdigest("SHA256", values.fetch("key"), input)).to eq(values.fetch("signature"))
   end
 
-  it "keeps the section that the routing between instances of this gem is described in" do
-    expect(doc).to match(/^## Routing between instances of this gem$/)
+  it "describes both ways of routing: the direct lanes with their keys and commands" do
+    expect(doc).to match(/^## 7\. Routing between instances of this gem$/)
+    section = doc[/^## 7\..*?(?=^## 8\.)/m]
+    expect(section).to include("<stream>:<group>:requests", "<stream>:<group>:<instance_id>:replies", "NOMKSTREAM",
+                               "XINFO CONSUMERS <stream>:<to>:requests <to>", "> > >")
   end
 end
