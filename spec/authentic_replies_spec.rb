@@ -19,13 +19,13 @@ RSpec.describe "authentic replies", timeout: 60 do
 
     reply = sender.send_to_group(content: "ask", to: "workers", timeout: 5)
     expect(reply.content).to eq("genuine from ask")
-    forged_id = forger.gets.to_s[/\Aforged (\S+)/, 1]
+    forged_key, forged_id = forger.gets.to_s[/\Aforged (\S+ \S+)/, 1]&.split
     expect(forged_id).not_to be_nil
 
     error = Timeout.timeout(5) { errors.pop }
     expect(error).to be_a(RedisIPC::MalformedEntryError)
     expect(error.message).to include(forged_id).and include("mallory").and include("not sent")
     # Removed like any garbage addressed to the sender's group.
-    eventually { raw_redis.xrange(stream_name, forged_id, forged_id).empty? }
+    eventually { raw_redis.xrange(forged_key, forged_id, forged_id).empty? }
   end
 end

@@ -39,11 +39,14 @@ RSpec.describe "faults", timeout: 180 do
     # dead_after later); its consumers also hold entries for other groups
     # whose acknowledgement was waiting to ride along.
     sleep 0.05
-    held = raw_redis.xpending(stream_name, "workers", "-", "+", 10_000).count do |p|
-      next false unless p["consumer"].include?("_#{victim.instance_id}_")
+    # (on the shared stream, or on the group's requests lane: docs/wire.md, section 7)
+    held = [stream_name, "#{stream_name}:workers:requests"].sum do |key|
+      raw_redis.xpending(key, "workers", "-", "+", 10_000).count do |p|
+        next false unless p["consumer"].include?("_#{victim.instance_id}_")
 
-      _, fields = raw_redis.xrange(stream_name, p["entry_id"], p["entry_id"]).first
-      fields && fields["status"] == "pending" && fields["destination_group"] == "workers"
+        _, fields = raw_redis.xrange(key, p["entry_id"], p["entry_id"]).first
+        fields && fields["status"] == "pending" && fields["destination_group"] == "workers"
+      end
     end
     eventually(within: 10) { replies.size >= 900 }
     start_responder("workers", 0.002) # and start it again
@@ -71,10 +74,12 @@ RSpec.describe "faults", timeout: 180 do
          "(run: #{(monotonic - started).round(2)}s)"
     expect(slowest).to be < 5
     expect(errors.size).to eq(0), -> { errors.pop.inspect }
-    eventually { raw_redis.xpending(stream_name, "workers")["size"].zero? }
+    eventually { pending_of(raw_redis, stream_name, "workers").zero? }
     # The dead instance's consumers are gone from the group once they hold nothing.
-    victim_consumers = raw_redis.xinfo(:consumers, stream_name, "workers").map { |c| c["name"] }
-    expect(victim_consumers.size).to eq(2 * 3) # two live responders: two dispatchers and an inbox each
+    [stream_name, "#{stream_name}:workers:requests"].each do |key|
+      consumers = raw_redis.xinfo(:consumers, key, "workers").map { |c| c["name"] }
+      expect(consumers.size).to eq(2 * 3), key # two live responders: two dispatchers and an inbox each
+    end
   end
 
   describe "Redis going away" do

@@ -50,11 +50,13 @@ void ripc_routes_destroy(ripc_routes *r)
     pthread_mutex_destroy(&r->mutex);
 }
 
-int ripc_routes_direct(ripc_stream *s, const char *group)
+static int ask(ripc_stream *s, redisContext *c, char **groups, size_t count, ripc_error *err);
+
+int ripc_routes_direct(ripc_stream *s, const char *group, int may_ask)
 {
     ripc_routes *r = &s->routes;
     double now = ripc_now();
-    int found, direct = 0, ask = 0;
+    int found, direct = 0, new_group = 0;
     pthread_mutex_lock(&r->mutex);
     struct route *route = ripc_map_get(&r->groups, group, &found);
     if (found) {
@@ -64,14 +66,31 @@ int ripc_routes_direct(ripc_stream *s, const char *group)
         route = ripc_xcalloc(1, sizeof(*route));
         route->used = now;
         ripc_map_put(&r->groups, group, route);
-        ask = 1;
+        new_group = 1;
     }
     pthread_mutex_unlock(&r->mutex);
-    if (ask) {
-        atomic_store(&s->routes_wanted, 1);
-        ripc_service_nudge(s, 0);
+    if (!new_group) return direct;
+    /* A group met for the first time: asked here, once, when a connection
+     * is free (the first request to it then takes its lane as the later
+     * ones do); else by the service thread, soon. */
+    redisContext *c;
+    ripc_error err;
+    if (may_ask && ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
+        char *name = ripc_strdup(group);
+        int asked = ask(s, c, &name, 1, &err) == 0;
+        ripc_pool_checkin(&s->pool, c, c->err != 0);
+        free(name);
+        if (asked) {
+            pthread_mutex_lock(&r->mutex);
+            route = ripc_map_get(&r->groups, group, &found);
+            direct = found && route->direct;
+            pthread_mutex_unlock(&r->mutex);
+            return direct;
+        }
     }
-    return direct;
+    atomic_store(&s->routes_wanted, 1);
+    ripc_service_nudge(s, 0);
+    return 0;
 }
 
 void ripc_routes_lost(ripc_routes *r, const char *group, size_t len)
@@ -169,22 +188,34 @@ double ripc_routes_refresh(ripc_stream *s, redisContext *c, ripc_error *err)
         return due.next;
     }
 
-    /* Two XINFO CONSUMERS per group, all in one round trip. */
-    size_t n = 2 * due.count;
+    int asked = ask(s, c, due.groups, due.count, err);
+    double checked = ripc_now();
+    for (size_t g = 0; g < due.count; g++) free(due.groups[g]);
+    free(due.groups);
+    /* Not all asked (more than a round's worth): the rest soon. */
+    return asked == 0 && due.count == CHECKS_PER_ROUND ? checked : checked + REFRESH;
+}
+
+/* Asks Redis about groups[0..count), two XINFO CONSUMERS each, all in one
+ * round trip, and records the answers. -1 when the connection failed. */
+static int ask(ripc_stream *s, redisContext *c, char **groups, size_t count, ripc_error *err)
+{
+    ripc_routes *r = &s->routes;
+    size_t n = 2 * count;
     int *argcs = ripc_xmalloc(n * sizeof(*argcs));
     const char ***argvs = ripc_xmalloc(n * sizeof(*argvs));
     const size_t **lens = ripc_xmalloc(n * sizeof(*lens));
     const char **argv = ripc_xmalloc(4 * n * sizeof(*argv));
     size_t *len = ripc_xmalloc(4 * n * sizeof(*len));
-    char **lane_keys = ripc_xmalloc(due.count * sizeof(*lane_keys));
+    char **lane_keys = ripc_xmalloc(count * sizeof(*lane_keys));
     redisReply **replies = ripc_xcalloc(n, sizeof(*replies));
-    for (size_t g = 0; g < due.count; g++) {
-        lane_keys[g] = ripc_key_requests(s->stream, due.groups[g]);
+    for (size_t g = 0; g < count; g++) {
+        lane_keys[g] = ripc_key_requests(s->stream, groups[g]);
         const char *keys[2] = { s->stream, lane_keys[g] };
         for (int k = 0; k < 2; k++) {
             size_t at = 2 * g + (size_t)k;
             const char **a = argv + 4 * at;
-            a[0] = "XINFO"; a[1] = "CONSUMERS"; a[2] = keys[k]; a[3] = due.groups[g];
+            a[0] = "XINFO"; a[1] = "CONSUMERS"; a[2] = keys[k]; a[3] = groups[g];
             for (int i = 0; i < 4; i++) len[4 * at + (size_t)i] = strlen(a[i]);
             argcs[at] = 4; argvs[at] = a; lens[at] = len + 4 * at;
         }
@@ -192,9 +223,9 @@ double ripc_routes_refresh(ripc_stream *s, redisContext *c, ripc_error *err)
     int ok = ripc_conn_pipeline(c, (int)n, argcs, argvs, lens, replies, err) == 0;
     double checked = ripc_now();
     pthread_mutex_lock(&r->mutex);
-    for (size_t g = 0; g < due.count && ok; g++) {
+    for (size_t g = 0; g < count && ok; g++) {
         int found;
-        struct route *route = ripc_map_get(&r->groups, due.groups[g], &found);
+        struct route *route = ripc_map_get(&r->groups, groups[g], &found);
         if (!found) continue;
         route->direct = judge(replies[2 * g], replies[2 * g + 1]);
         route->checked = checked;
@@ -202,11 +233,7 @@ double ripc_routes_refresh(ripc_stream *s, redisContext *c, ripc_error *err)
     pthread_mutex_unlock(&r->mutex);
     for (size_t i = 0; i < n; i++)
         if (replies[i]) freeReplyObject(replies[i]);
-    for (size_t g = 0; g < due.count; g++) {
-        free(lane_keys[g]);
-        free(due.groups[g]);
-    }
-    free(replies); free(lane_keys); free(len); free(argv); free(lens); free(argvs); free(argcs); free(due.groups);
-    /* Not all asked (more than a round's worth): the rest soon. */
-    return ok ? (due.count == CHECKS_PER_ROUND ? checked : checked + REFRESH) : checked + REFRESH;
+    for (size_t g = 0; g < count; g++) free(lane_keys[g]);
+    free(replies); free(lane_keys); free(len); free(argv); free(lens); free(argvs); free(argcs);
+    return ok ? 0 : -1;
 }

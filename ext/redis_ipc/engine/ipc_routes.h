@@ -3,9 +3,9 @@
  * group has on the shared stream belongs to an instance that reads that
  * lane too: a 1.x member, or an instance of an older version of this gem,
  * reads only the shared stream and must get the group's requests there.
- * Redis is asked by the service thread (ripc_routes_refresh), never on a
- * sender's way: a group not yet known, or not checked lately, takes the
- * shared stream meanwhile, which every member reads. */
+ * Redis is asked by the service thread (ripc_routes_refresh), off the
+ * senders' way but for the first request to a group: a group not checked
+ * lately takes the shared stream meanwhile, which every member reads. */
 #ifndef RIPC_ROUTES_H
 #define RIPC_ROUTES_H
 
@@ -25,9 +25,10 @@ void ripc_routes_init(ripc_routes *r);
 void ripc_routes_destroy(ripc_routes *r);
 /* Forgets every group (each connect: the members may have changed). */
 void ripc_routes_reset(ripc_routes *r);
-/* 1 when a request to group goes on the group's direct lane. A group not
- * known yet is noted, and the service asked to check it. */
-int ripc_routes_direct(struct ripc_stream *s, const char *group);
+/* 1 when a request to group goes on the group's direct lane. A group met
+ * for the first time is asked about here when may_ask and a connection of
+ * the pool is free (one round trip, once), else by the service thread. */
+int ripc_routes_direct(struct ripc_stream *s, const char *group, int may_ask);
 /* The group's direct lane is gone (a write there found no stream): its
  * requests take the shared stream until the next check. */
 void ripc_routes_lost(ripc_routes *r, const char *group, size_t len);
