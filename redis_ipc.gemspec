@@ -19,7 +19,7 @@ Gem::Specification.new do |spec|
   # header dependencies (depend), which mkmf puts into the Makefile; and the
   # redis-ipc tool's sources, which extconf.rb builds with it.
   spec.files = Dir["lib/**/*.rb", "ext/redis_ipc/**/*.{c,h,rb}", "ext/redis_ipc/depend", "cli/*.{c,h}",
-                   "exe/redis-ipc", "README.md", "CHANGELOG.md", "LICENSE"]
+                   "exe/redis-ipc", "README.md", "CHANGELOG.md", "LICENSE", "docs/*.md"]
   spec.require_paths = ["lib"]
   # A stub that runs the C tool installed beside the extension.
   spec.bindir = "exe"

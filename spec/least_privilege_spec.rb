@@ -56,7 +56,8 @@ RSpec.describe "the least-privilege ACL rule", timeout: 120 do
     # (a 1.x peer, played with the default user) takes a request and goes
     # quiet; after 10 s idle an instance of the group answers it.
     raw_redis.xgroup(:create, stream_name, "workers", "$")
-    stalled = sender.send_to_group_async(content: "r", to: "workers", timeout: 30)
+    # (fail_fast: false: the legacy consumer does not exist until it reads)
+    stalled = sender.send_to_group_async(content: "r", to: "workers", timeout: 30, fail_fast: false)
     eventually(within: 5) do
       read = raw_redis.xreadgroup("workers", "legacy_consumer", stream_name, ">", count: 10)
       read&.dig(stream_name)&.any? { |_, f| f["content"] == '"r"' }
@@ -72,12 +73,15 @@ RSpec.describe "the least-privilege ACL rule", timeout: 120 do
                            env: { "RESPONDER_USERNAME" => user[:username], "RESPONDER_PASSWORD" => "secret" })
     pending = Array.new(8) { |i| sender.send_to_group_async(content: "t#{i}", to: "workers", timeout: 20) }
     # The requests pending on the victim's consumers (its handler sleeps 30 s).
+    # (on the shared stream or the group's requests lane: docs/wire.md, section 7)
     held_by_victim = lambda do
-      raw_redis.xpending(stream_name, "workers", "-", "+", 100).count do |p|
-        next false unless p["consumer"].include?("_#{victim.instance_id}_")
+      [stream_name, "#{stream_name}:workers:requests"].sum do |key|
+        raw_redis.xpending(key, "workers", "-", "+", 100).count do |p|
+          next false unless p["consumer"].include?("_#{victim.instance_id}_")
 
-        _, fields = raw_redis.xrange(stream_name, p["entry_id"], p["entry_id"]).first
-        fields && fields["status"] == "pending" && fields["destination_group"] == "workers"
+          _, fields = raw_redis.xrange(key, p["entry_id"], p["entry_id"]).first
+          fields && fields["status"] == "pending" && fields["destination_group"] == "workers"
+        end
       end
     end
     eventually(within: 10) { held_by_victim.call == 8 }

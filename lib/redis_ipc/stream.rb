@@ -110,7 +110,7 @@ module RedisIPC
     # NoRespondersError (a TimeoutError) when the group has no live member,
     # unless `fail_fast` (default: the connect option, true) is false.
     #
-    # @param content [Object] a String (sent as is) or anything JSON can write
+    # @param content [Object] a String or anything JSON can write (written as JSON text)
     # @param to [String, Symbol] the destination group
     # @param timeout [Numeric, nil] seconds to wait for the reply
     # @param fail_fast [Boolean, nil] overrides the connect option for this send

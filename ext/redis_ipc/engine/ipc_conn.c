@@ -305,7 +305,7 @@ int ripc_conn_check_version(redisContext *c, const ripc_redis_config *cfg, ripc_
         char where[300];
         ripc_conn_describe(cfg, where, sizeof(where));
         ripc_error_set(err, RIPC_CONFIGURATION,
-                       "redis_ipc needs Redis 6.2 or newer (XAUTOCLAIM, XTRIM MINID, XGROUP CREATECONSUMER); "
+                       "redis_ipc needs Redis 6.2 or newer (XPENDING IDLE, XTRIM MINID, XGROUP CREATECONSUMER); "
                        "%s runs %d.%d", where, major, minor);
         rc = RIPC_CONFIGURATION;
     }

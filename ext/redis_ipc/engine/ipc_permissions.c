@@ -78,6 +78,7 @@ static void build(ripc_stream *s, probes *p, const char *group, const char *inst
         PROBE(p, "XGROUP CREATE", K, 0, "XGROUP", "CREATE", K, group, "not-an-id", "MKSTREAM");
     }
     PROBE(p, "ZADD", instances, 0, "ZADD", instances, "XX", "0", id);
+    PROBE(p, "ZRANGE", instances, 0, "ZRANGE", instances, "0", "0"); /* the no-responders check (ipc_responders.c) */
     PROBE(p, "ZRANGEBYSCORE", instances, 0, "ZRANGEBYSCORE", instances, "-inf", "-inf", "LIMIT", "0", "1");
     PROBE(p, "ZREM", instances, 0, "ZREM", instances, id);
     PROBE(p, "ZSCORE", instances, 0, "ZSCORE", instances, id);

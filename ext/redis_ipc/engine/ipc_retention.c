@@ -58,7 +58,7 @@ static void trim_lane(redisContext *c, const char *key, long long cutoff)
     if (unsure) return;
     char minid[64];
     snprintf(minid, sizeof(minid), "%llu-%llu", limit.ms, limit.seq);
-    /* Exact trimming: it runs at most once a minute, and "~" would leave a
+    /* Exact trimming: it runs at least once a minute, and "~" would leave a
      * small stream untouched (it only drops whole internal nodes). */
     redisReply *r = redisCommand(c, "XTRIM %b MINID %s", key, strlen(key), minid);
     if (r) freeReplyObject(r);

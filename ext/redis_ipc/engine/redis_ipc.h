@@ -128,7 +128,7 @@ typedef struct ripc_options {
                                this many unanswered requests plus a small margin; default 3 */
     double entry_timeout;   /* default wait for a reply, seconds; default 5 */
     double cleanup_interval;/* how often expired ledger slots are swept, seconds; default 1 */
-    double block_timeout;   /* how long one blocking read may wait before it is reissued; default 5 */
+    double block_timeout;   /* how long one blocking read may wait before it is reissued; default 30 (the Ruby gem passes 5) */
     double reclaim_idle;    /* entries pending this long on any consumer are reclaimed; default 10 (as 1.x) */
     double heartbeat_interval; /* how often this instance says it is alive; default 0.6 */
     double dead_after;      /* an instance silent this long is dead and taken over; default 1.3 */
