@@ -45,6 +45,15 @@ static void remember_acked(ripc_inflight *f, const char *redis_id)
     f->acked_next = (f->acked_next + 1) % RIPC_ACKED_IDS;
 }
 
+/* Mutex held. */
+static void clear_acked(ripc_inflight *f)
+{
+    ripc_map_destroy(&f->acked);
+    ripc_map_init(&f->acked);
+    memset(f->acked_ring, 0, RIPC_ACKED_IDS * sizeof(*f->acked_ring));
+    f->acked_next = 0;
+}
+
 void ripc_inflight_destroy(ripc_inflight *f)
 {
     ripc_map_destroy(&f->ids);
@@ -60,12 +69,16 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity)
     f->capacity = capacity > 0 ? capacity : 1;
     ripc_map_destroy(&f->ids);
     ripc_map_init(&f->ids);
-    ripc_map_destroy(&f->acked);
-    ripc_map_init(&f->acked);
-    memset(f->acked_ring, 0, RIPC_ACKED_IDS * sizeof(*f->acked_ring));
-    f->acked_next = 0;
+    clear_acked(f);
     f->taken = 0;
     f->closed = 0;
+    pthread_mutex_unlock(&f->mutex);
+}
+
+void ripc_inflight_forget_acked(ripc_inflight *f)
+{
+    pthread_mutex_lock(&f->mutex);
+    clear_acked(f);
     pthread_mutex_unlock(&f->mutex);
 }
 

@@ -35,6 +35,10 @@ void ripc_inflight_init(ripc_inflight *f, size_t capacity);
 void ripc_inflight_destroy(ripc_inflight *f);
 /* Forgets every id and opens again with a new capacity (each connect). */
 void ripc_inflight_reset(ripc_inflight *f, size_t capacity);
+/* Forgets the ids acknowledged lately: a stream deleted and made again
+ * (FLUSHALL, DEL, a lane gone with its last reader) gives its new entries
+ * ids its old ones had, which must not be taken for re-reads. */
+void ripc_inflight_forget_acked(ripc_inflight *f);
 /* Wakes room waiters for good (stop). */
 void ripc_inflight_close(ripc_inflight *f);
 

@@ -56,6 +56,10 @@ int ripc_membership_join(ripc_stream *s, redisContext *c, ripc_error *err)
     int n = k;
 
     if (ripc_conn_pipeline(c, n, argcs, argvs, lens, replies, err) != 0) return RIPC_CONNECTION;
+    /* A group created now, on a stream made again, may reuse entry ids. */
+    int created = 0;
+    for (int i = 0; i < n; i++) created |= !strcmp(names[i], "XGROUP CREATE") && replies[i]->type == REDIS_REPLY_STATUS;
+    if (created) ripc_inflight_forget_acked(&s->inflight);
     int rc = RIPC_OK;
     for (int i = 0; i < n && rc == RIPC_OK; i++) {
         if (!strcmp(names[i], "XGROUP CREATE") && ripc_reply_error_starts(replies[i], "BUSYGROUP")) continue;
