@@ -17,6 +17,12 @@ int ripc_request_send_queued(ripc_stream *s, const char *to, const char *content
 int ripc_respond_queued(ripc_stream *s, const ripc_entry *request, int fulfilled,
                         const char *content, size_t len, int *flush, ripc_error *err);
 void ripc_stream_flush(ripc_stream *s);
+/* Before ripc_request_send_queued, which never waits for Redis: 1 when the
+ * stream has not asked lately which lane requests to group take
+ * (ipc_routes.c). ripc_stream_learn_route asks now (one round trip: release
+ * the lock around it), so that the first request takes the group's lane. */
+int ripc_stream_route_unknown(ripc_stream *s, const char *group);
+void ripc_stream_learn_route(ripc_stream *s, const char *group);
 /* ripc_stream_flush after ripc_respond_queued asked for it: RIPC_COMMAND
  * (with Redis's message) when Redis refused that reply, RIPC_OK otherwise.
  * Only a reply this thread writes can be refused here; one that another

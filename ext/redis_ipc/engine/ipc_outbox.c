@@ -545,8 +545,9 @@ int ripc_outbox_request(ripc_outbox *o, const char *request_id, const char *cons
     ripc_stream *s = o->stream;
     const char *group = values[RIPC_FIELD_DESTINATION_GROUP];
     ripc_outbox_cmd *cmd;
-    /* A deferred write returns at once: it never waits for Redis to say. */
-    if (ripc_routes_direct(s, group, mode != RIPC_WRITE_DEFER)) {
+    /* Only a caller that writes now may wait for Redis to say (a queued
+     * write runs under the host's lock: ripc_stream_learn_route first). */
+    if (ripc_routes_direct(s, group, mode == RIPC_WRITE_NOW)) {
         char *key = ripc_key_requests(s->stream, group);
         cmd = make_cmd(s, RIPC_LANE_REQUESTS, key, values, lens);
         free(key);

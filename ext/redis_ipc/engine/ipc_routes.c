@@ -93,6 +93,15 @@ int ripc_routes_direct(ripc_stream *s, const char *group, int may_ask)
     return 0;
 }
 
+int ripc_routes_known(ripc_routes *r, const char *group)
+{
+    int found;
+    pthread_mutex_lock(&r->mutex);
+    ripc_map_get(&r->groups, group, &found);
+    pthread_mutex_unlock(&r->mutex);
+    return found;
+}
+
 void ripc_routes_lost(ripc_routes *r, const char *group, size_t len)
 {
     char *name = ripc_xmalloc(len + 1);

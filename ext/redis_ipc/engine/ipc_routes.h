@@ -29,6 +29,8 @@ void ripc_routes_reset(ripc_routes *r);
  * for the first time is asked about here when may_ask and a connection of
  * the pool is free (one round trip, once), else by the service thread. */
 int ripc_routes_direct(struct ripc_stream *s, const char *group, int may_ask);
+/* Whether group is remembered (asked about, or being asked about). */
+int ripc_routes_known(ripc_routes *r, const char *group);
 /* The group's direct lane is gone (a write there found no stream): its
  * requests take the shared stream until the next check. */
 void ripc_routes_lost(ripc_routes *r, const char *group, size_t len);

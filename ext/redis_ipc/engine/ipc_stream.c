@@ -477,6 +477,16 @@ int ripc_request_post(ripc_stream *s, const char *to, const char *content, size_
     return send_request(s, to, content, len, timeout, RIPC_WRITE_DEFER, out, NULL, err);
 }
 
+int ripc_stream_route_unknown(ripc_stream *s, const char *group)
+{
+    return ripc_stream_connected(s) && s->pid == getpid() && group && *group && !ripc_routes_known(&s->routes, group);
+}
+
+void ripc_stream_learn_route(ripc_stream *s, const char *group)
+{
+    if (ripc_stream_route_unknown(s, group)) ripc_routes_direct(s, group, 1);
+}
+
 int ripc_request_send_queued(ripc_stream *s, const char *to, const char *content, size_t len,
                              double timeout, ripc_request **out, int *flush, ripc_error *err)
 {

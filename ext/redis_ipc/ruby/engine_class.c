@@ -393,10 +393,20 @@ static void write_queued(ripc_stream *s, int flush)
     if (flush) rb_thread_call_without_gvl(flush_nogvl, s, ubf_nothing, NULL);
 }
 
+static void *learn_route_nogvl(void *arg)
+{
+    send_args *a = (send_args *)arg;
+    ripc_stream_learn_route(a->stream, a->to);
+    return NULL;
+}
+
 static VALUE send_body(VALUE arg)
 {
     send_args *a = (send_args *)arg;
     int flush;
+    /* The first request to a group: which lane it takes is asked without
+     * the GVL (one round trip, bounded by the command timeout). */
+    if (ripc_stream_route_unknown(a->stream, a->to)) rb_thread_call_without_gvl(learn_route_nogvl, a, ubf_nothing, NULL);
     a->rc = ripc_request_send_queued(a->stream, a->to, a->content, a->content_len, a->timeout, &a->request, &flush, &a->err);
     if (a->rc != RIPC_OK) rbipc_raise(&a->err);
     write_queued(a->stream, flush);
