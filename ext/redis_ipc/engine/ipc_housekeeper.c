@@ -26,7 +26,8 @@ static const double INBOX_BUSY = RIPC_INBOX_BUSY, INBOX_IDLE = 10.0;
  * again soon); requests still being handled stay in the inbox and do not
  * count, or a long handler would keep the sweep at its busy pace. Peers
  * hand replies to it on the shared stream only; on the direct lanes only
- * a takeover or a reclaim fills it (they ring: all_lanes). */
+ * this instance's own takeovers and reclaims fill it, and they ring
+ * (all_lanes), so an idle instance never reads the direct lanes' inboxes. */
 static size_t sweep_inbox(ripc_stream *s, redisContext *c, int all_lanes, ripc_error *err)
 {
     /* Requests reach our inbox only by takeover or reclaim: redelivered. */
@@ -77,12 +78,9 @@ static int run_redis_chores(ripc_stream *s, redisContext *c, ripc_chores *due, d
         if (must_yield(s)) return 1;
     }
     if (!c->err && now >= due->inbox) {
-        int all_lanes = due->inbox_all_lanes || now >= due->lanes_swept + INBOX_IDLE;
+        int all_lanes = due->inbox_all_lanes;
         size_t seen = sweep_inbox(s, c, all_lanes, &err);
-        if (all_lanes) {
-            due->inbox_all_lanes = 0;
-            due->lanes_swept = now;
-        }
+        if (all_lanes && !c->err) due->inbox_all_lanes = 0;
         due->inbox = now + (seen || waiting ? INBOX_BUSY : INBOX_IDLE);
         if (must_yield(s)) return 1;
     }
@@ -102,7 +100,6 @@ void ripc_housekeeper_reset(ripc_stream *s)
     due->ledger = now + o->cleanup_interval;
     due->inbox = now;
     due->inbox_all_lanes = 1;
-    due->lanes_swept = now;
     due->routes = now;
     due->reclaim = now + o->reclaim_idle / 2;
     due->trim = o->retention > 0 ? now + 1.0 : 1e300;

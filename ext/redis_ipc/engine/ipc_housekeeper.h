@@ -9,7 +9,6 @@ struct ripc_stream;
 typedef struct ripc_chores {
     double ledger, inbox, reclaim, trim, routes;
     int inbox_all_lanes;  /* the next inbox sweep looks at the direct lanes too */
-    double lanes_swept;   /* when it last did */
 } ripc_chores;
 
 /* reset: every chore due afresh (connect); tick: runs what is due (the

@@ -262,6 +262,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
     ripc_refusals_reset(&s->refusals);
     ripc_ledger_reopen(&s->ledger);
     ripc_routes_reset(&s->routes);
+    s->published.at = 0;
     ripc_queue_reopen(&s->requests);
     ripc_queue_reopen(&s->events);
 

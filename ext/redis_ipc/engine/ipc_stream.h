@@ -27,6 +27,7 @@
 #include "ipc_server.h"
 #include "ipc_service.h"
 #include "ipc_signing.h"
+#include "ipc_telemetry.h"
 #include "ipc_util.h"
 
 enum { RIPC_INSTANCE_ID_LEN = 6 };
@@ -59,6 +60,7 @@ struct ripc_stream {
 
     ripc_inflight inflight; /* requests taken and not yet acknowledged; bounds prefetch */
     ripc_metrics_recorder metrics; /* ipc_metrics.c; published by ipc_telemetry.c */
+    ripc_published published;      /* the last publication (ipc_telemetry.c) */
 
     pthread_mutex_t lifecycle_mutex; /* connect/stop/close */
     pthread_cond_t stop_cond;        /* wakes sleeping background threads on stop */

@@ -37,10 +37,22 @@ void ripc_telemetry_publish(ripc_stream *s, redisContext *c)
     size_t len = ripc_metrics_encode(&m, line, sizeof(line));
     if (len >= sizeof(line)) len = sizeof(line) - 1; /* cannot happen: the error table is bounded */
     /* Kept a few beats past dead_after: peers judge the instance dead by then. */
+    double ttl_s = 2 * s->options.dead_after + 2 * s->options.heartbeat_interval;
     char ttl[32];
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)((2 * s->options.dead_after + 2 * s->options.heartbeat_interval) * 1000));
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)(ttl_s * 1000));
+    /* The figures are what follows the clock reading ("... at=<s> <figures>"). */
+    const char *figures = strchr(line, ' ');
+    figures = figures ? strchr(figures + 1, ' ') : NULL;
+    if (!figures) figures = line;
+    ripc_published *last = &s->published;
+    double now = ripc_now();
+    if (last->at > 0 && now - last->at < ttl_s / 2 && strcmp(last->figures, figures) == 0) return;
     const char *key = s->metrics_key;
     redisReply *r = redisCommand(c, "SET %b %b PX %s", key, strlen(key), line, len, ttl);
     if (r) ripc_stream_note_reply(s, "SET", "publishing this instance's metrics (SET)", r);
+    if (r && r->type != REDIS_REPLY_ERROR) {
+        snprintf(last->figures, sizeof(last->figures), "%s", figures);
+        last->at = now;
+    }
     if (r) freeReplyObject(r);
 }
