@@ -92,4 +92,24 @@ RSpec.describe "bounded prefetch", timeout: 180 do
     expect(replies.map { |r| r.value.content }).to eq((0...8).to_a)
     expect(nested.stats[:inflight_requests]).to be <= 9
   end
+
+  it "never flags a request redelivered for having waited parked past the 10 s reclaim" do
+    # One consumer with room for 9 (itself and 8 queued): of 12 requests, 3
+    # wait parked in Redis on this instance's dispatcher while the handler
+    # works 16 s, past reclaim_idle. Each runs once, and none is told
+    # it may have run before.
+    seen = Queue.new
+    responder = connected_stream(stream_name, "workers", consumer: { pool_size: 1 }) do |entry|
+      seen << [entry.content, entry.redelivered?]
+      sleep 16 if entry.content.zero?
+      fulfill_request(entry, content: entry.content)
+    end
+    sender = connected_stream(stream_name, "sender", ledger: { entry_timeout: 40 })
+    replies = Array.new(12) { |i| sender.send_to_group_async(content: i, to: "workers") }
+    expect(replies.map { |r| r.value.content }).to eq((0...12).to_a)
+    handled = Array.new(seen.size) { seen.pop }
+    expect(handled.map(&:first).sort).to eq((0...12).to_a)
+    expect(handled.select(&:last)).to eq([])
+    expect(responder).to be_connected
+  end
 end

@@ -33,6 +33,8 @@ void ripc_inflight_init(ripc_inflight *f, size_t capacity)
     ripc_map_init(&f->acked);
     f->acked_ring = ripc_xcalloc(RIPC_ACKED_IDS, sizeof(*f->acked_ring));
     f->acked_next = 0;
+    ripc_map_init(&f->forgotten);
+    f->forgotten_overflow = 0;
 }
 
 /* Mutex held. */
@@ -58,6 +60,7 @@ void ripc_inflight_destroy(ripc_inflight *f)
 {
     ripc_map_destroy(&f->ids);
     ripc_map_destroy(&f->acked);
+    ripc_map_destroy(&f->forgotten);
     free(f->acked_ring);
     pthread_cond_destroy(&f->room);
     pthread_mutex_destroy(&f->mutex);
@@ -70,6 +73,9 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity)
     ripc_map_destroy(&f->ids);
     ripc_map_init(&f->ids);
     clear_acked(f);
+    ripc_map_destroy(&f->forgotten);
+    ripc_map_init(&f->forgotten);
+    f->forgotten_overflow = 0;
     f->taken = 0;
     f->closed = 0;
     pthread_mutex_unlock(&f->mutex);
@@ -96,12 +102,15 @@ int ripc_inflight_take(ripc_inflight *f, const char *redis_id, int bounded)
     pthread_mutex_lock(&f->mutex);
     ripc_map_get(&f->ids, redis_id, &found);
     if (!found) ripc_map_get(&f->acked, redis_id, &found);
+    int forgotten = 0;
+    if (!found) ripc_map_get(&f->forgotten, redis_id, &forgotten);
     if (found) rc = RIPC_TAKE_ALREADY;
     else if (bounded && f->taken >= f->capacity) rc = RIPC_TAKE_FULL;
     else {
+        if (forgotten) ripc_map_remove(&f->forgotten, redis_id, NULL);
         ripc_map_put(&f->ids, redis_id, NULL);
         f->taken++;
-        rc = RIPC_TAKE_OK;
+        rc = forgotten ? RIPC_TAKE_AGAIN : RIPC_TAKE_OK;
     }
     pthread_mutex_unlock(&f->mutex);
     return rc;
@@ -152,6 +161,8 @@ static int leave(ripc_inflight *f, const char *redis_id, int acked)
         ripc_map_remove(&f->ids, redis_id, NULL);
         if (state != ANSWERED) release_one(f);
         if (acked && strlen(redis_id) < RIPC_ACKED_ID_MAX) remember_acked(f, redis_id);
+        if (!acked && f->forgotten.size < RIPC_ACKED_IDS) ripc_map_put(&f->forgotten, redis_id, NULL);
+        else if (!acked) f->forgotten_overflow = 1;
     }
     pthread_mutex_unlock(&f->mutex);
     return found;
@@ -169,8 +180,20 @@ int ripc_inflight_state(ripc_inflight *f, const char *redis_id)
         ripc_map_get(&f->acked, redis_id, &found);
         state = ANSWERED;
     }
+    int forgotten = 0;
+    if (!found) ripc_map_get(&f->forgotten, redis_id, &forgotten);
     pthread_mutex_unlock(&f->mutex);
+    if (forgotten) return RIPC_INFLIGHT_FORGOTTEN;
     return !found ? RIPC_INFLIGHT_NONE : state == ANSWERED ? RIPC_INFLIGHT_ANSWERED : RIPC_INFLIGHT_TAKEN;
+}
+
+int ripc_inflight_take_overflow(ripc_inflight *f)
+{
+    pthread_mutex_lock(&f->mutex);
+    int overflow = f->forgotten_overflow;
+    f->forgotten_overflow = 0;
+    pthread_mutex_unlock(&f->mutex);
+    return overflow;
 }
 
 size_t ripc_inflight_room(ripc_inflight *f)

@@ -26,10 +26,17 @@ typedef struct ripc_inflight {
     ripc_map acked;
     char (*acked_ring)[RIPC_ACKED_ID_MAX];
     int acked_next;
+    /* Ids handled whose reply was given up or refused: they stay pending
+     * in Redis, and the reclaim hands them out again, flagged redelivered
+     * (they ran). At most RIPC_ACKED_IDS; past that, forgotten_overflow
+     * makes the next reclaim take every untracked entry of ours instead. */
+    ripc_map forgotten;
+    int forgotten_overflow;
 } ripc_inflight;
 
-enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED };
-enum { RIPC_TAKE_OK, RIPC_TAKE_ALREADY, RIPC_TAKE_FULL };
+enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED, RIPC_INFLIGHT_FORGOTTEN };
+/* RIPC_TAKE_AGAIN: taken now, and it was handled before (forgotten). */
+enum { RIPC_TAKE_OK, RIPC_TAKE_ALREADY, RIPC_TAKE_FULL, RIPC_TAKE_AGAIN };
 
 void ripc_inflight_init(ripc_inflight *f, size_t capacity);
 void ripc_inflight_destroy(ripc_inflight *f);
@@ -55,11 +62,14 @@ int ripc_inflight_answer(ripc_inflight *f, const char *redis_id, double *started
 /* A handler takes the request now (it left the queue). */
 void ripc_inflight_begin(ripc_inflight *f, const char *redis_id);
 /* Leaves our hands: acknowledged (remembered for a while as such), or
- * given up (to be reclaimed). Returns 1 when it was there. */
+ * given up, its reply unwritten (remembered as forgotten, to be reclaimed).
+ * Returns 1 when it was there. */
 int ripc_inflight_acked(ripc_inflight *f, const char *redis_id);
 int ripc_inflight_remove(ripc_inflight *f, const char *redis_id);
 /* RIPC_INFLIGHT_ANSWERED also for an id acknowledged lately. */
 int ripc_inflight_state(ripc_inflight *f, const char *redis_id);
+/* 1 once after more were forgotten than remembered (see forgotten). */
+int ripc_inflight_take_overflow(ripc_inflight *f);
 /* How many more requests may be taken now. */
 size_t ripc_inflight_room(ripc_inflight *f);
 /* Waits until there is room, the deadline (monotonic) passes or close. */

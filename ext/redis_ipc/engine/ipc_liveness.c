@@ -249,7 +249,8 @@ static int alive(const redisReply *live, const char *iid)
 }
 
 /* The reclaim of one lane; *live is asked once for all of them. */
-static void reclaim_lane(ripc_stream *s, redisContext *c, int lane, redisReply **live_set, ripc_error *err)
+static void reclaim_lane(ripc_stream *s, redisContext *c, int lane, redisReply **live_set, int claim_untracked,
+                         ripc_error *err)
 {
     const char *key = s->lanes[lane];
     char idle_ms[32], from[80] = "-", live_from[32];
@@ -289,7 +290,11 @@ static void reclaim_lane(ripc_stream *s, redisContext *c, int lane, redisReply *
             if (known && strcmp(owner, s->instance_id) == 0) {
                 /* Ours: answered, with only its XACK lost (acknowledged now,
                  * with the lazy ones); or being handled; or forgotten (its
-                 * reply given up after every retry): handled again. */
+                 * reply given up after every retry, or refused): handled
+                 * again. Any other entry of ours is a request parked for
+                 * lack of room, or one a dispatcher's catch-up reads: left
+                 * to them (taken here, it would be flagged as handled
+                 * before), unless more were forgotten than remembered. */
                 int state = ripc_inflight_state(&s->inflight, slot);
                 if (state == RIPC_INFLIGHT_ANSWERED && lane == RIPC_LANE_SHARED) {
                     ripc_lazy_acks_add(&s->lazy_acks, id);
@@ -299,7 +304,7 @@ static void reclaim_lane(ripc_stream *s, redisContext *c, int lane, redisReply *
                     if (ack) freeReplyObject(ack);
                     ripc_inflight_acked(&s->inflight, slot);
                 }
-                if (state != RIPC_INFLIGHT_NONE) continue;
+                if (state != RIPC_INFLIGHT_FORGOTTEN && !(state == RIPC_INFLIGHT_NONE && claim_untracked)) continue;
             } else if (known && alive(live, owner)) {
                 continue;
             } else if (known && ripc_signing_on(&s->signing)) {
@@ -327,7 +332,8 @@ static void reclaim_lane(ripc_stream *s, redisContext *c, int lane, redisReply *
 void ripc_liveness_reclaim(ripc_stream *s, redisContext *c, ripc_error *err)
 {
     redisReply *live = NULL;
-    for (int lane = 0; lane < RIPC_LANES && !c->err; lane++) reclaim_lane(s, c, lane, &live, err);
+    int claim_untracked = ripc_inflight_take_overflow(&s->inflight);
+    for (int lane = 0; lane < RIPC_LANES && !c->err; lane++) reclaim_lane(s, c, lane, &live, claim_untracked, err);
     if (live) freeReplyObject(live);
 }
 

@@ -184,7 +184,8 @@ static int refuse_oversized(ripc_stream *s, ripc_entry *e, size_t len)
 {
     char buf[RIPC_LANE_SLOT_MAX];
     const char *slot = ripc_lane_slot(e->lane, e->redis_id, buf, sizeof(buf));
-    if (ripc_inflight_take(&s->inflight, slot, 0) != RIPC_TAKE_OK) { /* a re-read while the answer is on its way */
+    int taken = ripc_inflight_take(&s->inflight, slot, 0);
+    if (taken != RIPC_TAKE_OK && taken != RIPC_TAKE_AGAIN) { /* a re-read while the answer is on its way */
         ripc_entry_free(e);
         return 0;
     }
@@ -268,7 +269,9 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
         char buf[RIPC_LANE_SLOT_MAX];
         int taken = ripc_inflight_take(&s->inflight, ripc_lane_slot(e->lane, e->redis_id, buf, sizeof(buf)), 1);
         if (routed) routed->requests++;
-        if (taken != RIPC_TAKE_OK) {
+        /* Handled before, its reply given up: it ran once already. */
+        if (taken == RIPC_TAKE_AGAIN) e->redelivered = 1;
+        if (taken != RIPC_TAKE_OK && taken != RIPC_TAKE_AGAIN) {
             /* Handed out before, or no room: then it stays pending on the
              * consumer that read it, parked until a consumer is free. */
             if (taken == RIPC_TAKE_FULL && routed) routed->parked++;
