@@ -7,8 +7,12 @@
  * sender therefore writes as directly as before, and 64 concurrent ones
  * share a handful of pipelined round trips. A background writer picks up
  * whatever a flusher leaves behind when it stops after a bounded number of
- * rounds to go back to its own business. The XACK of each batch also
- * carries the lazy acknowledgements waiting (ipc_lazy_acks.c). */
+ * rounds to go back to its own business. The XACK and XDEL of the requests
+ * a batch answered go in the pipeline of the next write, which the writer
+ * sends at once if no other comes: a handler's thread waits for one round
+ * trip, not two, and under load acknowledgements cost no round trip of
+ * their own. The shared stream's XACK also carries the lazy
+ * acknowledgements waiting (ipc_lazy_acks.c). */
 #include "ipc_outbox.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
@@ -16,6 +20,7 @@
 #include "ipc_keys.h"
 #include "ipc_responders.h"
 #include "ipc_routes.h"
+#include "ipc_service.h"
 #include "ipc_stream.h"
 #include "ipc_util.h"
 
@@ -139,18 +144,30 @@ void ripc_outbox_init(ripc_outbox *o, struct ripc_stream *s)
     pthread_mutex_init(&o->writer_start, NULL);
 }
 
-/* Pipelines the XADDs of cmds[0..n) and reads their replies into replies[].
- * Returns how many replies were read: n unless the connection failed. */
-static size_t write_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n, redisReply **replies)
+/* Queues the XADDs of cmds[0..n) on c (written with the next read). */
+static int append_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (redisAppendCommandArgv(c, cmds[i]->argc, cmds[i]->argv, cmds[i]->lens) != REDIS_OK) return 0;
+        if (redisAppendCommandArgv(c, cmds[i]->argc, cmds[i]->argv, cmds[i]->lens) != REDIS_OK) return -1;
+    return 0;
+}
+
+/* Reads n replies into replies[]; returns how many: n unless the connection failed. */
+static size_t read_replies(redisContext *c, size_t n, redisReply **replies)
+{
     for (size_t i = 0; i < n; i++) {
         void *reply = NULL;
         if (redisGetReply(c, &reply) != REDIS_OK) return i;
         replies[i] = reply;
     }
     return n;
+}
+
+/* Pipelines the XADDs of cmds[0..n) and reads their replies into replies[].
+ * Returns how many replies were read: n unless the connection failed. */
+static size_t write_xadds(redisContext *c, ripc_outbox_cmd **cmds, size_t n, redisReply **replies)
+{
+    return append_xadds(c, cmds, n) == 0 ? read_replies(c, n, replies) : 0;
 }
 
 /* A request fails now (its sender sees ConnectionError), but on a server
@@ -212,36 +229,60 @@ static void refuse_reply(ripc_stream *s, ripc_outbox_cmd *c, const char *server_
                         id_len, id, server_message, s->options.reclaim_idle);
 }
 
-/* XACK <lane> <group> answered... lazy..., then XDEL <lane> answered...,
- * pipelined. Returns 0 when the connection failed. */
-static int write_acks(redisContext *c, ripc_stream *s, int lane, const char **answered, size_t n,
-                      const char *const *lazy, size_t lazy_count)
+/* Queues, per lane, XACK <lane> <group> ids... (the lazy acknowledgements
+ * too on the shared stream) and XDEL <lane> ids... for the requests that
+ * the replies of acks[0..n) answered. Returns how many commands it queued,
+ * -1 when c failed; *lazy gets what it took from the lazy acknowledgements. */
+static int append_acks(redisContext *c, ripc_stream *s, ripc_outbox_cmd **acks, size_t n, char ***lazy, size_t *lazy_count)
 {
-    size_t argc = 3 + n + lazy_count;
-    const char **argv = ripc_xmalloc(argc * sizeof(*argv));
-    size_t *lens = ripc_xmalloc(argc * sizeof(*lens));
-    argv[0] = "XACK"; argv[1] = s->lanes[lane]; argv[2] = s->group;
-    for (size_t i = 0; i < n; i++) argv[3 + i] = answered[i];
-    for (size_t i = 0; i < lazy_count; i++) argv[3 + n + i] = lazy[i];
-    for (size_t i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    int ok = redisAppendCommandArgv(c, (int)argc, argv, lens) == REDIS_OK;
-    /* XDEL <lane> answered...: the same ids, one slot further on. */
-    argv[1] = "XDEL"; lens[1] = 4;
-    argv[2] = s->lanes[lane]; lens[2] = strlen(argv[2]);
-    int commands = n ? 2 : 1;
-    if (ok && n) ok = redisAppendCommandArgv(c, (int)(n + 2), argv + 1, lens + 1) == REDIS_OK;
+    *lazy = NULL;
+    *lazy_count = 0;
+    int shared = 0;
+    for (size_t i = 0; i < n; i++) shared |= acks[i]->answered_lane == RIPC_LANE_SHARED;
+    if (shared) *lazy = ripc_lazy_acks_take(&s->lazy_acks, lazy_count);
+    const char **argv = ripc_xmalloc((3 + n + *lazy_count) * sizeof(*argv));
+    size_t *lens = ripc_xmalloc((3 + n + *lazy_count) * sizeof(*lens));
+    int commands = 0;
+    for (int lane = 0; lane < RIPC_LANES && commands >= 0; lane++) {
+        size_t count = 0;
+        for (size_t i = 0; i < n; i++)
+            if (acks[i]->answered_lane == lane) argv[3 + count++] = acks[i]->answered_redis_id;
+        if (!count) continue;
+        size_t extra = lane == RIPC_LANE_SHARED ? *lazy_count : 0;
+        for (size_t i = 0; i < extra; i++) argv[3 + count + i] = (*lazy)[i];
+        argv[0] = "XACK"; argv[1] = s->lanes[lane]; argv[2] = s->group;
+        for (size_t i = 0; i < 3 + count + extra; i++) lens[i] = strlen(argv[i]);
+        int ok = redisAppendCommandArgv(c, (int)(3 + count + extra), argv, lens) == REDIS_OK;
+        /* XDEL <lane> ids...: the same ids, one slot further on. */
+        argv[1] = "XDEL"; lens[1] = 4;
+        argv[2] = s->lanes[lane]; lens[2] = strlen(argv[2]);
+        ok = ok && redisAppendCommandArgv(c, (int)(count + 2), argv + 1, lens + 1) == REDIS_OK;
+        commands = ok ? commands + 2 : -1;
+    }
     free(argv);
     free(lens);
-    for (int k = 0; k < commands && ok; k++) {
+    return commands;
+}
+
+/* Reads the replies of append_acks; when all came, the requests leave our
+ * hands. If the XACK failed, each stays marked answered: the reclaim
+ * acknowledges it later instead of running it again (ipc_liveness.c).
+ * Refused (NOPERM after an ACL change...), they stay pending, are reclaimed
+ * and answered again, a duplicate their senders ignore. */
+static int read_acks(redisContext *c, ripc_stream *s, ripc_outbox_cmd **acks, size_t n, int commands)
+{
+    for (int k = 0; k < commands; k++) {
         void *reply = NULL;
-        ok = redisGetReply(c, &reply) == REDIS_OK;
-        /* Refused (NOPERM after an ACL change...): the requests stay
-         * pending, are reclaimed and answered again, a duplicate their
-         * senders ignore. */
-        ripc_stream_note_reply(s, k == 0 ? "XACK" : "XDEL", k == 0 ? "XACK of answered requests" : "XDEL of answered requests", reply);
-        if (reply) freeReplyObject(reply);
+        if (redisGetReply(c, &reply) != REDIS_OK) return 0;
+        int xack = k % 2 == 0;
+        ripc_stream_note_reply(s, xack ? "XACK" : "XDEL", xack ? "XACK of answered requests" : "XDEL of answered requests", reply);
+        freeReplyObject(reply);
     }
-    return ok;
+    for (size_t i = 0; i < n; i++) {
+        char buf[RIPC_LANE_SLOT_MAX];
+        ripc_inflight_acked(&s->inflight, answered_slot(acks[i], buf, sizeof(buf)));
+    }
+    return 1;
 }
 
 static int only_replies_from(ripc_outbox_cmd **cmds, size_t from, size_t n)
@@ -249,35 +290,6 @@ static int only_replies_from(ripc_outbox_cmd **cmds, size_t from, size_t n)
     for (size_t i = from; i < n; i++)
         if (!cmds[i]->is_reply) return 0;
     return 1;
-}
-
-/* Acknowledges and deletes the requests the replies answered[] answer, on
- * each lane they were read from, in one round trip per lane. Acknowledged,
- * a request leaves our hands. If the XACK failed, it stays marked answered:
- * the reclaim acknowledges it later instead of running it again
- * (ipc_liveness.c). */
-static void ack_answered(ripc_stream *s, redisContext *c, ripc_outbox_cmd **answered, size_t n, ripc_error *err)
-{
-    const char **ids = ripc_xmalloc(n * sizeof(*ids));
-    for (int lane = 0; lane < RIPC_LANES && !c->err; lane++) {
-        size_t count = 0, lazy_count = 0;
-        for (size_t i = 0; i < n; i++)
-            if (answered[i]->answered_lane == lane) ids[count++] = answered[i]->answered_redis_id;
-        char **lazy = lane == RIPC_LANE_SHARED && count ? ripc_lazy_acks_take(&s->lazy_acks, &lazy_count) : NULL;
-        if (!count) continue;
-        int acked = write_acks(c, s, lane, ids, count, (const char *const *)lazy, lazy_count);
-        ripc_lazy_acks_free(lazy, lazy_count);
-        if (!acked) {
-            ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
-            ripc_stream_outage(s, err);
-            break;
-        }
-        for (size_t i = 0; i < count; i++) {
-            char buf[RIPC_LANE_SLOT_MAX];
-            ripc_inflight_acked(&s->inflight, ripc_lane_slot(lane, ids[i], buf, sizeof(buf)));
-        }
-    }
-    free(ids);
 }
 
 /* The same request, for the shared stream (signed again there if signed). */
@@ -293,26 +305,74 @@ static ripc_outbox_cmd *to_shared_stream(ripc_stream *s, const ripc_outbox_cmd *
 
 static void requeue(ripc_outbox *o, ripc_outbox_cmd *list);
 
-/* Writes one batch. First every XADD, pipelined, in order; then, for the
- * replies Redis accepted, one XACK and one XDEL of the requests they
- * answer: a request is never acknowledged unless its reply was written.
- * Called with write_lock held. */
+/* A list's commands as an array (its count in *n). */
+static ripc_outbox_cmd **as_array(ripc_outbox_cmd *list, size_t *n)
+{
+    *n = 0;
+    for (ripc_outbox_cmd *c = list; c; c = c->next) (*n)++;
+    ripc_outbox_cmd **array = ripc_xmalloc((*n ? *n : 1) * sizeof(*array));
+    *n = 0;
+    for (ripc_outbox_cmd *c = list; c; c = c->next) array[(*n)++] = c;
+    return array;
+}
+
+static ripc_outbox_cmd *take_acks(ripc_outbox *o)
+{
+    pthread_mutex_lock(&o->mutex);
+    ripc_outbox_cmd *acks = o->acks;
+    o->acks = NULL;
+    pthread_mutex_unlock(&o->mutex);
+    return acks;
+}
+
+/* Replies Redis accepted: their requests are acknowledged with the next
+ * write. What they wrote is no longer needed. */
+static void keep_for_acks(ripc_outbox *o, ripc_outbox_cmd **answered, size_t n)
+{
+    pthread_mutex_lock(&o->mutex);
+    for (size_t i = 0; i < n; i++) {
+        free(answered[i]->blob);
+        answered[i]->blob = NULL;
+        answered[i]->next = o->acks;
+        o->acks = answered[i];
+    }
+    pthread_mutex_unlock(&o->mutex);
+}
+
+/* Writes one batch. First every XADD, pipelined, in order, and behind them
+ * the XACK and XDEL of the requests answered by replies an earlier batch
+ * wrote: a request is never acknowledged unless its reply was written. The
+ * replies this batch writes leave their requests to the next batch (the
+ * writer's, at once, when no other comes). Called with write_lock held. */
 static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
 {
     ripc_stream *s = o->stream;
     ripc_error err;
-    size_t n = 0;
-    for (ripc_outbox_cmd *c = batch; c; c = c->next) n++;
-    ripc_outbox_cmd **cmds = ripc_xmalloc(n * sizeof(*cmds));
-    redisReply **replies = ripc_xmalloc(n * sizeof(*replies));
-    n = 0;
-    for (ripc_outbox_cmd *c = batch; c; c = c->next) cmds[n++] = c;
+    size_t n, n_acks;
+    ripc_outbox_cmd **cmds = as_array(batch, &n);
+    ripc_outbox_cmd **acks = as_array(take_acks(o), &n_acks);
+    redisReply **replies = ripc_xmalloc((n ? n : 1) * sizeof(*replies));
 
     /* A connection of the stream's pool (checked there: one that Redis
      * closed while idle is replaced before it fails a write). */
     redisContext *c = NULL;
     if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) c = NULL;
-    size_t read = c ? write_xadds(c, cmds, n, replies) : 0;
+    size_t read = 0;
+    char **lazy = NULL;
+    size_t lazy_count = 0;
+    int ack_commands = 0;
+    if (c && append_xadds(c, cmds, n) == 0) {
+        ack_commands = n_acks ? append_acks(c, s, acks, n_acks, &lazy, &lazy_count) : 0;
+        read = ack_commands < 0 ? 0 : read_replies(c, n, replies);
+        /* Not acknowledged (the connection failed): the reclaim does it later. */
+        if (read == n && ack_commands > 0 && !read_acks(c, s, acks, n_acks, ack_commands)) {
+            ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
+            ripc_stream_outage(s, &err);
+        }
+    }
+    ripc_lazy_acks_free(lazy, lazy_count);
+    for (size_t i = 0; i < n_acks; i++) free_cmd(acks[i]);
+    free(acks);
     if (c && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
     int fails_over = ripc_server_fails_over(s->server);
     unsigned long epoch = ripc_conn_epoch(c);
@@ -326,8 +386,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     }
 
     /* answered[0..n_answered) are the replies Redis accepted, whose
-     * requests are acknowledged; the lazy acknowledgements waiting
-     * (ipc_lazy_acks.c) go with the shared stream's XACK. */
+     * requests are acknowledged with the next write. */
     size_t n_answered = 0;
     int accepted = 0;
     ripc_outbox_cmd **answered = ripc_xmalloc((n + 1) * sizeof(*answered));
@@ -340,6 +399,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
              * request goes to the shared stream, which every member reads. */
             if (c->is_reply) {
                 answered[n_answered++] = c;
+                cmds[i] = NULL;
             } else {
                 size_t len;
                 const char *group = cmd_value(c, RIPC_FIELD_DESTINATION_GROUP, &len);
@@ -358,7 +418,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
             else refuse_reply(s, c, replies[i]->str, mine);
         } else {
             accepted = 1;
-            if (c->is_reply) answered[n_answered++] = c;
+            if (c->is_reply) answered[n_answered++] = c, cmds[i] = NULL;
             /* Kept while its sender waits, to be written again after a failover. */
             else if (fails_over && ripc_ledger_keep_written(&s->ledger, c->request_id, c, epoch)) cmds[i] = NULL;
         }
@@ -367,7 +427,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     if (accepted) ripc_stream_accepted(s, "XADD");
     if (read < n) fail_unwritten(o, cmds, read, n, &err);
 
-    if (n_answered && c && !c->err) ack_answered(s, c, answered, n_answered, &err);
+    keep_for_acks(o, answered, n_answered);
     free(answered);
     if (moved) requeue(o, moved);
     if (c) ripc_pool_checkin(&s->pool, c, c->err != 0);
@@ -477,30 +537,54 @@ static int queue_empty(ripc_outbox *o)
     return empty;
 }
 
-/* Flushes while there is work, at most `rounds` batches (0: no limit).
- * Returns 1 when it left work behind. */
-static int combine(ripc_outbox *o, int rounds, own_reply *mine)
+static int acks_waiting(ripc_outbox *o)
+{
+    pthread_mutex_lock(&o->mutex);
+    int waiting = o->acks != NULL;
+    pthread_mutex_unlock(&o->mutex);
+    return waiting;
+}
+
+/* Flushes while there is work, at most `rounds` batches (0: no limit, the
+ * writer). Returns LEFT_WORK when it left work behind, LEFT_ACKS when only
+ * acknowledgements wait. Those are written alone only by the writer and
+ * the service thread (acks_alone; ripc_outbox_flush_acks): a handler's
+ * thread leaves them, and goes back to work one round trip sooner. */
+enum { LEFT_NOTHING, LEFT_WORK, LEFT_ACKS };
+static int combine(ripc_outbox *o, int rounds, int acks_alone, own_reply *mine)
 {
     int done = 0;
     for (;;) {
-        if (pthread_mutex_trylock(&o->write_lock) != 0) return 0; /* the flusher will see our work */
+        if (pthread_mutex_trylock(&o->write_lock) != 0) return LEFT_NOTHING; /* the flusher will see our work */
         ripc_outbox_cmd *batch;
-        while ((rounds == 0 || done < rounds) && (batch = take_all(o))) {
+        while ((rounds == 0 || done < rounds) && ((batch = take_all(o)) || (acks_alone && acks_waiting(o)))) {
             flush_batch(o, batch, mine);
             done++;
         }
         pthread_mutex_unlock(&o->write_lock);
         /* Work queued after our last take, while we still held the lock,
          * was left to us: take it, or hand it over. */
-        if (queue_empty(o)) return 0;
-        if (rounds && done >= rounds) return 1;
+        if (queue_empty(o) && !(acks_alone && acks_waiting(o))) return acks_waiting(o) ? LEFT_ACKS : LEFT_NOTHING;
+        if (rounds && done >= rounds) return LEFT_WORK;
     }
 }
 
 
 static void flush_own(ripc_outbox *o, own_reply *mine)
 {
-    if (combine(o, ROUNDS_PER_CALLER, mine)) wake_writer(o, 1);
+    int left = combine(o, ROUNDS_PER_CALLER, 0, mine);
+    if (left == LEFT_WORK) wake_writer(o, 1);
+    else if (left == LEFT_ACKS) ripc_service_nudge(o->stream, 0);
+}
+
+void ripc_outbox_flush_acks(ripc_outbox *o)
+{
+    if (acks_waiting(o) && combine(o, ROUNDS_PER_CALLER, 1, NULL) == LEFT_WORK) wake_writer(o, 1);
+}
+
+int ripc_outbox_acks_waiting(ripc_outbox *o)
+{
+    return acks_waiting(o);
 }
 
 void ripc_outbox_flush(ripc_outbox *o)
@@ -639,7 +723,7 @@ static void *writer_main(void *arg)
         o->writer_wanted = 0;
         pthread_mutex_unlock(&o->mutex);
         /* Unbounded, but it may find the lock taken: then the holder flushes. */
-        while (combine(o, 0, NULL)) {}
+        while (combine(o, 0, 1, NULL)) {}
         pthread_mutex_lock(&o->mutex);
         idle_since = ripc_now();
     }
@@ -672,7 +756,7 @@ static void wake_writer(ripc_outbox *o, int wanted)
         o->writer_running = 0;
         pthread_mutex_unlock(&o->mutex);
         /* No thread (stopping, or none could be made): write it ourselves. */
-        if (!stopped) while (combine(o, 0, NULL)) {}
+        if (!stopped) while (combine(o, 0, 1, NULL)) {}
     }
 }
 
@@ -694,9 +778,9 @@ void ripc_outbox_drain(ripc_outbox *o)
     do {
         pthread_mutex_lock(&o->write_lock);
         ripc_outbox_cmd *batch;
-        while ((batch = take_all(o))) flush_batch(o, batch, NULL);
+        while ((batch = take_all(o)) || acks_waiting(o)) flush_batch(o, batch, NULL);
         pthread_mutex_unlock(&o->write_lock);
-    } while (!queue_empty(o));
+    } while (!queue_empty(o) || acks_waiting(o));
 }
 
 void ripc_outbox_stop(ripc_outbox *o)
@@ -714,11 +798,13 @@ void ripc_outbox_stop(ripc_outbox *o)
 void ripc_outbox_destroy(ripc_outbox *o)
 {
     requeue_retries(o);
-    ripc_outbox_cmd *batch = take_all(o);
-    while (batch) {
-        ripc_outbox_cmd *next = batch->next;
-        free_cmd(batch);
-        batch = next;
+    ripc_outbox_cmd *lists[2] = { take_all(o), take_acks(o) };
+    for (int k = 0; k < 2; k++) {
+        while (lists[k]) {
+            ripc_outbox_cmd *next = lists[k]->next;
+            free_cmd(lists[k]);
+            lists[k] = next;
+        }
     }
     pthread_cond_destroy(&o->writer_cond);
     pthread_mutex_destroy(&o->writer_start);

@@ -16,6 +16,7 @@ typedef struct ripc_outbox {
     pthread_mutex_t mutex;      /* guards the queue and the writer's flags */
     ripc_outbox_cmd *head, *tail;
     ripc_outbox_cmd *retry;     /* replies whose write failed, for the writer to try again */
+    ripc_outbox_cmd *acks;      /* replies written, whose requests' XACK and XDEL ride with the next write */
     pthread_mutex_t write_lock; /* held by the one thread flushing (on a connection of the stream's pool) */
     /* The writer thread runs only while there is deferred work: it starts
      * on demand and ends after WRITER_IDLE seconds without any. */
@@ -52,6 +53,11 @@ int ripc_outbox_answer(ripc_outbox *o, const ripc_entry *request, int fulfilled,
                        int mode, ripc_error *err);
 /* Writes what is queued (see RIPC_WRITE_QUEUE). */
 void ripc_outbox_flush(ripc_outbox *o);
+/* The acknowledgements of answered requests that no write took along (the
+ * service thread, nudged by the writer of their replies); none when another
+ * thread is writing, which takes them. */
+int ripc_outbox_acks_waiting(ripc_outbox *o);
+void ripc_outbox_flush_acks(ripc_outbox *o);
 /* The same after this thread queued a reply and was told to flush:
  * RIPC_COMMAND (err set) when that reply was written here and refused. */
 int ripc_outbox_flush_reply(ripc_outbox *o, ripc_error *err);
