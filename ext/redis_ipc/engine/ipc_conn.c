@@ -323,20 +323,36 @@ redisReply *ripc_conn_run(redisContext *c, int argc, const char **argv, const si
 redisReply *ripc_conn_run_bounded(redisContext *c, int argc, const char **argv, const size_t *lens, size_t max_bytes,
                                   ripc_error *err)
 {
+    return ripc_conn_run_bounded_after(c, 0, NULL, argc, argv, lens, max_bytes, err);
+}
+
+redisReply *ripc_conn_run_bounded_after(redisContext *c, int queued, redisReply **queued_replies, int argc,
+                                        const char **argv, const size_t *lens, size_t max_bytes, ripc_error *err)
+{
     /* redisCommandArgv's loop, counting what each socket read brings (the
      * reader's buffer only grows while reading; parsing trims it). */
     int done = 0;
+    for (int i = 0; i < queued; i++) queued_replies[i] = NULL;
     if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) goto broken;
     while (!done)
         if (redisBufferWrite(c, &done) != REDIS_OK) goto broken;
     size_t received = 0;
+    int got = 0;
     for (;;) {
         void *reply = NULL;
         if (redisGetReplyFromReader(c, &reply) != REDIS_OK) goto broken;
+        if (reply && got < queued) { /* a reply of a command queued before */
+            queued_replies[got++] = reply;
+            continue;
+        }
         if (reply) return reply;
         if (received > max_bytes) {
             c->err = REDIS_ERR_OTHER; /* never read from c again */
             snprintf(c->errstr, sizeof(c->errstr), "reply over %zu bytes abandoned", max_bytes);
+            for (int i = 0; i < queued; i++) {
+                if (queued_replies[i]) freeReplyObject(queued_replies[i]);
+                queued_replies[i] = NULL;
+            }
             ripc_error_set(err, RIPC_PROTOCOL, "a reply of Redis was over %zu bytes: abandoned", max_bytes);
             return NULL;
         }
@@ -345,6 +361,10 @@ redisReply *ripc_conn_run_bounded(redisContext *c, int argc, const char **argv, 
         received += c->reader->len - before;
     }
 broken:
+    for (int i = 0; i < queued; i++) {
+        if (queued_replies[i]) freeReplyObject(queued_replies[i]);
+        queued_replies[i] = NULL;
+    }
     ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->err ? c->errstr : "no reply");
     return NULL;
 }

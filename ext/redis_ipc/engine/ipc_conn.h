@@ -65,6 +65,11 @@ redisReply *ripc_conn_run(redisContext *c, int argc, const char **argv, const si
  * max_bytes (plus one socket read), whatever was written to the stream. */
 redisReply *ripc_conn_run_bounded(redisContext *c, int argc, const char **argv, const size_t *lens, size_t max_bytes,
                                   ripc_error *err);
+/* The same after `queued` commands appended to c before (redisAppendCommand*):
+ * their replies, which come first, go to queued_replies[] (all NULL when
+ * it returns NULL). */
+redisReply *ripc_conn_run_bounded_after(redisContext *c, int queued, redisReply **queued_replies, int argc,
+                                        const char **argv, const size_t *lens, size_t max_bytes, ripc_error *err);
 /* Runs n pipelined commands in one round trip; replies[i] are set (or NULL on
  * a connection failure, when -1 is returned). */
 int ripc_conn_pipeline(redisContext *c, int n, const int *argcs, const char ***argvs, const size_t **lens,

@@ -31,7 +31,32 @@ static const double BACKOFF_FIRST = 0.01, BACKOFF_MAX = 0.25;
 
 static void set_conn(ripc_dispatcher *d, redisContext *c)
 {
+    /* Acknowledgements held for a connection that is gone are dropped: the
+     * entries stay pending, and the reconnect's catch-up reads them again. */
+    if (!c)
+        for (int lane = 0; lane < RIPC_LANES; lane++) ripc_batch_free(&d->held[lane]);
     ripc_conn_swap(&d->mutex, &d->conn, c);
+}
+
+/* Queues the held acknowledgements on the connection, ahead of the next
+ * read. Returns how many commands (names[] gets theirs), -1 when c failed. */
+static int queue_held(ripc_dispatcher *d, const char *names[2 * RIPC_LANES])
+{
+    int queued = 0;
+    for (int lane = 0; lane < RIPC_LANES; lane++) {
+        int n = d->held[lane].count ? ripc_batch_append(d->stream, d->conn, &d->held[lane], 0, names + queued) : 0;
+        if (n < 0) return -1;
+        queued += n;
+    }
+    return queued;
+}
+
+/* Sends what is held now (the dispatcher ends). */
+static void send_held(ripc_dispatcher *d)
+{
+    const char *names[2 * RIPC_LANES];
+    int queued = d->conn && !d->conn->err ? queue_held(d, names) : -1;
+    if (queued > 0) ripc_batch_read(d->stream, d->conn, queued, names);
 }
 
 /* Opens a connection and (re)joins the group; NULL while Redis is away. */
@@ -206,7 +231,18 @@ static void *dispatcher_main(void *arg)
         if (stopping) break;
         double issued = ripc_now();
         size_t bound = ripc_read_budget(s) + (size_t)d->count * RIPC_LANES * 1024; /* entries, ids and framing */
-        redisReply *reply = ripc_conn_run_bounded(d->conn, ARGC, argv, lens, bound, &err);
+        /* The last read's XACK and XDEL go ahead of this read, in one write. */
+        const char *held_names[2 * RIPC_LANES];
+        redisReply *held_replies[2 * RIPC_LANES];
+        int held = queue_held(d, held_names);
+        redisReply *reply = held < 0 ? NULL
+            : ripc_conn_run_bounded_after(d->conn, held, held_replies, ARGC, argv, lens, bound, &err);
+        if (held < 0) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", d->conn->errstr);
+        for (int i = 0; reply && i < held; i++) {
+            /* Refused, the entries stay pending: reclaimed and routed again later. */
+            ripc_stream_note_reply(s, held_names[i], held_names[i], held_replies[i]);
+            freeReplyObject(held_replies[i]);
+        }
         pthread_mutex_lock(&d->mutex);
         d->reading = 0;
         pthread_mutex_unlock(&d->mutex);
@@ -241,7 +277,7 @@ static void *dispatcher_main(void *arg)
             for (int lane = 0; lane < RIPC_LANES; lane++) {
                 const redisReply *entries = by_lane[lane];
                 if (!entries || d->conn->err) continue;
-                ripc_route_and_ack(s, d->conn, lane, entries, 0, &routed, &err);
+                ripc_route_and_ack(s, d->conn, lane, entries, 0, &routed, d->held, &err);
                 full |= entries->type == REDIS_REPLY_ARRAY && entries->elements >= (size_t)d->count;
             }
             if (routed.parked) d->parked = 1;
@@ -256,10 +292,12 @@ static void *dispatcher_main(void *arg)
         int quiet = !any;
         freeReplyObject(reply);
         if (extra && quiet && !d->parked) {
+            send_held(d);
             retire(d);
             break;
         }
     }
+    send_held(d);
     set_conn(d, NULL);
     return NULL;
 }
@@ -298,6 +336,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         d->stream = s;
         d->count = 1 + (int)ripc_inflight_room(&s->inflight);
         d->name = s->dispatcher_names[i];
+        for (int lane = 0; lane < RIPC_LANES; lane++) ripc_batch_init(&d->held[lane], lane);
         pthread_mutex_init(&d->mutex, NULL);
     }
     /* The first reads from the start (its connection opened here, so that

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <hiredis/hiredis.h>
 #include "redis_ipc.h"
+#include "ipc_router.h"
 #include "ipc_util.h"
 
 struct ripc_stream;
@@ -25,6 +26,7 @@ typedef struct ripc_dispatcher {
     size_t largest;         /* bytes of the largest entry read lately */
     unsigned long epoch;    /* the server's failovers seen by its last connection (ripc_conn_epoch) */
     int running;            /* its thread runs (dispatchers_mutex): the first always, others under load */
+    ripc_batch held[RIPC_LANES]; /* the last read's XACK and XDEL, sent with the next read */
 } ripc_dispatcher;
 
 int ripc_dispatchers_start(struct ripc_stream *s, ripc_error *err);

@@ -21,35 +21,83 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The entries one read is done with: each is acknowledged and deleted,
- * all together at the end. */
-typedef struct ripc_batch {
-    int lane;   /* the lane they were read from */
-    char **ids; /* copies */
-    size_t count, capacity;
-} ripc_batch;
-
-static void ripc_batch_init(ripc_batch *b, int lane)
+void ripc_batch_init(ripc_batch *b, int lane)
 {
     memset(b, 0, sizeof(*b));
     b->lane = lane;
 }
 
-static void ripc_batch_free(ripc_batch *b)
+void ripc_batch_free(ripc_batch *b)
 {
     for (size_t i = 0; i < b->count; i++) free(b->ids[i]);
     free(b->ids);
     ripc_batch_init(b, b->lane);
 }
 
-static void batch_add(ripc_batch *b, const char *redis_id)
+/* Adds an id the batch then owns. */
+static void batch_take(ripc_batch *b, char *redis_id)
 {
     if (b->count == b->capacity) {
         b->capacity = b->capacity ? b->capacity * 2 : 64;
         b->ids = realloc(b->ids, b->capacity * sizeof(*b->ids));
         if (!b->ids) abort();
     }
-    b->ids[b->count++] = ripc_strdup(redis_id);
+    b->ids[b->count++] = redis_id;
+}
+
+static void batch_add(ripc_batch *b, const char *redis_id)
+{
+    batch_take(b, ripc_strdup(redis_id));
+}
+
+int ripc_batch_append(ripc_stream *s, redisContext *c, ripc_batch *b, int take_lazy, const char *names[2])
+{
+    size_t lazy_count = 0;
+    char **lazy = NULL;
+    const char *key = s->lanes[b->lane];
+    if (b->lane == RIPC_LANE_SHARED &&
+        (take_lazy || b->count || ripc_lazy_acks_count(&s->lazy_acks) >= RIPC_LAZY_ACKS_MAX))
+        lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
+    size_t acks = b->count + lazy_count;
+    size_t n = acks + b->count + 6;
+    const char **argv = ripc_xmalloc(n * sizeof(*argv));
+    size_t *lens = ripc_xmalloc(n * sizeof(*lens));
+    int cmds = 0, ok = 1;
+    if (acks) {
+        size_t at = 0;
+        argv[at] = "XACK"; lens[at++] = 4;
+        argv[at] = key; lens[at++] = strlen(key);
+        argv[at] = s->group; lens[at++] = strlen(s->group);
+        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
+        for (size_t i = 0; i < lazy_count; i++) { argv[at] = lazy[i]; lens[at++] = strlen(lazy[i]); }
+        ok = redisAppendCommandArgv(c, (int)at, argv, lens) == REDIS_OK;
+        names[cmds++] = "XACK";
+    }
+    if (b->count && ok) {
+        size_t at = 0;
+        argv[at] = "XDEL"; lens[at++] = 4;
+        argv[at] = key; lens[at++] = strlen(key);
+        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
+        ok = redisAppendCommandArgv(c, (int)at, argv, lens) == REDIS_OK;
+        names[cmds++] = "XDEL";
+    }
+    free(argv);
+    free(lens);
+    ripc_lazy_acks_free(lazy, lazy_count);
+    ripc_batch_free(b);
+    return ok ? cmds : -1;
+}
+
+int ripc_batch_read(ripc_stream *s, redisContext *c, int commands, const char *const names[2])
+{
+    for (int i = 0; i < commands; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK) return RIPC_CONNECTION;
+        /* Refused, the entries stay pending: reclaimed and routed again later. */
+        ripc_stream_note_reply(s, names[i], names[i], reply);
+        freeReplyObject(reply);
+    }
+    return RIPC_OK;
 }
 
 /* Sends the batch's XACK and XDEL in one round trip. The lazy
@@ -58,51 +106,10 @@ static void batch_add(ripc_batch *b, const char *redis_id)
  * many wait or take_lazy says so. */
 static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int take_lazy, ripc_error *err)
 {
-    size_t lazy_count = 0;
-    char **lazy = NULL;
-    const char *key = s->lanes[b->lane];
-    if (b->lane == RIPC_LANE_SHARED &&
-        (take_lazy || b->count || ripc_lazy_acks_count(&s->lazy_acks) >= RIPC_LAZY_ACKS_MAX))
-        lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
-    if (!b->count && !lazy_count) return RIPC_OK;
-    size_t acks = b->count + lazy_count;
-    size_t n = acks + b->count + 6;
-    const char **argv = ripc_xmalloc(n * sizeof(*argv));
-    size_t *lens = ripc_xmalloc(n * sizeof(*lens));
-    int argcs[2], cmds = 0;
-    const char **argvs[2];
-    const size_t *lensv[2];
-
-    size_t at = 0;
-    if (acks) {
-        argvs[cmds] = argv + at; lensv[cmds] = lens + at;
-        argv[at] = "XACK"; lens[at++] = 4;
-        argv[at] = key; lens[at++] = strlen(key);
-        argv[at] = s->group; lens[at++] = strlen(s->group);
-        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
-        for (size_t i = 0; i < lazy_count; i++) { argv[at] = lazy[i]; lens[at++] = strlen(lazy[i]); }
-        argcs[cmds++] = (int)(acks + 3);
-    }
-    if (b->count) {
-        argvs[cmds] = argv + at; lensv[cmds] = lens + at;
-        argv[at] = "XDEL"; lens[at++] = 4;
-        argv[at] = key; lens[at++] = strlen(key);
-        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
-        argcs[cmds++] = (int)(b->count + 2);
-    }
-    redisReply *replies[2];
-    int rc = ripc_conn_pipeline(c, cmds, argcs, argvs, lensv, replies, err) == 0 ? RIPC_OK : RIPC_CONNECTION;
-    if (rc == RIPC_OK) {
-        for (int i = 0; i < cmds; i++) {
-            /* Refused, the entries stay pending: reclaimed and routed again later. */
-            ripc_stream_note_reply(s, argvs[i][0], argvs[i][0], replies[i]);
-            freeReplyObject(replies[i]);
-        }
-    }
-    free(argv);
-    free(lens);
-    ripc_lazy_acks_free(lazy, lazy_count);
-    ripc_batch_free(b);
+    const char *names[2];
+    int commands = ripc_batch_append(s, c, b, take_lazy, names);
+    int rc = commands < 0 ? RIPC_CONNECTION : ripc_batch_read(s, c, commands, names);
+    if (rc != RIPC_OK) ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
     return rc;
 }
 
@@ -370,7 +377,7 @@ static size_t route_signed(ripc_stream *s, redisContext *c, ripc_entry **read, s
 }
 
 size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, int lane, const redisReply *entries, int redelivered,
-                          ripc_routed *routed, ripc_error *err)
+                          ripc_routed *routed, ripc_batch *held, ripc_error *err)
 {
     size_t taken = 0, count = 0;
     if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
@@ -394,7 +401,14 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, int lane, const redis
     }
     if (read) taken += route_signed(s, c, read, count, redelivered, &batch, routed, err);
     free(read);
-    ripc_batch_flush(s, c, &batch, 0, err);
+    if (held) {
+        /* Sent by the caller with its next command: the ids move there. */
+        for (size_t i = 0; i < batch.count; i++) batch_take(&held[lane], batch.ids[i]);
+        batch.count = 0;
+        ripc_batch_free(&batch);
+    } else {
+        ripc_batch_flush(s, c, &batch, 0, err);
+    }
     return taken;
 }
 
@@ -457,7 +471,7 @@ size_t ripc_route_history(ripc_stream *s, redisContext *c, int lane, const char 
         int paged = last && last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING;
         if (paged) snprintf(from, sizeof(from), "%s", last->element[0]->str);
         size_t parked = routed->parked;
-        if (last) taken += ripc_route_and_ack(s, c, lane, entries, redelivered, routed, err);
+        if (last) taken += ripc_route_and_ack(s, c, lane, entries, redelivered, routed, NULL, err);
         freeReplyObject(r);
         /* No room left: what follows stays parked, read again later. */
         if (!paged || routed->parked > parked) return taken;
