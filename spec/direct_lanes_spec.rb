@@ -42,6 +42,19 @@ RSpec.describe "direct lanes", timeout: 60 do
     expect(raw_redis.xinfo(:consumers, requests_lane("workers"), "workers")).to eq([])
   end
 
+  it "keeps a group's route while it is in use: asked again in the background, never stale" do
+    connected_stream(stream_name, "workers")
+    sender = connected_stream(stream_name, "sender")
+    shared_before = entries_added(stream_name)
+    # Past the 2 s after which an answer that was not asked again is no longer trusted.
+    6.times do |round|
+      10.times { |i| expect(sender.send_to_group(content: i, to: "workers").content).to eq(i) }
+      sleep 0.6 unless round == 5
+    end
+    expect(entries_added(stream_name)).to eq(shared_before)
+    expect(entries_added(requests_lane("workers"))).to eq(60)
+  end
+
   it "sends on the shared stream to a group that has a member of another kind (1.x), and answers it there" do
     # A 1.x member of "workers", written from WIRE.md: a consumer on the shared stream only.
     raw_redis.xgroup(:create, stream_name, "workers", "$", mkstream: true)

@@ -72,12 +72,14 @@ int ripc_routes_direct(ripc_stream *s, const char *group, int may_ask)
     if (!new_group) return direct;
     /* A group met for the first time: asked here, once, when a connection
      * is free (the first request to it then takes its lane as the later
-     * ones do); else by the service thread, soon. */
+     * ones do); else by the service thread at once. Either way the service
+     * thread's refresh now has a group to look after. */
     redisContext *c;
     ripc_error err;
+    int asked = 0;
     if (may_ask && ripc_pool_checkout(&s->pool, 0, &c, &err) == RIPC_OK) {
         char *name = ripc_strdup(group);
-        int asked = ask(s, c, &name, 1, &err) == 0;
+        asked = ask(s, c, &name, 1, &err) == 0;
         ripc_pool_checkin(&s->pool, c, c->err != 0);
         free(name);
         if (asked) {
@@ -85,12 +87,11 @@ int ripc_routes_direct(ripc_stream *s, const char *group, int may_ask)
             route = ripc_map_get(&r->groups, group, &found);
             direct = found && route->direct;
             pthread_mutex_unlock(&r->mutex);
-            return direct;
         }
     }
     atomic_store(&s->routes_wanted, 1);
     ripc_service_nudge(s, 0);
-    return 0;
+    return direct;
 }
 
 int ripc_routes_known(ripc_routes *r, const char *group)
