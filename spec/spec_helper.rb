@@ -109,6 +109,8 @@ module SpecHelpers
 
   # Runs the block in a forked child and returns what it returned, through
   # JSON (string keys); the child leaves with exit!, running no finalizer.
+  # A child still running when the example ends (it timed out) is killed:
+  # left behind, it would hold the suite's output open after the suite.
   def in_fork
     reader, writer = IO.pipe
     pid = fork do
@@ -120,9 +122,20 @@ module SpecHelpers
     writer.close
     output = reader.read
     Process.wait(pid)
+    pid = nil
     raise "the forked child ended without an outcome: #{$?.inspect}" if output.empty?
 
     JSON.parse(output)
+  ensure
+    if pid
+      begin
+        Process.kill(:KILL, pid)
+        Process.wait(pid)
+      rescue Errno::ESRCH, Errno::ECHILD
+        nil
+      end
+    end
+    reader&.close
   end
 
   # Lets each fixture process end as it does when its stdin closes, and
@@ -161,6 +174,23 @@ module SpecHelpers
     File.join(root, "build")
   end
 
+  # Kills (-9) and reaps the children of this process still running: at the
+  # end of the suite, only a child an example left behind, say a forked one
+  # stuck after the example timed out, which would hold the suite's output
+  # open (and bin/test with it) after the suite.
+  def self.kill_leftover_children
+    Dir["/proc/[0-9]*/stat"].each do |stat|
+      pid = File.basename(File.dirname(stat)).to_i
+      next unless File.read(stat)[/\) \S (\d+)/, 1].to_i == Process.pid
+
+      warn "spec_helper: killing process #{pid}, left running by the suite"
+      Process.kill(:KILL, pid)
+      Process.wait(pid)
+    rescue Errno::ENOENT, Errno::ESRCH, Errno::ECHILD
+      nil
+    end
+  end
+
   # Runs a Ruby script in a separate process with the gem on its load path.
   def ruby_process(script, *args, env: {})
     lib = File.expand_path("../lib", __dir__)
@@ -184,7 +214,10 @@ RSpec.configure do |config|
     end
   end
 
-  config.after(:suite) { $redis_server&.stop }
+  config.after(:suite) do
+    $redis_server&.stop
+    SpecHelpers.kill_leftover_children
+  end
 
   config.after do
     kill_processes

@@ -96,7 +96,8 @@ RSpec.describe "threads and connections of a process with many streams", timeout
   # Chores at their busiest (every stream sweeps its inbox every 20 ms while
   # its sender waits) must not hold back a beat: an instance whose beat is
   # older than dead_after would be taken over by a live peer.
-  it "beats every stream within dead_after while all of them send and serve" do
+  # Not under valgrind: volume (valgrind runs one thread at a time); other examples reach its C paths.
+  it "beats every stream within dead_after while all of them send and serve", valgrind: false do
     stream_name = unique("threads")
     count = 25
     streams = count.times.map { |i| connected_stream(stream_name, "g#{i}") }

@@ -9,6 +9,11 @@ require "redis"
 
 # What both setups do while they start and change.
 module TopologyWaits
+  # A primary sends its data to a replica at once: by default Redis waits
+  # 5 s for more replicas to share one transfer, a wait each setup and each
+  # failover (the old primary syncs from the new one) would pay.
+  SYNC_AT_ONCE = ["--repl-diskless-sync-delay", "0"].freeze
+
   private
 
   def wait_for(what, within: 20)
@@ -35,8 +40,8 @@ class SentinelSetup
   end
 
   def start
-    @primary = RedisServer.new(tls: @tls, args: tls_args).start
-    @replica = RedisServer.new(tls: @tls, args: [*tls_args, "--replicaof", "127.0.0.1", data_port(@primary).to_s]).start
+    @primary = RedisServer.new(tls: @tls, args: server_args).start
+    @replica = RedisServer.new(tls: @tls, args: [*server_args, "--replicaof", "127.0.0.1", data_port(@primary).to_s]).start
     wait_for("the replica to sync") { info(@replica, "replication")["master_link_status"] == "up" }
     @dir = Dir.mktmpdir("redis_ipc_sentinels")
     @sentinel_ports = []
@@ -107,7 +112,7 @@ class SentinelSetup
 
   # With TLS the servers replicate over their TLS port, which the sentinels watch.
   def data_port(server) = @tls ? server.tls_port : server.port
-  def tls_args = @tls ? ["--tls-replication", "yes"] : []
+  def server_args = @tls ? [*SYNC_AT_ONCE, "--tls-replication", "yes"] : SYNC_AT_ONCE
 
   def tls_conf
     return "" unless @tls
@@ -153,7 +158,8 @@ class ClusterSetup
   def start
     @nodes = 6.times.map do
       RedisServer.new(tls: nil, args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                       "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0"]).start
+                                       "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
+                                       *SYNC_AT_ONCE]).start
     end
     out = IO.popen(["redis-cli", "--cluster", "create", *@nodes.map { |n| "127.0.0.1:#{n.port}" }, "--cluster-replicas", "1",
                     "--cluster-yes", err: [:child, :out]], &:read)
