@@ -49,6 +49,7 @@ struct ripc_outbox_cmd {
     int is_reply;                       /* else a request */
     int argc;                           /* RIPC_XADD_ARGC; 2 more for a request written again (MARKER), or 4 for a signature */
     int attempts;                       /* a reply: failed writes so far */
+    int copy;                           /* a request that may be in the stream already, not yet marked (mark_copies) */
     unsigned long long token;           /* a reply: tells its writer it is the one (own_reply) */
     char request_id[RIPC_REQUEST_ID_LEN + 1]; /* a request: the ledger slot to fail if it cannot be written */
     char *answered_redis_id;            /* a reply: the request entry to acknowledge and delete */
@@ -57,11 +58,11 @@ struct ripc_outbox_cmd {
     size_t lens[RIPC_XADD_ARGC + RIPC_SIGNED_XADD_EXTRA];
 };
 
-/* A request written again after a failover carries this field, so that
- * its handler is told it may have run already (ripc_entry.redelivered);
- * only to groups without 1.x members, which drop an entry with a field
- * outside the six. Not on a signed stream: the copy is judged by its
- * replay marker there (ipc_signing.c). */
+/* A request written again while it may already be in the stream carries
+ * this field, so that its handler is told it may have run already
+ * (ripc_entry.redelivered); only to groups without 1.x members, which drop
+ * an entry with a field outside the six. Not on a signed stream: the copy
+ * is judged by its replay marker there (ipc_signing.c). */
 static const char MARKER_FIELD[] = "redelivered", MARKER_VALUE[] = "1";
 
 static ripc_outbox_cmd *make_cmd(ripc_stream *s, const char *const values[RIPC_FIELD_COUNT],
@@ -153,7 +154,16 @@ static void retry_later(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t i)
     cmds[i] = NULL;
 }
 
-static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, const ripc_error *err)
+/* A request that cannot be written now is tried again while its sender
+ * waits on a server that fails over. */
+static int may_retry_request(ripc_stream *s, const ripc_outbox_cmd *cmd)
+{
+    return !atomic_load(&s->closing) && ripc_server_fails_over(s->server) && ripc_ledger_waiting(&s->ledger, cmd->request_id);
+}
+
+/* cmds[from..n) were not written, or (sent: on a connection that failed
+ * before their replies came) may have been. */
+static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, int sent, const ripc_error *err)
 {
     ripc_stream *s = o->stream;
     ripc_stream_outage(s, err);
@@ -161,8 +171,11 @@ static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, 
     for (size_t i = from; i < n; i++) {
         ripc_outbox_cmd *cmd = cmds[i];
         if (!cmd->is_reply) {
-            if (!closing && ripc_server_fails_over(s->server) && ripc_ledger_waiting(&s->ledger, cmd->request_id))
+            if (may_retry_request(s, cmd)) {
+                /* Redis may have carried it out, and a responder read it. */
+                if (sent) cmd->copy = cmd->argc == RIPC_XADD_ARGC;
                 retry_later(o, cmds, i);
+            }
             else
                 ripc_ledger_fail_id(&s->ledger, cmd->request_id, RIPC_CONNECTION);
         } else if (++cmd->attempts < RETRY_LIMIT && !closing) {
@@ -227,6 +240,72 @@ static int only_replies_from(ripc_outbox_cmd **cmds, size_t from, size_t n)
     return 1;
 }
 
+/* Whether groups take the marker: every consumer of the group belongs to
+ * an instance of this engine (the marker would make 1.x drop the entry).
+ * Asked of Redis once per group and batch: 1, 0, or -1 when it could not
+ * be asked (ripc_responders_only_ours). */
+enum { MARKER_GROUPS = 16 };
+typedef struct marker_answers {
+    int count;
+    struct { char name[256]; int takes; } group[MARKER_GROUPS];
+} marker_answers;
+
+static int group_takes_marker(ripc_stream *s, marker_answers *known, const char *group, size_t len)
+{
+    char name[256];
+    if (len >= sizeof(name)) return 0;
+    memcpy(name, group, len);
+    name[len] = '\0';
+    for (int i = 0; i < known->count; i++)
+        if (strcmp(known->group[i].name, name) == 0) return known->group[i].takes;
+    int takes = ripc_responders_only_ours(s, name);
+    if (known->count < MARKER_GROUPS) {
+        memcpy(known->group[known->count].name, name, len + 1);
+        known->group[known->count++].takes = takes;
+    }
+    return takes;
+}
+
+/* Gives each copy among cmds[0..n) the marker when its group takes it.
+ * A copy whose group could not be asked is not written now: unmarked, a
+ * group of ours would run it again untold. It waits for a retry while its
+ * sender waits, or fails. Returns how many commands stay in cmds, in order. */
+static size_t mark_copies(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t n)
+{
+    ripc_stream *s = o->stream;
+    marker_answers *known = NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        ripc_outbox_cmd *cmd = cmds[i];
+        if (cmd->copy) {
+            if (!known) known = ripc_xcalloc(1, sizeof(*known));
+            /* The value of destination_group (ripc_entry_xadd_argv). */
+            int takes = group_takes_marker(s, known, cmd->argv[4 + 2 * RIPC_FIELD_DESTINATION_GROUP],
+                                           cmd->lens[4 + 2 * RIPC_FIELD_DESTINATION_GROUP]);
+            if (takes < 0) {
+                if (may_retry_request(s, cmd)) {
+                    retry_later(o, cmds, i);
+                } else {
+                    ripc_ledger_fail_id(&s->ledger, cmd->request_id, RIPC_CONNECTION);
+                    free_cmd(cmd);
+                }
+                continue;
+            }
+            if (takes) {
+                cmd->argv[RIPC_XADD_ARGC] = MARKER_FIELD;
+                cmd->lens[RIPC_XADD_ARGC] = sizeof(MARKER_FIELD) - 1;
+                cmd->argv[RIPC_XADD_ARGC + 1] = MARKER_VALUE;
+                cmd->lens[RIPC_XADD_ARGC + 1] = sizeof(MARKER_VALUE) - 1;
+                cmd->argc = RIPC_XADD_ARGC + 2;
+            }
+            cmd->copy = 0;
+        }
+        cmds[kept++] = cmd;
+    }
+    free(known);
+    return kept;
+}
+
 /* Writes one batch. First every XADD, pipelined, in order; then, for the
  * replies Redis accepted, one XACK and one XDEL of the requests they
  * answer: a request is never acknowledged unless its reply was written.
@@ -241,6 +320,12 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     redisReply **replies = ripc_xmalloc(n * sizeof(*replies));
     n = 0;
     for (ripc_outbox_cmd *c = batch; c; c = c->next) cmds[n++] = c;
+    n = mark_copies(o, cmds, n);
+    if (n == 0) {
+        free(replies);
+        free(cmds);
+        return;
+    }
 
     /* A connection of the stream's pool (checked there: one that Redis
      * closed while idle is replaced before it fails a write). */
@@ -284,7 +369,9 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
         freeReplyObject(replies[i]);
     }
     if (accepted) ripc_stream_accepted(s, "XADD");
-    if (read < n) fail_unwritten(o, cmds, read, n, &err);
+    /* On a connection that failed, what it had sent may have been carried
+     * out; not when a reply said the data is elsewhere (none was). */
+    if (read < n) fail_unwritten(o, cmds, read, n, c && !ripc_conn_moved(c), &err);
 
     int acked = 0;
     if (answered && c && !c->err) {
@@ -324,31 +411,6 @@ static void take_for_resend(void *written, void *arg)
     list->head = cmd;
 }
 
-/* Whether groups take the marker: every consumer of the group belongs to
- * an instance of this engine (the marker would make 1.x drop the entry).
- * Asked of Redis once per group for all the requests written again. */
-enum { MARKER_GROUPS = 16 };
-typedef struct marker_answers {
-    int count;
-    struct { char name[256]; int takes; } group[MARKER_GROUPS];
-} marker_answers;
-
-static int group_takes_marker(ripc_stream *s, marker_answers *known, const char *group, size_t len)
-{
-    char name[256];
-    if (len >= sizeof(name)) return 0;
-    memcpy(name, group, len);
-    name[len] = '\0';
-    for (int i = 0; i < known->count; i++)
-        if (strcmp(known->group[i].name, name) == 0) return known->group[i].takes;
-    int takes = ripc_responders_only_ours(s, name);
-    if (known->count < MARKER_GROUPS) {
-        memcpy(known->group[known->count].name, name, len + 1);
-        known->group[known->count++].takes = takes;
-    }
-    return takes;
-}
-
 void ripc_outbox_resend_lost(ripc_outbox *o)
 {
     ripc_stream *s = o->stream;
@@ -357,20 +419,8 @@ void ripc_outbox_resend_lost(ripc_outbox *o)
     resend_list list = { NULL };
     ripc_ledger_take_written(&s->ledger, epoch, take_for_resend, &list);
     if (!list.head) return;
-    marker_answers *known = ripc_xcalloc(1, sizeof(*known));
-    for (ripc_outbox_cmd *cmd = list.head; cmd; cmd = cmd->next) {
-        /* The value of destination_group (ripc_entry_xadd_argv). */
-        if (cmd->argc == RIPC_XADD_ARGC &&
-            group_takes_marker(s, known, cmd->argv[4 + 2 * RIPC_FIELD_DESTINATION_GROUP],
-                               cmd->lens[4 + 2 * RIPC_FIELD_DESTINATION_GROUP])) {
-            cmd->argv[RIPC_XADD_ARGC] = MARKER_FIELD;
-            cmd->lens[RIPC_XADD_ARGC] = sizeof(MARKER_FIELD) - 1;
-            cmd->argv[RIPC_XADD_ARGC + 1] = MARKER_VALUE;
-            cmd->lens[RIPC_XADD_ARGC + 1] = sizeof(MARKER_VALUE) - 1;
-            cmd->argc = RIPC_XADD_ARGC + 2;
-        }
-    }
-    free(known);
+    /* Marked, when their groups take it, as they are written (mark_copies). */
+    for (ripc_outbox_cmd *cmd = list.head; cmd; cmd = cmd->next) cmd->copy = cmd->argc == RIPC_XADD_ARGC;
     pthread_mutex_lock(&o->mutex);
     while (list.head) {
         ripc_outbox_cmd *cmd = list.head;
