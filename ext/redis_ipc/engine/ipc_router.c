@@ -6,6 +6,7 @@
 #include "ipc_router.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
+#include "ipc_failover.h"
 #include "ipc_keys.h"
 #include "ipc_reports.h"
 #include "ipc_scripts.h"
@@ -248,7 +249,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
             ripc_entry_free(e);
             return 0;
         }
-        e->redelivered = e->redelivered || redelivered;
+        e->redelivered = ripc_failover_may_have_run(s, e) || e->redelivered || redelivered;
         if (ripc_queue_push(&s->requests, (ripc_qnode *)e) != 0) ripc_entry_free(e);
         return 1;
     }
