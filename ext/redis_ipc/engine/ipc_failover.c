@@ -59,5 +59,8 @@ int ripc_failover_may_have_run(ripc_stream *s, const ripc_entry *e)
     if (!ripc_server_fails_over(s->server)) return 0;
     /* A Redis entry id is <ms>-<seq>, ms from the clock of the primary that wrote it. */
     long long mark = atomic_load(&s->failover_mark_ms);
-    return mark > 0 && strtoll(e->redis_id, NULL, 10) <= mark;
+    int before = mark > 0 && strtoll(e->redis_id, NULL, 10) <= mark;
+    /* Asked of every request, so that each is remembered. */
+    int again = ripc_inflight_again(&s->inflight, ripc_entry_field(e, RIPC_FIELD_ID));
+    return before || again;
 }

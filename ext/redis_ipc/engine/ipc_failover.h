@@ -28,8 +28,10 @@ void ripc_failover_reset(struct ripc_stream *s);
  * that rejoins after one marks the time (on the server's clock, c its new
  * connection), and requests whose Redis id is not later are flagged. */
 void ripc_failover_mark(struct ripc_stream *s, redisContext *c);
-/* 1 when request e may have run already on the old primary (above). On a
- * server that fails over; 0 otherwise. */
+/* 1 when request e may have run already, on the old primary (above) or in
+ * this instance (a copy written again under the same id: the outbox marks
+ * copies for groups of ours, this catches the ones it could not mark). On
+ * a server that fails over; 0 otherwise. */
 int ripc_failover_may_have_run(struct ripc_stream *s, const struct ripc_entry *e);
 
 #endif
