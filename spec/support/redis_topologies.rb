@@ -175,11 +175,12 @@ class ClusterSetup
 
   def slot_of(key) = call(@nodes.first, "CLUSTER", "KEYSLOT", key)
 
-  # The node that owns slot now, as node `asker` sees it.
+  # The node that owns slot now, as node `asker` sees it; nil while a
+  # failover leaves the slot out of CLUSTER SLOTS.
   def owner(slot, asker = alive.first)
     range = call(asker, "CLUSTER", "SLOTS").find { |r| slot.between?(r[0], r[1]) }
-    port = range[2][1]
-    @nodes.find { |n| n.port == port }
+    port = range&.dig(2, 1)
+    @nodes.find { |n| n.port == port } if port
   end
 
   def replica_of(primary)

@@ -77,6 +77,7 @@ void ripc_redis_config_free(ripc_redis_config *cfg)
 typedef struct watched_conn {
     ripc_conn_watch watch;
     redisReader *reader;
+    int moved; /* failed by such a reply (ripc_conn_moved) */
 } watched_conn;
 
 /* hiredis's own reply builders, and ours: the same but for errors. */
@@ -121,6 +122,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
         r->err = REDIS_ERR_OTHER;
         snprintf(r->errstr, sizeof(r->errstr), "%.*s (the server no longer holds the stream: following it)",
                  (int)(len > 80 ? 80 : len), str);
+        w->moved = 1;
         if (w->watch.moved) w->watch.moved(w->watch.arg, w->watch.epoch);
     }
     return plain_builders->createString(task, str, len);
@@ -140,6 +142,11 @@ unsigned long ripc_conn_epoch(const redisContext *c)
 {
     if (!c || c->reader->fn != &watching_builders) return 0;
     return ((const watched_conn *)c->reader->privdata)->watch.epoch;
+}
+
+int ripc_conn_moved(const redisContext *c)
+{
+    return c && c->reader->fn == &watching_builders && ((const watched_conn *)c->reader->privdata)->moved;
 }
 
 void ripc_conn_close(redisContext *c)

@@ -28,6 +28,10 @@ redisContext *ripc_conn_open(const ripc_redis_config *cfg, struct ripc_tls_conte
                              const ripc_conn_watch *watch, ripc_error *err);
 /* The epoch of c's watch; 0 for an unwatched connection. */
 unsigned long ripc_conn_epoch(const redisContext *c);
+/* 1 when c failed on such a reply: the server refused that command, and
+ * refuses the ones pipelined after it (the data is elsewhere), so none of
+ * them was carried out. Not after a cut, which leaves them in doubt. */
+int ripc_conn_moved(const redisContext *c);
 /* Closes without sending anything (also right after fork: never QUIT a parent's socket). */
 void ripc_conn_close(redisContext *c);
 /* An idle connection has nothing to read; EOF or stray bytes mean the

@@ -5,6 +5,7 @@
  * re-join the group and route what was delivered to the cut connection. */
 #include "ipc_dispatcher.h"
 #include "ipc_conn.h"
+#include "ipc_failover.h"
 #include "ipc_membership.h"
 #include "ipc_outbox.h"
 #include "ipc_reports.h"
@@ -144,6 +145,7 @@ static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
     unsigned long epoch = ripc_conn_epoch(c);
     int failed_over = d->epoch && epoch != d->epoch;
     d->epoch = epoch;
+    if (failed_over) ripc_failover_mark(s, c);
     catch_up(d, c, failed_over, err);
     if (c->err) {
         ripc_conn_close(c);

@@ -35,6 +35,9 @@ void ripc_inflight_init(ripc_inflight *f, size_t capacity)
     f->acked_next = 0;
     ripc_map_init(&f->forgotten);
     f->forgotten_overflow = 0;
+    ripc_map_init(&f->again);
+    f->again_ring = NULL;
+    f->again_next = 0;
 }
 
 /* Mutex held. */
@@ -62,6 +65,8 @@ void ripc_inflight_destroy(ripc_inflight *f)
     ripc_map_destroy(&f->acked);
     ripc_map_destroy(&f->forgotten);
     free(f->acked_ring);
+    ripc_map_destroy(&f->again);
+    free(f->again_ring);
     pthread_cond_destroy(&f->room);
     pthread_mutex_destroy(&f->mutex);
 }
@@ -76,6 +81,11 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity)
     ripc_map_destroy(&f->forgotten);
     ripc_map_init(&f->forgotten);
     f->forgotten_overflow = 0;
+    ripc_map_destroy(&f->again);
+    ripc_map_init(&f->again);
+    free(f->again_ring);
+    f->again_ring = NULL;
+    f->again_next = 0;
     f->taken = 0;
     f->closed = 0;
     pthread_mutex_unlock(&f->mutex);
@@ -110,7 +120,7 @@ int ripc_inflight_take(ripc_inflight *f, const char *redis_id, int bounded)
         if (forgotten) ripc_map_remove(&f->forgotten, redis_id, NULL);
         ripc_map_put(&f->ids, redis_id, NULL);
         f->taken++;
-        rc = forgotten ? RIPC_TAKE_AGAIN : RIPC_TAKE_OK;
+        rc = forgotten ? RIPC_TAKE_FORGOTTEN : RIPC_TAKE_OK;
     }
     pthread_mutex_unlock(&f->mutex);
     return rc;
@@ -170,6 +180,25 @@ static int leave(ripc_inflight *f, const char *redis_id, int acked)
 
 int ripc_inflight_acked(ripc_inflight *f, const char *redis_id) { return leave(f, redis_id, 1); }
 int ripc_inflight_remove(ripc_inflight *f, const char *redis_id) { return leave(f, redis_id, 0); }
+
+int ripc_inflight_again(ripc_inflight *f, const char *request_id)
+{
+    if (!request_id || !*request_id || strlen(request_id) >= RIPC_AGAIN_ID_MAX) return 0;
+    pthread_mutex_lock(&f->mutex);
+    /* Allocated on first use: only streams on a server that fails over ask. */
+    if (!f->again_ring) f->again_ring = ripc_xcalloc(RIPC_AGAIN_IDS, sizeof(*f->again_ring));
+    int seen = 0;
+    ripc_map_get(&f->again, request_id, &seen);
+    if (!seen) {
+        char *slot = f->again_ring[f->again_next];
+        if (slot[0]) ripc_map_remove(&f->again, slot, NULL);
+        snprintf(slot, RIPC_AGAIN_ID_MAX, "%s", request_id);
+        ripc_map_put(&f->again, slot, NULL);
+        f->again_next = (f->again_next + 1) % RIPC_AGAIN_IDS;
+    }
+    pthread_mutex_unlock(&f->mutex);
+    return seen;
+}
 
 int ripc_inflight_state(ripc_inflight *f, const char *redis_id)
 {

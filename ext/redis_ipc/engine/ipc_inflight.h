@@ -12,6 +12,8 @@
 #include "ipc_map.h"
 
 enum { RIPC_ACKED_IDS = 1024, RIPC_ACKED_ID_MAX = 48 };
+/* Request ids remembered by ripc_inflight_again, and their longest. */
+enum { RIPC_AGAIN_IDS = 8192, RIPC_AGAIN_ID_MAX = 32 };
 
 typedef struct ripc_inflight {
     pthread_mutex_t mutex;
@@ -32,11 +34,17 @@ typedef struct ripc_inflight {
      * makes the next reclaim take every untracked entry of ours instead. */
     ripc_map forgotten;
     int forgotten_overflow;
+    /* Request ids (the entry's id field, not its Redis id) taken lately,
+     * once ripc_inflight_again is called (servers that fail over): a copy
+     * written again under the same id is a new entry. */
+    ripc_map again;
+    char (*again_ring)[RIPC_AGAIN_ID_MAX]; /* NULL until first used */
+    int again_next;
 } ripc_inflight;
 
 enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED, RIPC_INFLIGHT_FORGOTTEN };
-/* RIPC_TAKE_AGAIN: taken now, and it was handled before (forgotten). */
-enum { RIPC_TAKE_OK, RIPC_TAKE_ALREADY, RIPC_TAKE_FULL, RIPC_TAKE_AGAIN };
+/* RIPC_TAKE_FORGOTTEN: taken now, and it was handled before (forgotten). */
+enum { RIPC_TAKE_OK, RIPC_TAKE_ALREADY, RIPC_TAKE_FULL, RIPC_TAKE_FORGOTTEN };
 
 void ripc_inflight_init(ripc_inflight *f, size_t capacity);
 void ripc_inflight_destroy(ripc_inflight *f);
@@ -66,6 +74,9 @@ void ripc_inflight_begin(ripc_inflight *f, const char *redis_id);
  * Returns 1 when it was there. */
 int ripc_inflight_acked(ripc_inflight *f, const char *redis_id);
 int ripc_inflight_remove(ripc_inflight *f, const char *redis_id);
+/* 1 when a request with this id (its id field) was taken lately, the last
+ * RIPC_AGAIN_IDS ids this instance took: a copy of it. Remembers the id. */
+int ripc_inflight_again(ripc_inflight *f, const char *request_id);
 /* RIPC_INFLIGHT_ANSWERED also for an id acknowledged lately. */
 int ripc_inflight_state(ripc_inflight *f, const char *redis_id);
 /* 1 once after more were forgotten than remembered (see forgotten). */

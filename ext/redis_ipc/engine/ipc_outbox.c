@@ -58,6 +58,7 @@ struct ripc_outbox_cmd {
     int fields_at;                      /* where the fields start in argv: after XADD <key> [NOMKSTREAM] * */
     int argc;                           /* the XADD; 2 more for a request written again (MARKER), or 4 for a signature */
     int attempts;                       /* a reply: failed writes so far */
+    int copy;                           /* a request that may be in the stream already, not yet marked (mark_copies) */
     unsigned long long token;           /* a reply: tells its writer it is the one (own_reply) */
     char request_id[RIPC_REQUEST_ID_LEN + 1]; /* a request: the ledger slot to fail if it cannot be written */
     char *answered_redis_id;            /* a reply: the request entry to acknowledge and delete */
@@ -74,17 +75,23 @@ static const char *cmd_value(const ripc_outbox_cmd *cmd, int field, size_t *len)
     return cmd->argv[cmd->fields_at + 1 + 2 * field];
 }
 
+/* The six fields alone: unsigned, and not marked yet. */
+static int is_plain(const ripc_outbox_cmd *cmd)
+{
+    return cmd->argc == cmd->fields_at + 2 * RIPC_FIELD_COUNT;
+}
+
 /* The answered request's name in the in-flight set. */
 static const char *answered_slot(const ripc_outbox_cmd *cmd, char *buf, size_t size)
 {
     return ripc_lane_slot(cmd->answered_lane, cmd->answered_redis_id, buf, size);
 }
 
-/* A request written again after a failover carries this field, so that
- * its handler is told it may have run already (ripc_entry.redelivered);
- * only to groups without 1.x members, which drop an entry with a field
- * outside the six. Not on a signed stream: the copy is judged by its
- * replay marker there (ipc_signing.c). */
+/* A request written again while it may already be in the stream carries
+ * this field, so that its handler is told it may have run already
+ * (ripc_entry.redelivered); only to groups without 1.x members, which drop
+ * an entry with a field outside the six. Not on a signed stream: the copy
+ * is judged by its replay marker there (ipc_signing.c). */
 static const char MARKER_FIELD[] = "redelivered", MARKER_VALUE[] = "1";
 
 /* The XADD of an entry to the lane whose key is given. */
@@ -191,7 +198,16 @@ static void retry_later(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t i)
     cmds[i] = NULL;
 }
 
-static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, const ripc_error *err)
+/* A request that cannot be written now is tried again while its sender
+ * waits on a server that fails over. */
+static int may_retry_request(ripc_stream *s, const ripc_outbox_cmd *cmd)
+{
+    return !atomic_load(&s->closing) && ripc_server_fails_over(s->server) && ripc_ledger_waiting(&s->ledger, cmd->request_id);
+}
+
+/* cmds[from..n) were not written, or (sent: on a connection that failed
+ * before their replies came) may have been. */
+static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, size_t n, int sent, const ripc_error *err)
 {
     ripc_stream *s = o->stream;
     ripc_stream_outage(s, err);
@@ -199,8 +215,11 @@ static void fail_unwritten(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t from, 
     for (size_t i = from; i < n; i++) {
         ripc_outbox_cmd *cmd = cmds[i];
         if (!cmd->is_reply) {
-            if (!closing && ripc_server_fails_over(s->server) && ripc_ledger_waiting(&s->ledger, cmd->request_id))
+            if (may_retry_request(s, cmd)) {
+                /* Redis may have carried it out, and a responder read it. */
+                if (sent) cmd->copy = is_plain(cmd);
                 retry_later(o, cmds, i);
+            }
             else
                 ripc_ledger_fail_id(&s->ledger, cmd->request_id, RIPC_CONNECTION);
         } else if (++cmd->attempts < RETRY_LIMIT && !closing) {
@@ -339,6 +358,72 @@ static void keep_for_acks(ripc_outbox *o, ripc_outbox_cmd **answered, size_t n)
     pthread_mutex_unlock(&o->mutex);
 }
 
+/* Whether groups take the marker: every consumer of the group belongs to
+ * an instance of this engine (the marker would make 1.x drop the entry).
+ * Asked of Redis once per group and batch: 1, 0, or -1 when it could not
+ * be asked (ripc_responders_only_ours). */
+enum { MARKER_GROUPS = 16 };
+typedef struct marker_answers {
+    int count;
+    struct { char name[256]; int takes; } group[MARKER_GROUPS];
+} marker_answers;
+
+static int group_takes_marker(ripc_stream *s, marker_answers *known, const char *group, size_t len)
+{
+    char name[256];
+    if (len >= sizeof(name)) return 0;
+    memcpy(name, group, len);
+    name[len] = '\0';
+    for (int i = 0; i < known->count; i++)
+        if (strcmp(known->group[i].name, name) == 0) return known->group[i].takes;
+    int takes = ripc_responders_only_ours(s, name);
+    if (known->count < MARKER_GROUPS) {
+        memcpy(known->group[known->count].name, name, len + 1);
+        known->group[known->count++].takes = takes;
+    }
+    return takes;
+}
+
+/* Gives each copy among cmds[0..n) the marker when its group takes it.
+ * A copy whose group could not be asked is not written now: unmarked, a
+ * group of ours would run it again untold. It waits for a retry while its
+ * sender waits, or fails. Returns how many commands stay in cmds, in order. */
+static size_t mark_copies(ripc_outbox *o, ripc_outbox_cmd **cmds, size_t n)
+{
+    ripc_stream *s = o->stream;
+    marker_answers *known = NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        ripc_outbox_cmd *cmd = cmds[i];
+        if (cmd->copy) {
+            if (!known) known = ripc_xcalloc(1, sizeof(*known));
+            /* A direct lane is read by instances of this engine alone. */
+            size_t len;
+            const char *group = cmd_value(cmd, RIPC_FIELD_DESTINATION_GROUP, &len);
+            int takes = cmd->lane != RIPC_LANE_SHARED ? 1 : group_takes_marker(s, known, group, len);
+            if (takes < 0) {
+                if (may_retry_request(s, cmd)) {
+                    retry_later(o, cmds, i);
+                } else {
+                    ripc_ledger_fail_id(&s->ledger, cmd->request_id, RIPC_CONNECTION);
+                    free_cmd(cmd);
+                }
+                continue;
+            }
+            if (takes) {
+                cmd->argv[cmd->argc] = MARKER_FIELD;
+                cmd->lens[cmd->argc++] = sizeof(MARKER_FIELD) - 1;
+                cmd->argv[cmd->argc] = MARKER_VALUE;
+                cmd->lens[cmd->argc++] = sizeof(MARKER_VALUE) - 1;
+            }
+            cmd->copy = 0;
+        }
+        cmds[kept++] = cmd;
+    }
+    free(known);
+    return kept;
+}
+
 /* Writes one batch. First every XADD, pipelined, in order, and behind them
  * the XACK and XDEL of the requests answered by replies an earlier batch
  * wrote: a request is never acknowledged unless its reply was written. The
@@ -352,6 +437,7 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     ripc_outbox_cmd **cmds = as_array(batch, &n);
     ripc_outbox_cmd **acks = as_array(take_acks(o), &n_acks);
     redisReply **replies = ripc_xmalloc((n ? n : 1) * sizeof(*replies));
+    n = mark_copies(o, cmds, n);
 
     /* A connection of the stream's pool (checked there: one that Redis
      * closed while idle is replaced before it fails a write). */
@@ -425,7 +511,9 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
         freeReplyObject(replies[i]);
     }
     if (accepted) ripc_stream_accepted(s, "XADD");
-    if (read < n) fail_unwritten(o, cmds, read, n, &err);
+    /* On a connection that failed, what it had sent may have been carried
+     * out; not when a reply said the data is elsewhere (none was). */
+    if (read < n) fail_unwritten(o, cmds, read, n, c && !ripc_conn_moved(c), &err);
 
     keep_for_acks(o, answered, n_answered);
     free(answered);
@@ -453,31 +541,6 @@ static void take_for_resend(void *written, void *arg)
     list->head = cmd;
 }
 
-/* Whether groups take the marker: every consumer of the group belongs to
- * an instance of this engine (the marker would make 1.x drop the entry).
- * Asked of Redis once per group for all the requests written again. */
-enum { MARKER_GROUPS = 16 };
-typedef struct marker_answers {
-    int count;
-    struct { char name[256]; int takes; } group[MARKER_GROUPS];
-} marker_answers;
-
-static int group_takes_marker(ripc_stream *s, marker_answers *known, const char *group, size_t len)
-{
-    char name[256];
-    if (len >= sizeof(name)) return 0;
-    memcpy(name, group, len);
-    name[len] = '\0';
-    for (int i = 0; i < known->count; i++)
-        if (strcmp(known->group[i].name, name) == 0) return known->group[i].takes;
-    int takes = ripc_responders_only_ours(s, name);
-    if (known->count < MARKER_GROUPS) {
-        memcpy(known->group[known->count].name, name, len + 1);
-        known->group[known->count++].takes = takes;
-    }
-    return takes;
-}
-
 void ripc_outbox_resend_lost(ripc_outbox *o)
 {
     ripc_stream *s = o->stream;
@@ -486,21 +549,8 @@ void ripc_outbox_resend_lost(ripc_outbox *o)
     resend_list list = { NULL };
     ripc_ledger_take_written(&s->ledger, epoch, take_for_resend, &list);
     if (!list.head) return;
-    marker_answers *known = ripc_xcalloc(1, sizeof(*known));
-    for (ripc_outbox_cmd *cmd = list.head; cmd; cmd = cmd->next) {
-        /* Unsigned, and not marked yet; a direct lane is read by instances
-         * of this engine alone. */
-        size_t len;
-        const char *group = cmd_value(cmd, RIPC_FIELD_DESTINATION_GROUP, &len);
-        int plain = cmd->argc == cmd->fields_at + 2 * RIPC_FIELD_COUNT;
-        if (plain && (cmd->lane != RIPC_LANE_SHARED || group_takes_marker(s, known, group, len))) {
-            cmd->argv[cmd->argc] = MARKER_FIELD;
-            cmd->lens[cmd->argc++] = sizeof(MARKER_FIELD) - 1;
-            cmd->argv[cmd->argc] = MARKER_VALUE;
-            cmd->lens[cmd->argc++] = sizeof(MARKER_VALUE) - 1;
-        }
-    }
-    free(known);
+    /* Marked, when their groups take it, as they are written (mark_copies). */
+    for (ripc_outbox_cmd *cmd = list.head; cmd; cmd = cmd->next) cmd->copy = is_plain(cmd);
     requeue(o, list.head);
 }
 

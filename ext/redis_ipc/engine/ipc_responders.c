@@ -114,10 +114,10 @@ int ripc_responders_only_ours(ripc_stream *s, const char *group)
 {
     redisContext *c;
     ripc_error err;
-    if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) return 0;
+    if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) return -1;
     char *key = ripc_key_instances(s->stream, group);
     redisReply *replies[2];
-    int all_ours = 0;
+    int all_ours = -1;
     if (ask_members(s, c, key, group, 0, NULL, replies, &err) == 0) {
         all_ours = replies[0]->type == REDIS_REPLY_ARRAY && replies[1]->type == REDIS_REPLY_ARRAY;
         for (size_t i = 0; all_ours && i < replies[1]->elements; i++)

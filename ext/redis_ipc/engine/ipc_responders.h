@@ -20,7 +20,9 @@ int ripc_responders_alive(struct ripc_stream *s, const char *group);
 
 /* 1 when every consumer of `group` belongs to an instance of this engine
  * (listed in its instances key): then an entry may carry a field beyond
- * the six of the 1.x wire. 0 when one may be 1.x, or in any doubt. */
+ * the six of the 1.x wire. 0 when one may be 1.x (or Redis refused to
+ * tell). -1 when Redis could not be asked (no connection, or it failed):
+ * the caller must not take that for either answer. */
 int ripc_responders_only_ours(struct ripc_stream *s, const char *group);
 
 #endif

@@ -8,6 +8,7 @@
 #include "ipc_router.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
+#include "ipc_failover.h"
 #include "ipc_keys.h"
 #include "ipc_reports.h"
 #include "ipc_scripts.h"
@@ -192,7 +193,7 @@ static int refuse_oversized(ripc_stream *s, ripc_entry *e, size_t len)
     char buf[RIPC_LANE_SLOT_MAX];
     const char *slot = ripc_lane_slot(e->lane, e->redis_id, buf, sizeof(buf));
     int taken = ripc_inflight_take(&s->inflight, slot, 0);
-    if (taken != RIPC_TAKE_OK && taken != RIPC_TAKE_AGAIN) { /* a re-read while the answer is on its way */
+    if (taken != RIPC_TAKE_OK && taken != RIPC_TAKE_FORGOTTEN) { /* a re-read while the answer is on its way */
         ripc_entry_free(e);
         return 0;
     }
@@ -277,15 +278,15 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
         int taken = ripc_inflight_take(&s->inflight, ripc_lane_slot(e->lane, e->redis_id, buf, sizeof(buf)), 1);
         if (routed) routed->requests++;
         /* Handled before, its reply given up: it ran once already. */
-        if (taken == RIPC_TAKE_AGAIN) e->redelivered = 1;
-        if (taken != RIPC_TAKE_OK && taken != RIPC_TAKE_AGAIN) {
+        if (taken == RIPC_TAKE_FORGOTTEN) e->redelivered = 1;
+        if (taken != RIPC_TAKE_OK && taken != RIPC_TAKE_FORGOTTEN) {
             /* Handed out before, or no room: then it stays pending on the
              * consumer that read it, parked until a consumer is free. */
             if (taken == RIPC_TAKE_FULL && routed) routed->parked++;
             ripc_entry_free(e);
             return 0;
         }
-        e->redelivered = e->redelivered || redelivered;
+        e->redelivered = ripc_failover_may_have_run(s, e) || e->redelivered || redelivered;
         if (ripc_queue_push(&s->requests, (ripc_qnode *)e) != 0) ripc_entry_free(e);
         return 1;
     }

@@ -47,6 +47,8 @@ struct ripc_stream {
     ripc_options options;   /* its redis strings are the server's copies */
     ripc_server *server;    /* where every connection goes (ipc_server.c) */
     unsigned long seen_epoch; /* the server's failovers this stream has followed (ipc_failover.c) */
+    atomic_llong failover_mark_ms; /* requests stamped up to then may have run on an old primary (ipc_failover.c) */
+    atomic_ulong marked_epoch;     /* the failover that set it */
     ripc_signing signing;   /* the keys of a signed stream (ipc_signing.c); options.signing_keys is NULL */
 
     ripc_pool pool;
