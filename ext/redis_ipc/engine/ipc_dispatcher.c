@@ -5,7 +5,7 @@
  * re-join the group and route what was delivered to the cut connection. */
 #include "ipc_dispatcher.h"
 #include "ipc_conn.h"
-#include "ipc_failover.h"
+#include "ipc_failover_marks.h"
 #include "ipc_membership.h"
 #include "ipc_outbox.h"
 #include "ipc_reports.h"

@@ -8,7 +8,7 @@
 #include "ipc_router.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
-#include "ipc_failover.h"
+#include "ipc_failover_marks.h"
 #include "ipc_keys.h"
 #include "ipc_reports.h"
 #include "ipc_scripts.h"
