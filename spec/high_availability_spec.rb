@@ -37,6 +37,7 @@ RSpec.describe "High availability" do
     end
     sleep 0.5
     yield
+    @switched_at = monotonic # the change complete, as the test sees it
     sleep after
     stop = true
     senders.each(&:join)
@@ -76,9 +77,14 @@ RSpec.describe "High availability" do
     finished = results.map { |r| r[3] }.sort
     longest_pause = finished.each_cons(2).map { |a, b| b - a }.max.to_f
     longest_wait = results.map { |r| r[3] - r[2] }.max.to_f
-    puts format("    %s: %d sent, %d answered, %d lost %s, longest pause between replies %.2fs, longest round trip %.2fs",
+    # Serving again after the switch: the first reply after the change was
+    # seen complete (the new primary promoted and visible), 0 when replies
+    # never stopped.
+    after_switch = [(finished.find { |t| t >= @switched_at } || Float::INFINITY) - @switched_at, 0].max
+    puts format("    %s: %d sent, %d answered, %d lost %s, longest pause between replies %.2fs, longest round trip %.2fs, " \
+                "first reply %.2fs after the switch was seen",
                 what, results.size, results.size - failed.size, failed.size, failed.map { |r| r[1] }.tally.inspect,
-                longest_pause, longest_wait)
+                longest_pause, longest_wait, after_switch)
     expect(failed).to eq([])
   end
 
