@@ -3,14 +3,17 @@
 # rake bench: the figures of the README's performance table, in one run
 # against a private redis-server on loopback TCP, each next to the C floor
 # (bench/floor: the same request/reply written directly with hiredis)
-# measured back to back with it. Prints a table and writes JSON (path in
-# BENCH_JSON, default tmp/bench.json).
+# measured back to back with it; then the groups scenario (many groups on
+# one stream, bench/groups_scenario.rb). Prints a table and writes JSON (path
+# in BENCH_JSON, default tmp/bench.json).
 #
 #   BENCH_SECONDS  seconds per throughput measurement (default 2)
 #   BENCH_ROUNDS   sequential round trips per run (default 3000)
 #   BENCH_RUNS     runs of each measurement; medians are reported (default 5)
 #   BENCH_SIGNING  1: the sender and the responder use a signed stream (README "Signed streams")
+#   BENCH_GROUPS   groups on one stream in the groups scenario (default 100; bench/groups_scenario.rb)
 require_relative "support"
+require_relative "groups_scenario"
 require "redis_ipc"
 
 SECONDS_EACH = Float(ENV.fetch("BENCH_SECONDS", "2"))
@@ -192,6 +195,8 @@ Bench.with_redis do |url, port|
   responder.close_write
   responder.read
   responder.close
+
+  results[:groups] = GroupsScenario.run(url, port, probe)
 end
 Bench.progress("")
 
@@ -216,7 +221,8 @@ rows = [
   ["idle process: Redis commands/s", format("%.1f", results[:idle][:commands_per_s])],
   ["idle process: CPU", format("%.2f %%", results[:idle][:cpu_percent])],
   ["RSS sender before -> after", format("%d -> %d KB", results[:rss][:before][:sender_kb], results[:rss][:after][:sender_kb])],
-  ["RSS responder before -> after", format("%d -> %d KB", results[:rss][:before][:responder_kb], results[:rss][:after][:responder_kb])]
+  ["RSS responder before -> after", format("%d -> %d KB", results[:rss][:before][:responder_kb], results[:rss][:after][:responder_kb])],
+  *GroupsScenario.rows(results[:groups])
 ]
 width = rows.map { |r| r[0].size }.max
 puts "redis_ipc benchmark#{" on a signed stream" if ENV["BENCH_SIGNING"] == "1"} (medians of #{RUNS} runs; ratios to the C floor: median of each run's, measured back to back; " \
