@@ -11,7 +11,8 @@
 # back: sequential send_to_group sender -> responder (ROUNDS round trips
 # after 200 of warm-up; p50, p99, and the whole server's commands per round
 # trip, which take in what the other groups do because of the pair's
-# traffic), with
+# traffic, and the share of the requests that took the responder's direct
+# lane), with
 #   - 2 groups: the sender and the responder alone;
 #   - GROUPS groups: the same pair, everybody else idle.
 # The ratio p50(GROUPS groups) / p50(2 groups) is taken in each run and its
@@ -133,6 +134,7 @@ module GroupsScenario
     sleep SETTLE
     Bench.progress("#{label}: sequential send_to_group x#{ROUNDS}...")
     WARM_UP.times { sender.send_to_group(content: 1, to: "responder") }
+    lane = probe.lane_requests(stream, "responder")
     calls = probe.command_calls
     own = counted&.commands
     cpu = counted&.cpu_seconds
@@ -146,7 +148,8 @@ module GroupsScenario
     commands = probe.command_calls - calls
     latencies.sort!
     result = { p50_us: Bench.percentile(latencies, 0.5) * 1e6, p99_us: Bench.percentile(latencies, 0.99) * 1e6,
-               commands_per_round_trip: commands.to_f / ROUNDS }
+               commands_per_round_trip: commands.to_f / ROUNDS,
+               on_lane: (probe.lane_requests(stream, "responder") - lane).to_f / ROUNDS }
     return [result, nil] unless counted
 
     own = counted.commands - own
@@ -222,11 +225,12 @@ module GroupsScenario
     busy = rt[:idle_process_while_the_pair_sends]
     idle = g[:idle]
     [
-      ["2 groups: sequential send_to_group", format("p50 %.0f µs, p99 %.0f µs (%.2f commands each)",
-                                                    two[:p50_us], two[:p99_us], two[:commands_per_round_trip])],
-      ["#{n} groups: sequential send_to_group", format("p50 %.0f µs = %.2fx 2 groups, p99 %.0f µs (%.2f commands each)",
+      ["2 groups: sequential send_to_group", format("p50 %.0f µs, p99 %.0f µs (%.2f commands each, %.0f %% on the lane)",
+                                                    two[:p50_us], two[:p99_us], two[:commands_per_round_trip],
+                                                    two[:on_lane] * 100)],
+      ["#{n} groups: sequential send_to_group", format("p50 %.0f µs = %.2fx 2 groups, p99 %.0f µs (%.2f commands each, %.0f %% on the lane)",
                                                          many[:p50_us], rt[:p50_ratio], many[:p99_us],
-                                                         many[:commands_per_round_trip])],
+                                                         many[:commands_per_round_trip], many[:on_lane] * 100)],
       ["#{n} groups: idle process while the pair sends", format("%.1f commands/s (%.3f per round trip), CPU %.2f %%",
                                                                  busy[:commands_per_s], busy[:commands_per_round_trip],
                                                                  busy[:cpu_percent])],
