@@ -203,11 +203,12 @@ module GroupsScenario
       busy << own
     end
     idle_cost = idle(url, port, probe)
+    ratios = many.zip(two).map { |m, t| m[:p50_us] / t[:p50_us] }
     {
       groups: GROUPS, processes: PROCESSES + 3,
       round_trips: {
         two: medians(two), many: medians(many),
-        p50_ratio: Bench.median(many.zip(two).map { |m, t| m[:p50_us] / t[:p50_us] }),
+        p50_ratio: Bench.median(ratios), p50_ratio_each_run: ratios,
         idle_process_while_the_pair_sends: medians(busy)
       },
       idle: idle_cost.merge(
@@ -231,6 +232,7 @@ module GroupsScenario
       ["#{n} groups: sequential send_to_group", format("p50 %.0f µs = %.2fx 2 groups, p99 %.0f µs (%.2f commands each, %.0f %% on the lane)",
                                                          many[:p50_us], rt[:p50_ratio], many[:p99_us],
                                                          many[:commands_per_round_trip], many[:on_lane] * 100)],
+      ["#{n} groups / 2 groups: p50 in each run", rt[:p50_ratio_each_run].map { |r| format("%.2fx", r) }.join(" ")],
       ["#{n} groups: idle process while the pair sends", format("%.1f commands/s (%.3f per round trip), CPU %.2f %%",
                                                                  busy[:commands_per_s], busy[:commands_per_round_trip],
                                                                  busy[:cpu_percent])],
