@@ -3,14 +3,17 @@
 # rake bench: the figures of the README's performance table, in one run
 # against a private redis-server on loopback TCP, each next to the C floor
 # (bench/floor: the same request/reply written directly with hiredis)
-# measured back to back with it. Prints a table and writes JSON (path in
-# BENCH_JSON, default tmp/bench.json).
+# measured back to back with it; then the groups scenario (many groups on
+# one stream, bench/groups_scenario.rb). Prints a table and writes JSON (path
+# in BENCH_JSON, default tmp/bench.json).
 #
 #   BENCH_SECONDS  seconds per throughput measurement (default 2)
 #   BENCH_ROUNDS   sequential round trips per run (default 3000)
 #   BENCH_RUNS     runs of each measurement; medians are reported (default 5)
 #   BENCH_SIGNING  1: the sender and the responder use a signed stream (README "Signed streams")
+#   BENCH_GROUPS   groups on one stream in the groups scenario (default 100; bench/groups_scenario.rb)
 require_relative "support"
+require_relative "groups_scenario"
 require "redis_ipc"
 
 SECONDS_EACH = Float(ENV.fetch("BENCH_SECONDS", "2"))
@@ -63,8 +66,12 @@ module Floor
   end
 end
 
+# Each measurement also notes the share of its requests that took the
+# responder's direct lane (docs/wire.md, section 7) rather than the shared
+# stream, from the entries written on the lane (on_lane; 0 before the lanes).
 def sequential(sender, probe)
   200.times { sender.send_to_group(content: 1, to: "responder") }
+  lane = probe.lane_requests(STREAM, "responder")
   calls = probe.command_calls
   latencies = Array.new(ROUNDS) do
     t = Bench.now
@@ -74,7 +81,8 @@ def sequential(sender, probe)
   commands = probe.command_calls - calls
   latencies.sort!
   { p50_us: Bench.percentile(latencies, 0.5) * 1e6, p99_us: Bench.percentile(latencies, 0.99) * 1e6,
-    commands_per_round_trip: commands.to_f / ROUNDS }
+    commands_per_round_trip: commands.to_f / ROUNDS,
+    on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / ROUNDS }
 end
 
 # Round trips/s with `in_flight` requests outstanding, kept by threads.
@@ -82,6 +90,7 @@ def threaded(sender, probe, in_flight)
   done = 0
   lock = Mutex.new
   stop_at = Bench.now + SECONDS_EACH
+  lane = probe.lane_requests(STREAM, "responder")
   calls = probe.command_calls
   started = Bench.now
   in_flight.times.map do
@@ -92,13 +101,15 @@ def threaded(sender, probe, in_flight)
     end
   end.each(&:join)
   elapsed = Bench.now - started
-  { round_trips_per_s: done / elapsed, commands_per_round_trip: (probe.command_calls - calls).to_f / done }
+  { round_trips_per_s: done / elapsed, commands_per_round_trip: (probe.command_calls - calls).to_f / done,
+    on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / done }
 end
 
 # Round trips/s with `in_flight` requests outstanding, kept by one thread with the async API.
 def async(sender, probe, in_flight)
   window = Array.new(in_flight) { sender.send_to_group_async(content: 1, to: "responder") }
   done = 0
+  lane = probe.lane_requests(STREAM, "responder")
   calls = probe.command_calls
   started = Bench.now
   stop_at = started + SECONDS_EACH
@@ -109,7 +120,8 @@ def async(sender, probe, in_flight)
   end
   elapsed = Bench.now - started
   window.each(&:value)
-  { round_trips_per_s: done / elapsed, commands_per_round_trip: (probe.command_calls - calls).to_f / done }
+  { round_trips_per_s: done / elapsed, commands_per_round_trip: (probe.command_calls - calls).to_f / done,
+    on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / done }
 end
 
 def idle_cost(url, probe)
@@ -192,6 +204,8 @@ Bench.with_redis do |url, port|
   responder.close_write
   responder.read
   responder.close
+
+  results[:groups] = GroupsScenario.run(url, port, probe)
 end
 Bench.progress("")
 
@@ -206,17 +220,20 @@ rows = [
   ["sequential send_to_group", format("p50 %.0f µs = %.2fx floor (%.2fx PING), p99 %.0f µs",
                                       seq[:p50_us], seq[:ratio_to_floor], seq[:ratio_to_ping], seq[:p99_us])],
   ["Redis commands per round trip, sequential", format("%.2f (floor %.2f)", seq[:commands_per_round_trip], fseq[:commands_per_round_trip])],
+  ["requests on the direct lane, sequential", format("%.0f %%", seq[:on_lane] * 100)],
   *floor[:in_flight].map do |n, v|
     ["C floor: round trips/s, #{n} in flight", format("%.0f (%.2f commands each)", v[:round_trips_per_s], v[:commands_per_round_trip])]
   end,
   *t.map do |k, v|
-    ["round trips/s, #{k.sub("_", " x")} in flight", format("%.0f = %.2f of floor (%.2f commands each)",
-                                                            v[:round_trips_per_s], v[:fraction_of_floor], v[:commands_per_round_trip])]
+    ["round trips/s, #{k.sub("_", " x")} in flight", format("%.0f = %.2f of floor (%.2f commands each, %.0f %% on the lane)",
+                                                            v[:round_trips_per_s], v[:fraction_of_floor], v[:commands_per_round_trip],
+                                                            v[:on_lane] * 100)]
   end,
   ["idle process: Redis commands/s", format("%.1f", results[:idle][:commands_per_s])],
   ["idle process: CPU", format("%.2f %%", results[:idle][:cpu_percent])],
   ["RSS sender before -> after", format("%d -> %d KB", results[:rss][:before][:sender_kb], results[:rss][:after][:sender_kb])],
-  ["RSS responder before -> after", format("%d -> %d KB", results[:rss][:before][:responder_kb], results[:rss][:after][:responder_kb])]
+  ["RSS responder before -> after", format("%d -> %d KB", results[:rss][:before][:responder_kb], results[:rss][:after][:responder_kb])],
+  *GroupsScenario.rows(results[:groups])
 ]
 width = rows.map { |r| r[0].size }.max
 puts "redis_ipc benchmark#{" on a signed stream" if ENV["BENCH_SIGNING"] == "1"} (medians of #{RUNS} runs; ratios to the C floor: median of each run's, measured back to back; " \

@@ -62,11 +62,14 @@ module Bench
       when "$"
         n = line[1..].to_i
         n.negative? ? nil : @sock.read(n + 2).chomp
-      when "*" then Array.new(line[1..].to_i) { read }
+      when "*"
+        n = line[1..].to_i
+        n.negative? ? nil : Array.new(n) { read }
       end
     end
 
-    # Total command calls so far, the INFO calls made by this probe excluded.
+    # Total command calls so far, the INFO and XINFO STREAM calls made by
+    # this probe excluded (the engine makes none).
     def command_calls
       info = call("INFO", "commandstats")
       total = 0
@@ -75,10 +78,22 @@ module Bench
 
         name = l[/cmdstat_([^:]+)/, 1]
         calls = l[/calls=(\d+)/, 1].to_i
-        total += calls unless name == "info"
+        total += calls unless %w[info xinfo|stream].include?(name)
       end
       total
     end
+
+    # Entries ever written on a stream key (XINFO STREAM's entries-added,
+    # Redis 7.0); 0 when the key does not exist.
+    def entries_added(key)
+      reply = call("XINFO", "STREAM", key)
+      reply.is_a?(Array) ? reply.each_slice(2).to_h["entries-added"].to_i : 0
+    end
+
+    # Requests written so far on `to`'s direct lane (docs/wire.md, section
+    # 7): compared with the round trips made meanwhile, the share of them
+    # that took the lane rather than the shared stream.
+    def lane_requests(stream, to) = entries_added("#{stream}:#{to}:requests")
 
     def per_command
       call("INFO", "commandstats").each_line.grep(/^cmdstat_/).to_h do |l|
