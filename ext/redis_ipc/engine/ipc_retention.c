@@ -45,7 +45,11 @@ static void trim_lane(redisContext *c, const char *key, long long cutoff)
     int unsure = 0;
     for (size_t i = 0; i < groups->elements && !unsure; i++) {
         const redisReply *name = ripc_reply_field(groups->element[i], "name");
+        const redisReply *pending = ripc_reply_field(groups->element[i], "pending");
         if (!name || name->type != REDIS_REPLY_STRING) continue;
+        /* A group that holds nothing bounds nothing: asked only of the
+         * others, so an idle instance's cost does not grow with the groups. */
+        if (pending && pending->type == REDIS_REPLY_INTEGER && pending->integer == 0) continue;
         redisReply *summary = redisCommand(c, "XPENDING %b %b", key, strlen(key), name->str, (size_t)name->len);
         if (!summary || summary->type != REDIS_REPLY_ARRAY) unsure = 1;
         else if (summary->elements >= 2 && summary->element[1]->type == REDIS_REPLY_STRING) {
