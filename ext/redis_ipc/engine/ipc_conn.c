@@ -153,7 +153,9 @@ void ripc_conn_close(redisContext *c)
 {
     if (!c) return;
     if (c->reader && c->reader->fn == &watching_builders) free(c->reader->privdata);
+    ripc_tls_fork_guard_enter(); /* SSL_free */
     redisFree(c);
+    ripc_tls_fork_guard_leave();
 }
 
 int ripc_conn_idle_ok(redisContext *c)
@@ -260,6 +262,23 @@ static int first_round_trips(redisContext *c, const ripc_redis_config *cfg, ripc
     return 0;
 }
 
+/* The TLS handshake on c; -1 with err and c closed when it fails. */
+static int start_tls(redisContext *c, const ripc_redis_config *cfg, ripc_tls_context *tls, struct timeval ctv,
+                     ripc_error *err)
+{
+    /* The handshake's reads wait at most connect_timeout: a server that
+     * never answers it must not hang the caller. */
+    if (redisSetTimeout(c, ctv) != REDIS_OK) return fail(c, cfg, err, "could not set timeouts on");
+    char where[300];
+    ripc_conn_describe(cfg, where, sizeof(where));
+    if (!tls) ripc_error_set(err, RIPC_CONFIGURATION, "TLS asked for %s without a TLS context", where);
+    if (!tls || ripc_tls_handshake(c, tls, cfg, where, err) != 0) {
+        ripc_conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
 redisContext *ripc_conn_open(const ripc_redis_config *cfg, ripc_tls_context *tls, double extra_read_timeout,
                              const ripc_conn_watch *watching, ripc_error *err)
 {
@@ -276,23 +295,18 @@ redisContext *ripc_conn_open(const ripc_redis_config *cfg, ripc_tls_context *tls
      * (a buffer grown by a batch of huge entries is still given back). */
     c->reader->maxbuf = 1024 * 1024;
 
-    if (cfg->tls && !unix_socket) {
-        /* The handshake's reads wait at most connect_timeout: a server that
-         * never answers it must not hang the caller. */
-        if (redisSetTimeout(c, ctv) != REDIS_OK) { fail(c, cfg, err, "could not set timeouts on"); return NULL; }
-        char where[300];
-        ripc_conn_describe(cfg, where, sizeof(where));
-        if (!tls) {
-            ripc_error_set(err, RIPC_CONFIGURATION, "TLS asked for %s without a TLS context", where);
-            ripc_conn_close(c);
-            return NULL;
-        }
-        if (ripc_tls_handshake(c, tls, cfg, where, err) != 0) { ripc_conn_close(c); return NULL; }
+    /* From the handshake to the first replies, which read the session
+     * tickets, OpenSSL takes its process-wide locks: fork waits. */
+    int tls_on = cfg->tls && !unix_socket;
+    if (tls_on) ripc_tls_fork_guard_enter();
+    int failed = tls_on && start_tls(c, cfg, tls, ctv, err) != 0;
+    if (!failed) {
+        double rt = (cfg->timeout > 0 ? cfg->timeout : 1.0) + extra_read_timeout;
+        failed = redisSetTimeout(c, to_timeval(rt)) != REDIS_OK ? fail(c, cfg, err, "could not set timeouts on")
+                                                                : first_round_trips(c, cfg, err);
     }
-
-    double rt = (cfg->timeout > 0 ? cfg->timeout : 1.0) + extra_read_timeout;
-    if (redisSetTimeout(c, to_timeval(rt)) != REDIS_OK) { fail(c, cfg, err, "could not set timeouts on"); return NULL; }
-    if (first_round_trips(c, cfg, err) != 0) return NULL;
+    if (tls_on) ripc_tls_fork_guard_leave();
+    if (failed) return NULL;
     if (watching) watch(c, watching);
     return c;
 }

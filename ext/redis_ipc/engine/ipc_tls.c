@@ -30,7 +30,23 @@ struct ripc_tls_context {
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static void init_openssl(void) { redisInitOpenSSL(); }
+/* Readers: threads in OpenSSL's locking work; the writer: fork(). glibc's
+ * default lock prefers readers, so a nested enter never waits on a fork. */
+static pthread_rwlock_t fork_guard = PTHREAD_RWLOCK_INITIALIZER;
+
+static void fork_prepare(void) { pthread_rwlock_wrlock(&fork_guard); }
+static void fork_parent(void) { pthread_rwlock_unlock(&fork_guard); }
+static void fork_child(void) { pthread_rwlock_init(&fork_guard, NULL); }
+
+static void init_openssl(void)
+{
+    redisInitOpenSSL();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Every guarded piece of work needs a context first, which runs init_openssl. */
+void ripc_tls_fork_guard_enter(void) { pthread_rwlock_rdlock(&fork_guard); }
+void ripc_tls_fork_guard_leave(void) { pthread_rwlock_unlock(&fork_guard); }
 
 int ripc_tls_available(void) { return 1; }
 
@@ -53,7 +69,9 @@ static const char *openssl_reason(void)
 void ripc_tls_context_free(ripc_tls_context *t)
 {
     if (!t) return;
+    ripc_tls_fork_guard_enter();
     SSL_CTX_free(t->ssl_ctx);
+    ripc_tls_fork_guard_leave();
     free(t->ca_file); free(t->ca_path); free(t->cert); free(t->key);
     free(t);
 }
@@ -66,9 +84,8 @@ static int readable(const char *what, const char *path, ripc_error *err)
     return 0;
 }
 
-ripc_tls_context *ripc_tls_context_new(const ripc_redis_config *cfg, ripc_error *err)
+static ripc_tls_context *context_new(const ripc_redis_config *cfg, ripc_error *err)
 {
-    pthread_once(&init_once, init_openssl);
     ripc_tls_context *t = ripc_xcalloc(1, sizeof(*t));
     t->skip_verify = cfg->tls_skip_verify != 0;
     t->ca_file = ripc_strdup(nonempty(cfg->tls_ca_file));
@@ -115,6 +132,15 @@ ripc_tls_context *ripc_tls_context_new(const ripc_redis_config *cfg, ripc_error 
 fail:
     ripc_tls_context_free(t);
     return NULL;
+}
+
+ripc_tls_context *ripc_tls_context_new(const ripc_redis_config *cfg, ripc_error *err)
+{
+    pthread_once(&init_once, init_openssl);
+    ripc_tls_fork_guard_enter();
+    ripc_tls_context *t = context_new(cfg, err);
+    ripc_tls_fork_guard_leave();
+    return t;
 }
 
 static int is_ip_address(const char *name)
@@ -192,6 +218,9 @@ ripc_tls_context *ripc_tls_context_new(const ripc_redis_config *cfg, ripc_error 
 }
 
 void ripc_tls_context_free(ripc_tls_context *t) { (void)t; }
+
+void ripc_tls_fork_guard_enter(void) {}
+void ripc_tls_fork_guard_leave(void) {}
 
 int ripc_tls_handshake(redisContext *c, ripc_tls_context *t, const ripc_redis_config *cfg, const char *where,
                        ripc_error *err)

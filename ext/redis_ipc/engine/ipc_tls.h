@@ -24,6 +24,17 @@ void ripc_tls_context_free(ripc_tls_context *t);
 int ripc_tls_handshake(redisContext *c, ripc_tls_context *t, const ripc_redis_config *cfg, const char *where,
                        ripc_error *err);
 
+/* OpenSSL's work besides a connection's reads and writes (making a
+ * context, a handshake and the session tickets that follow it, freeing)
+ * takes process-wide locks. A fork while another thread holds one leaves
+ * the child's copy locked for good (seen: a forked child stuck forever in
+ * SSL_CTX_new, on the lock of OpenSSL's random generator, taken by a
+ * parent thread's handshake). The engine runs such work between enter and
+ * leave, and fork() waits (pthread_atfork) until none runs. Nests. No-ops
+ * in a build without TLS. */
+void ripc_tls_fork_guard_enter(void);
+void ripc_tls_fork_guard_leave(void);
+
 /* After a failed first command on a TLS connection: why the server ended
  * it when OpenSSL knows (e.g. "tlsv13 alert certificate required"), else NULL. */
 const char *ripc_tls_last_alert(void);
