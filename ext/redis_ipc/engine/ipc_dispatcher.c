@@ -107,10 +107,20 @@ static void plan_next_read(ripc_dispatcher *d, const redisReply *const by_lane[R
     d->largest = largest > d->largest / 2 ? largest : d->largest / 2;
     /* COUNT applies to each lane: a read may bring that many from each. */
     size_t by_size = s->options.max_content_bytes * RIPC_READ_BUDGET / (d->largest > 1024 ? d->largest : 1024) / RIPC_LANES;
-    size_t others = read - routed->requests;
-    size_t by_room = ripc_inflight_room(&s->inflight) + others + 1;
+    d->others = read - routed->requests;
+    size_t by_room = ripc_inflight_room(&s->inflight) + d->others;
     size_t count = by_size < by_room ? by_size : by_room;
     d->count = count < 1 ? 1 : count > READ_COUNT ? READ_COUNT : (int)count;
+}
+
+/* The count of the read about to be issued, with `granted` of the room
+ * reserved for it: the plan, cut to what the room reserved now allows
+ * (another dispatcher may have read on the room the plan saw). */
+static int count_now(const ripc_dispatcher *d, size_t granted)
+{
+    size_t count = granted + d->others;
+    if (count > (size_t)d->count) count = (size_t)d->count;
+    return count < 1 ? 1 : (int)count;
 }
 
 /* Routes what waits on this dispatcher's own consumer: requests parked for
@@ -222,7 +232,10 @@ static void *dispatcher_main(void *arg)
         /* While requests wait parked, a short block: room is looked at again soon. */
         argv[7] = d->parked || ripc_inflight_room(&s->inflight) == 0 ? parked_block_ms : block_ms;
         lens[7] = strlen(argv[7]);
-        snprintf(count, sizeof(count), "%d", d->count);
+        /* The room this read may fill stays reserved until its requests are taken. */
+        size_t granted = ripc_inflight_reserve(&s->inflight, (size_t)d->count);
+        int read_count = count_now(d, granted);
+        snprintf(count, sizeof(count), "%d", read_count);
         lens[5] = strlen(count);
         /* Stop may interrupt the blocking read, never the routing after it:
          * entries read are always routed and acknowledged. */
@@ -230,7 +243,10 @@ static void *dispatcher_main(void *arg)
         int stopping = atomic_load(&s->stopping);
         d->reading = !stopping;
         pthread_mutex_unlock(&d->mutex);
-        if (stopping) break;
+        if (stopping) {
+            ripc_inflight_unreserve(&s->inflight, granted);
+            break;
+        }
         double issued = ripc_now();
         size_t bound = ripc_read_budget(s) + (size_t)d->count * RIPC_LANES * 1024; /* entries, ids and framing */
         /* The last read's XACK and XDEL go ahead of this read, in one write. */
@@ -249,6 +265,7 @@ static void *dispatcher_main(void *arg)
         d->reading = 0;
         pthread_mutex_unlock(&d->mutex);
         if (!reply) {
+            ripc_inflight_unreserve(&s->inflight, granted);
             if (atomic_load(&s->stopping)) break;
             /* Over the bound, the entries are delivered to this consumer
              * all the same: the reconnect's catch-up reads them as history,
@@ -259,6 +276,7 @@ static void *dispatcher_main(void *arg)
             continue;
         }
         if (reply->type == REDIS_REPLY_ERROR) {
+            ripc_inflight_unreserve(&s->inflight, granted);
             /* The stream or group was deleted (FLUSHALL, DEL, XGROUP DESTROY):
              * NOGROUP, or UNBLOCKED for a read that was waiting. Re-join. */
             int nogroup = ripc_reply_error_starts(reply, "NOGROUP") || ripc_reply_error_starts(reply, "UNBLOCKED");
@@ -273,15 +291,17 @@ static void *dispatcher_main(void *arg)
         ripc_stream_accepted_since(s, "XREADGROUP", issued);
         const redisReply *by_lane[RIPC_LANES];
         int any = ripc_read_lanes(s, reply, by_lane);
+        ripc_routed routed = { 0, 0 };
+        int full = 0;
+        for (int lane = 0; any && lane < RIPC_LANES; lane++) {
+            const redisReply *entries = by_lane[lane];
+            if (!entries || d->conn->err) continue;
+            ripc_route_and_ack(s, d->conn, lane, entries, 0, &routed, d->held, &err);
+            full |= entries->type == REDIS_REPLY_ARRAY && entries->elements >= (size_t)read_count;
+        }
+        /* Its requests are taken now: they count against the capacity themselves. */
+        ripc_inflight_unreserve(&s->inflight, granted);
         if (any) {
-            ripc_routed routed = { 0, 0 };
-            int full = 0;
-            for (int lane = 0; lane < RIPC_LANES; lane++) {
-                const redisReply *entries = by_lane[lane];
-                if (!entries || d->conn->err) continue;
-                ripc_route_and_ack(s, d->conn, lane, entries, 0, &routed, d->held, &err);
-                full |= entries->type == REDIS_REPLY_ARRAY && entries->elements >= (size_t)d->count;
-            }
             if (routed.parked) d->parked = 1;
             /* A full batch: more was waiting. Another dispatcher helps. */
             if (!extra && full && d->count > 1) start_helper(s);

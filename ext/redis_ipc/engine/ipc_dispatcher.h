@@ -22,7 +22,8 @@ typedef struct ripc_dispatcher {
     long long client_id;    /* CLIENT ID of conn, for CLIENT UNBLOCK; 0 unknown */
     /* Owned by the dispatcher's thread: */
     int parked;             /* requests wait parked on this consumer (no room when read) */
-    int count;              /* entries the next read asks for (ipc_dispatcher.c plan_next_read) */
+    int count;              /* entries the next read asks for at most (ipc_dispatcher.c plan_next_read) */
+    size_t others;          /* entries the last read brought that were not requests for us */
     size_t largest;         /* bytes of the largest entry read lately */
     unsigned long epoch;    /* the server's failovers seen by its last connection (ripc_conn_epoch) */
     int running;            /* its thread runs (dispatchers_mutex): the first always, others under load */

@@ -28,6 +28,7 @@ void ripc_inflight_init(ripc_inflight *f, size_t capacity)
     ripc_cond_init(&f->room);
     ripc_map_init(&f->ids);
     f->taken = 0;
+    f->reserved = 0;
     f->capacity = capacity > 0 ? capacity : 1;
     f->closed = 0;
     ripc_map_init(&f->acked);
@@ -87,6 +88,7 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity)
     f->again_ring = NULL;
     f->again_next = 0;
     f->taken = 0;
+    f->reserved = 0;
     f->closed = 0;
     pthread_mutex_unlock(&f->mutex);
 }
@@ -126,10 +128,20 @@ int ripc_inflight_take(ripc_inflight *f, const char *redis_id, int bounded)
     return rc;
 }
 
+/* Room left, reservations counted. Mutex held. */
+static size_t room_left(const ripc_inflight *f)
+{
+    size_t used = f->taken + f->reserved;
+    return used < f->capacity ? f->capacity - used : 0;
+}
+
 /* One fewer taken: a dispatcher waiting for room may go on. Mutex held. */
 static void release_one(ripc_inflight *f)
 {
-    if (f->taken > 0 && f->taken-- == f->capacity) pthread_cond_broadcast(&f->room);
+    if (f->taken == 0) return;
+    int was_full = room_left(f) == 0;
+    f->taken--;
+    if (was_full && room_left(f) > 0) pthread_cond_broadcast(&f->room);
 }
 
 int ripc_inflight_mark_answered(ripc_inflight *f, const char *redis_id)
@@ -228,15 +240,33 @@ int ripc_inflight_take_overflow(ripc_inflight *f)
 size_t ripc_inflight_room(ripc_inflight *f)
 {
     pthread_mutex_lock(&f->mutex);
-    size_t room = f->taken < f->capacity ? f->capacity - f->taken : 0;
+    size_t room = room_left(f);
     pthread_mutex_unlock(&f->mutex);
     return room;
+}
+
+size_t ripc_inflight_reserve(ripc_inflight *f, size_t want)
+{
+    pthread_mutex_lock(&f->mutex);
+    size_t room = room_left(f), granted = want < room ? want : room;
+    f->reserved += granted;
+    pthread_mutex_unlock(&f->mutex);
+    return granted;
+}
+
+void ripc_inflight_unreserve(ripc_inflight *f, size_t n)
+{
+    pthread_mutex_lock(&f->mutex);
+    int was_full = room_left(f) == 0;
+    f->reserved -= n < f->reserved ? n : f->reserved;
+    if (was_full && room_left(f) > 0) pthread_cond_broadcast(&f->room);
+    pthread_mutex_unlock(&f->mutex);
 }
 
 void ripc_inflight_wait_room(ripc_inflight *f, double deadline)
 {
     pthread_mutex_lock(&f->mutex);
-    while (!f->closed && f->taken >= f->capacity && ripc_now() < deadline)
+    while (!f->closed && room_left(f) == 0 && ripc_now() < deadline)
         ripc_cond_wait_until(&f->room, &f->mutex, deadline);
     pthread_mutex_unlock(&f->mutex);
 }

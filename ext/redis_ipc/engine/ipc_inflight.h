@@ -20,6 +20,7 @@ typedef struct ripc_inflight {
     pthread_cond_t room;  /* signalled when the number taken drops below capacity */
     ripc_map ids;         /* redis id -> NULL (taken) or ANSWERED */
     size_t taken;         /* queued or being handled: not answered yet */
+    size_t reserved;      /* room the dispatchers' reads under way may fill (ripc_inflight_reserve) */
     size_t capacity;
     int closed;
     /* Ids acknowledged lately. A re-read of history (a dispatcher catching
@@ -81,8 +82,14 @@ int ripc_inflight_again(ripc_inflight *f, const char *request_id);
 int ripc_inflight_state(ripc_inflight *f, const char *redis_id);
 /* 1 once after more were forgotten than remembered (see forgotten). */
 int ripc_inflight_take_overflow(ripc_inflight *f);
-/* How many more requests may be taken now. */
+/* How many more requests may be taken now, less the room reserved. */
 size_t ripc_inflight_room(ripc_inflight *f);
+/* A dispatcher's read keeps up to `want` of the room (what it gets, which
+ * it returns with ripc_inflight_unreserve once its requests are taken):
+ * two dispatchers reading on the same room would leave the surplus parked,
+ * to be read again. Takes go on counting against the capacity alone. */
+size_t ripc_inflight_reserve(ripc_inflight *f, size_t want);
+void ripc_inflight_unreserve(ripc_inflight *f, size_t n);
 /* Waits until there is room, the deadline (monotonic) passes or close. */
 void ripc_inflight_wait_room(ripc_inflight *f, double deadline);
 size_t ripc_inflight_size(ripc_inflight *f);
