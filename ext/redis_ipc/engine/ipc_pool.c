@@ -16,7 +16,7 @@ void ripc_pool_init(ripc_pool *p, ripc_server *server, int max)
     p->idle = ripc_xcalloc((size_t)p->max, sizeof(*p->idle));
     p->idle_count = 0;
     p->open_count = 0;
-    p->pid = getpid();
+    p->pid = ripc_getpid();
 }
 
 int ripc_pool_checkout(ripc_pool *p, double deadline, redisContext **out, ripc_error *err)

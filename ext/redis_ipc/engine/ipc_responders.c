@@ -82,7 +82,7 @@ static int judge(ripc_stream *s, int judging, const redisReply *live, const redi
 
 int ripc_responders_alive(ripc_stream *s, const char *group)
 {
-    if (s->pid != getpid() || !atomic_load(&s->connected) || atomic_load(&s->stopping) || !group || !*group) return 1;
+    if (s->pid != ripc_getpid() || !atomic_load(&s->connected) || atomic_load(&s->stopping) || !group || !*group) return 1;
     redisContext *c;
     ripc_error err;
     /* Without waiting for a connection: a pool taken up by senders must not

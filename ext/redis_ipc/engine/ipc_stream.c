@@ -165,7 +165,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_liveness_init(&s->liveness);
     pthread_mutex_init(&s->stop_mutex, NULL);
     ripc_cond_init(&s->stop_cond);
-    s->pid = getpid();
+    s->pid = ripc_getpid();
     atomic_store(&s->refs, 1);
     int requests_ok = ripc_queue_init(&s->requests) == 0;
     int events_ok = ripc_queue_init(&s->events) == 0;
@@ -243,7 +243,7 @@ int ripc_stream_connect(ripc_stream *s, ripc_error *err)
         ripc_error_set(err, RIPC_STATE, "already connected to stream %s as group %s", s->stream, s->group);
         return RIPC_STATE;
     }
-    if (s->pid != getpid()) {
+    if (s->pid != ripc_getpid()) {
         pthread_mutex_unlock(&s->lifecycle_mutex);
         ripc_error_set(err, RIPC_STATE, "this stream object belongs to process %d; create a new one after fork", (int)s->pid);
         return RIPC_STATE;
@@ -322,7 +322,7 @@ int ripc_stream_connected(ripc_stream *s)
 
 void ripc_stream_stop(ripc_stream *s)
 {
-    if (s->pid != getpid()) return; /* after fork the threads are not ours to join */
+    if (s->pid != ripc_getpid()) return; /* after fork the threads are not ours to join */
     pthread_mutex_lock(&s->lifecycle_mutex);
     if (!atomic_load(&s->connected) || atomic_load(&s->stopping)) {
         pthread_mutex_unlock(&s->lifecycle_mutex);
@@ -341,7 +341,7 @@ void ripc_stream_stop(ripc_stream *s)
 
 void ripc_stream_close(ripc_stream *s)
 {
-    if (s->pid != getpid()) return;
+    if (s->pid != ripc_getpid()) return;
     ripc_stream_stop(s);
     /* Handler threads finish the callback they are in; their answers still
      * go out through the pool, which closes below. */
@@ -374,7 +374,7 @@ void ripc_stream_disconnect(ripc_stream *s) { ripc_stream_close(s); }
 void ripc_stream_free(ripc_stream *s)
 {
     if (!s) return;
-    if (s->pid != getpid()) {
+    if (s->pid != ripc_getpid()) {
         /* A forked child must not join the parent's threads nor write to its
          * sockets: close the inherited descriptors and leave the rest. */
         for (int i = 0; i < s->pool.idle_count; i++) close(s->pool.idle[i]->fd);
@@ -423,7 +423,7 @@ const char *ripc_stream_group(ripc_stream *s) { return s->group; }
 
 static int check_usable(ripc_stream *s, ripc_error *err)
 {
-    if (s->pid != getpid()) {
+    if (s->pid != ripc_getpid()) {
         ripc_error_set(err, RIPC_STATE, "this stream was connected in process %d; create and connect a new one after fork", (int)s->pid);
         return RIPC_STATE;
     }
@@ -480,7 +480,7 @@ int ripc_request_post(ripc_stream *s, const char *to, const char *content, size_
 
 int ripc_stream_route_unknown(ripc_stream *s, const char *group)
 {
-    return ripc_stream_connected(s) && s->pid == getpid() && group && *group && !ripc_routes_known(&s->routes, group);
+    return ripc_stream_connected(s) && s->pid == ripc_getpid() && group && *group && !ripc_routes_known(&s->routes, group);
 }
 
 void ripc_stream_learn_route(ripc_stream *s, const char *group)
@@ -525,7 +525,7 @@ void ripc_request_release(ripc_request *r)
 {
     if (!r) return;
     ripc_stream *s = r->stream;
-    if (s->pid != getpid()) return; /* a forked child must not take the parent's locks */
+    if (s->pid != ripc_getpid()) return; /* a forked child must not take the parent's locks */
     ripc_ledger_release(r);
     unref(s);
 }
@@ -580,7 +580,7 @@ int ripc_stream_events_fd(ripc_stream *s) { return ripc_queue_fd(&s->events); }
 static int respond(ripc_stream *s, const ripc_entry *request, int fulfilled,
                    const char *content, size_t len, int mode, int *flush, ripc_error *err)
 {
-    if (s->pid != getpid()) return check_usable(s, err);
+    if (s->pid != ripc_getpid()) return check_usable(s, err);
     /* Still allowed while stopping: handlers that run may finish. */
     if (!atomic_load(&s->connected) || atomic_load(&s->closing)) {
         ripc_error_set(err, RIPC_CLOSED, "stream %s is not connected", s->stream);

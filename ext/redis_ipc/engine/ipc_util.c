@@ -66,23 +66,54 @@ void ripc_thread_join(ripc_thread *t)
     t->started = 0;
 }
 
+/* The process's id, and this thread's unused random bytes. In a forked
+ * child only the forking thread goes on, and the handler runs on it: it
+ * drops that thread's bytes, which the parent may use too. */
+static pid_t cached_pid;
+static __thread unsigned char random_pool[256];
+static __thread size_t random_left;
+static pthread_once_t fork_watch_once = PTHREAD_ONCE_INIT;
+
+static void renew_after_fork(void)
+{
+    __atomic_store_n(&cached_pid, getpid(), __ATOMIC_RELAXED);
+    random_left = 0;
+}
+
+static void watch_forks(void)
+{
+    __atomic_store_n(&cached_pid, getpid(), __ATOMIC_RELAXED);
+    pthread_atfork(NULL, NULL, renew_after_fork);
+}
+
+pid_t ripc_getpid(void)
+{
+    pthread_once(&fork_watch_once, watch_forks);
+    return __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+}
+
+static unsigned char random_byte(void)
+{
+    if (random_left == 0) {
+        pthread_once(&fork_watch_once, watch_forks); /* before any byte can cross a fork */
+        ssize_t got;
+        while ((got = getrandom(random_pool, sizeof(random_pool), 0)) <= 0)
+            if (got == 0 || errno != EINTR) abort(); /* the kernel's CSPRNG is not optional */
+        random_left = (size_t)got;
+    }
+    /* Taken from the end and wiped: a byte is never handed out twice. */
+    unsigned char b = random_pool[--random_left];
+    random_pool[random_left] = 0;
+    return b;
+}
+
 void ripc_random_hex(char *out, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
-    unsigned char buf[64];
-    size_t done = 0;
-    while (done < n) {
-        size_t want = (n - done + 1) / 2;
-        if (want > sizeof(buf)) want = sizeof(buf);
-        ssize_t got = getrandom(buf, want, 0);
-        if (got <= 0) {
-            if (got < 0 && errno == EINTR) continue;
-            abort(); /* the kernel's CSPRNG is not optional */
-        }
-        for (ssize_t i = 0; i < got && done < n; i++) {
-            out[done++] = digits[buf[i] >> 4];
-            if (done < n) out[done++] = digits[buf[i] & 15];
-        }
+    for (size_t done = 0; done < n; done += 2) {
+        unsigned char b = random_byte();
+        out[done] = digits[b >> 4];
+        if (done + 1 < n) out[done + 1] = digits[b & 15];
     }
     out[n] = '\0';
 }

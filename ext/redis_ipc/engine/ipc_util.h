@@ -3,6 +3,7 @@
 #define RIPC_UTIL_H
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <time.h>
 #include "redis_ipc.h"
@@ -34,8 +35,15 @@ int ripc_thread_start(ripc_thread *t, const char *name, void *(*fn)(void *), voi
 /* Joins it if it runs; safe to call again. */
 void ripc_thread_join(ripc_thread *t);
 
-/* Fills out with n random lowercase hex characters and a terminating NUL. */
+/* Fills out with n random lowercase hex characters and a terminating NUL:
+ * the kernel's CSPRNG, drawn a few hundred bytes at a time per thread (one
+ * getrandom per request id was a system call per request). */
 void ripc_random_hex(char *out, size_t n);
+
+/* getpid(), without its system call (glibc keeps no cache): the engine
+ * asks at every request whether it runs in a forked child. Right in a
+ * child of fork(), whose handler renews it. */
+pid_t ripc_getpid(void);
 
 /* strdup/memdup that abort on out-of-memory: the engine has no sane way to
  * continue without memory, and a NULL check at every site hides real logic. */

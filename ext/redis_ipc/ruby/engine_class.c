@@ -39,7 +39,7 @@ static void engine_free(void *ptr)
      * a forked child, where the stream is the parent's and freeing it only
      * closes inherited descriptors. */
     pthread_t closer;
-    if (pid == getpid() && ripc_stream_connected(s) && ripc_pthread_create(&closer, "ripc closer", free_stream, s) == 0) {
+    if (pid == ripc_getpid() && ripc_stream_connected(s) && ripc_pthread_create(&closer, "ripc closer", free_stream, s) == 0) {
         pthread_detach(closer);
         return;
     }
@@ -185,7 +185,7 @@ static VALUE init_body(VALUE arg)
         rb_raise(rb_eRedisIPCError, "engine is already initialized");
     }
     e->stream = s;
-    e->pid = getpid();
+    e->pid = ripc_getpid();
     return a->self;
 }
 
@@ -272,7 +272,7 @@ static VALUE engine_forget_parent(VALUE self)
 {
     engine *e;
     TypedData_Get_Struct(self, engine, &engine_type, e);
-    if (!e->stream || e->pid == getpid()) return Qfalse;
+    if (!e->stream || e->pid == ripc_getpid()) return Qfalse;
     ripc_stream *s = e->stream;
     e->stream = NULL; /* first: engine_free must not free it again */
     ripc_stream_free(s);
