@@ -125,6 +125,27 @@ RSpec.describe "fork safety", timeout: 90 do
     expect(pending.value.content).to eq("late")
   end
 
+
+  # Request ids come from random bytes drawn a few hundred at a time per
+  # thread: the forking thread's unused ones must not serve the child too.
+  it "gives a forked child request ids of its own", valgrind: false do
+    echo = connected_stream(stream_name, "echo")
+    echo.send_to_group(content: 0, to: "echo") # this thread now holds unused random bytes
+    child_ids = in_fork do
+      child = RedisIPC::Stream.new(stream_name, "child").on_request { |e| fulfill_request(e, content: e.content) }
+      child.connect(redis_options: { url: redis_url })
+      ids = Array.new(8) { child.send_to_group_async(content: 1, to: "child").tap(&:value).id }
+      child.disconnect
+      ids
+    end
+    parent_ids = Array.new(8) { echo.send_to_group_async(content: 1, to: "echo").tap(&:value).id }
+    expect(child_ids.size).to eq(8)
+    # No 8 hex digits in common: bytes from one pool, at shifted places,
+    # would share them (by chance: about 1 in 100,000 runs).
+    parent_digits = parent_ids.join(" ")
+    shared = child_ids.flat_map { |id| (0..id.size - 8).map { |i| id[i, 8] } }.select { |s| parent_digits.include?(s) }
+    expect(shared).to eq([])
+  end
   # Puma with preload_app!: the app (and its stream) connects in the master;
   # on_worker_boot connects it again in each worker. The master here keeps
   # its own instance serving, as a master that also serves would.
