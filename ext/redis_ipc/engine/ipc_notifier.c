@@ -49,9 +49,12 @@ void ripc_notifier_ring(ripc_notifier *n)
 void ripc_notifier_drain(ripc_notifier *n)
 {
     uint64_t buf[8];
+    /* One read empties an eventfd; a pipe, a read that does not fill the
+     * buffer (no second read to learn it is empty: a system call a wait). */
+    size_t want = n->read_fd == n->write_fd ? sizeof(uint64_t) : sizeof(buf);
     ssize_t rc;
-    do rc = read(n->read_fd, buf, n->read_fd == n->write_fd ? sizeof(uint64_t) : sizeof(buf));
-    while (rc > 0 || (rc < 0 && errno == EINTR));
+    do rc = read(n->read_fd, buf, want);
+    while ((rc < 0 && errno == EINTR) || (rc == (ssize_t)want && n->read_fd != n->write_fd));
 }
 
 int ripc_notifier_wait(ripc_notifier *n, double deadline)

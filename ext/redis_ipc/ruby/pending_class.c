@@ -12,7 +12,8 @@ typedef struct pending {
     ripc_request *request; /* NULL once released */
     char *to;
     double timeout;
-    int busy; /* a thread is waiting: the request must not be released under it */
+    pid_t pid; /* the process that sent it: a forked child cannot wait for it */
+    int busy;  /* a thread is waiting: the request must not be released under it */
 } pending;
 
 static void pending_release(pending *p)
@@ -52,6 +53,7 @@ VALUE rbipc_pending_new(ripc_request *request, char *to, double timeout)
     p->request = request;
     p->to = to;
     p->timeout = timeout;
+    p->pid = ripc_getpid();
     return obj;
 }
 
@@ -99,6 +101,9 @@ static VALUE pending_wait(int argc, VALUE *argv, VALUE self)
     /* The wait releases the GVL; a second waiter could free the request
      * under the first (RedisIPC::Stream::PendingReply serializes waits). */
     if (a.p->busy) rb_raise(rb_eRedisIPCError, "another thread is already waiting for this request");
+    if (a.p->pid != ripc_getpid())
+        rb_raise(rb_eRedisIPCConnectionError, "request %s was sent by process %d, before a fork",
+                 ripc_request_id(a.p->request), (int)a.p->pid);
     if (argc > 0 && !NIL_P(argv[0])) {
         double seconds = NUM2DBL(argv[0]);
         if (seconds < 0) rb_raise(rb_eArgError, "wait needs a non-negative number of seconds");

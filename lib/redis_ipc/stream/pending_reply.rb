@@ -9,7 +9,6 @@ module RedisIPC
       def initialize(native)
         @native = native
         @id = native.id
-        @pid = Process.pid
         @lock = Mutex.new
         @outcome = nil
       end
@@ -54,9 +53,9 @@ module RedisIPC
       def settle(seconds)
         @lock.synchronize do
           return true unless @outcome.nil?
-          # In a forked child the request is the parent's, and so is its reply.
-          raise ConnectionError, "request #{@id} was sent by process #{@pid}, before a fork" unless @pid == Process.pid
 
+          # In a forked child the request is the parent's, and so is its
+          # reply: ConnectionError (PendingRequest#wait knows the sender's pid).
           fields = @native.wait(seconds)
           return false if fields.nil?
 
