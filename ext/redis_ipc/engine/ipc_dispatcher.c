@@ -108,19 +108,25 @@ static void plan_next_read(ripc_dispatcher *d, const redisReply *const by_lane[R
     /* COUNT applies to each lane: a read may bring that many from each. */
     size_t by_size = s->options.max_content_bytes * RIPC_READ_BUDGET / (d->largest > 1024 ? d->largest : 1024) / RIPC_LANES;
     d->others = read - routed->requests;
+    d->cap = by_size < READ_COUNT ? (by_size < 1 ? 1 : (int)by_size) : READ_COUNT;
     size_t by_room = ripc_inflight_room(&s->inflight) + d->others;
-    size_t count = by_size < by_room ? by_size : by_room;
-    d->count = count < 1 ? 1 : count > READ_COUNT ? READ_COUNT : (int)count;
+    d->count = by_room < (size_t)d->cap ? (by_room < 1 ? 1 : (int)by_room) : d->cap;
 }
 
-/* The count of the read about to be issued, with `granted` of the room
- * reserved for it: the plan, cut to what the room reserved now allows
- * (another dispatcher may have read on the room the plan saw). */
-static int count_now(const ripc_dispatcher *d, size_t granted)
+/* The count of the read about to be issued: the plan, its room reserved
+ * now (another dispatcher may have read on the room the plan saw; what is
+ * not reserved is not asked for). *granted: the room to give back once the
+ * read's requests are taken. *room_bound: the room, not the size of the
+ * entries nor READ_COUNT, kept the read smaller. */
+static int count_now(ripc_dispatcher *d, size_t *granted, int *room_bound)
 {
-    size_t count = granted + d->others;
+    size_t want = (size_t)d->count > d->others ? (size_t)d->count - d->others : 0;
+    *granted = ripc_inflight_reserve(&d->stream->inflight, want);
+    size_t count = *granted + d->others;
     if (count > (size_t)d->count) count = (size_t)d->count;
-    return count < 1 ? 1 : (int)count;
+    if (count < 1) count = 1;
+    *room_bound = count < (size_t)d->cap;
+    return (int)count;
 }
 
 /* Routes what waits on this dispatcher's own consumer: requests parked for
@@ -233,8 +239,9 @@ static void *dispatcher_main(void *arg)
         argv[7] = d->parked || ripc_inflight_room(&s->inflight) == 0 ? parked_block_ms : block_ms;
         lens[7] = strlen(argv[7]);
         /* The room this read may fill stays reserved until its requests are taken. */
-        size_t granted = ripc_inflight_reserve(&s->inflight, (size_t)d->count);
-        int read_count = count_now(d, granted);
+        size_t granted;
+        int room_bound;
+        int read_count = count_now(d, &granted, &room_bound);
         snprintf(count, sizeof(count), "%d", read_count);
         lens[5] = strlen(count);
         /* Stop may interrupt the blocking read, never the routing after it:
@@ -303,8 +310,9 @@ static void *dispatcher_main(void *arg)
         ripc_inflight_unreserve(&s->inflight, granted);
         if (any) {
             if (routed.parked) d->parked = 1;
-            /* A full batch: more was waiting. Another dispatcher helps. */
-            if (!extra && full && d->count > 1) start_helper(s);
+            /* A full batch: more was waiting. Another dispatcher helps,
+             * unless the room cut the read (it would find none either). */
+            if (!extra && full && !room_bound && d->count > 1) start_helper(s);
             plan_next_read(d, by_lane, &routed);
             if (d->conn->err && !atomic_load(&s->stopping)) {
                 ripc_stream_outage(s, &err);
@@ -357,6 +365,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         ripc_dispatcher *d = &s->dispatchers[i];
         d->stream = s;
         d->count = 1 + (int)ripc_inflight_room(&s->inflight);
+        d->cap = READ_COUNT;
         d->name = s->dispatcher_names[i];
         for (int lane = 0; lane < RIPC_LANES; lane++) ripc_batch_init(&d->held[lane], lane);
         pthread_mutex_init(&d->mutex, NULL);

@@ -23,6 +23,7 @@ typedef struct ripc_dispatcher {
     /* Owned by the dispatcher's thread: */
     int parked;             /* requests wait parked on this consumer (no room when read) */
     int count;              /* entries the next read asks for at most (ipc_dispatcher.c plan_next_read) */
+    int cap;                /* the plan's limit besides the room: the entries' size, READ_COUNT */
     size_t others;          /* entries the last read brought that were not requests for us */
     size_t largest;         /* bytes of the largest entry read lately */
     unsigned long epoch;    /* the server's failovers seen by its last connection (ripc_conn_epoch) */
