@@ -177,19 +177,23 @@ static redisContext *reconnect(ripc_dispatcher *d, ripc_error *err)
  * come, say to a handler that itself sends a request): requests beyond the
  * room stay parked. Otherwise it leaves new entries to the group's other
  * instances and waits for room. With room, parked requests come first. */
-static int ready_to_read(ripc_dispatcher *d, ripc_error *err)
+enum { READ_NOT_YET, READ_NOW, READ_NEVER };
+static int ready_to_read(ripc_dispatcher *d, int extra, ripc_error *err)
 {
     ripc_stream *s = d->stream;
     size_t room = ripc_inflight_room(&s->inflight);
     if (room > 0 && d->parked) {
         catch_up(d, d->conn, 0, err);
-        return 0;
+        return READ_NOT_YET;
     }
     if (room == 0 && ripc_ledger_size(&s->ledger) == 0) {
+        /* A helper with nothing parked has no reason to stay: the room is
+         * taken or reserved by the first dispatcher's read. */
+        if (extra && !d->parked) return READ_NEVER;
         ripc_inflight_wait_room(&s->inflight, ripc_now() + PARKED_BLOCK);
-        return 0;
+        return READ_NOT_YET;
     }
-    return 1;
+    return READ_NOW;
 }
 
 static void start_helper(ripc_stream *s);
@@ -201,7 +205,8 @@ static void *dispatcher_main(void *arg)
     ripc_stream *s = d->stream;
     char block_ms[32], parked_block_ms[32], count[16];
     /* The first dispatcher always reads; the others help under load and
-     * retire after a read that waited EXTRA_IDLE for nothing. */
+     * retire after a read that waited EXTRA_IDLE for nothing, or when no
+     * room is left for them to read on. */
     int extra = d != &s->dispatchers[0];
     snprintf(block_ms, sizeof(block_ms), "%lld", (long long)((extra ? EXTRA_IDLE : s->options.block_timeout) * 1000));
     snprintf(parked_block_ms, sizeof(parked_block_ms), "%lld", (long long)(PARKED_BLOCK * 1000));
@@ -228,7 +233,13 @@ static void *dispatcher_main(void *arg)
             /* ripc_stream_stop may have run before the connection was visible to it. */
             if (atomic_load(&s->stopping)) break;
         }
-        if (!ready_to_read(d, &err)) {
+        int ready = ready_to_read(d, extra, &err);
+        if (ready == READ_NEVER) {
+            send_held(d);
+            retire(d);
+            break;
+        }
+        if (ready == READ_NOT_YET) {
             if (d->conn->err && !atomic_load(&s->stopping)) {
                 ripc_stream_outage(s, &err);
                 set_conn(d, NULL);
