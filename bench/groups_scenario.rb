@@ -138,18 +138,10 @@ module GroupsScenario
     calls = probe.command_calls
     own = counted&.commands
     cpu = counted&.cpu_seconds
-    started = Bench.now
-    latencies = Array.new(ROUNDS) do
-      t = Bench.now
-      sender.send_to_group(content: 1, to: "responder")
-      Bench.now - t
-    end
-    elapsed = Bench.now - started
+    latency, elapsed = Bench.sequential_latencies(sender, ROUNDS)
     commands = probe.command_calls - calls
-    latencies.sort!
-    result = { p50_us: Bench.percentile(latencies, 0.5) * 1e6, p99_us: Bench.percentile(latencies, 0.99) * 1e6,
-               commands_per_round_trip: commands.to_f / ROUNDS,
-               on_lane: (probe.lane_requests(stream, "responder") - lane).to_f / ROUNDS }
+    result = latency.merge(commands_per_round_trip: commands.to_f / ROUNDS,
+                           on_lane: (probe.lane_requests(stream, "responder") - lane).to_f / ROUNDS)
     return [result, nil] unless counted
 
     own = counted.commands - own

@@ -73,16 +73,10 @@ def sequential(sender, probe)
   200.times { sender.send_to_group(content: 1, to: "responder") }
   lane = probe.lane_requests(STREAM, "responder")
   calls = probe.command_calls
-  latencies = Array.new(ROUNDS) do
-    t = Bench.now
-    sender.send_to_group(content: 1, to: "responder")
-    Bench.now - t
-  end
+  latency, = Bench.sequential_latencies(sender, ROUNDS)
   commands = probe.command_calls - calls
-  latencies.sort!
-  { p50_us: Bench.percentile(latencies, 0.5) * 1e6, p99_us: Bench.percentile(latencies, 0.99) * 1e6,
-    commands_per_round_trip: commands.to_f / ROUNDS,
-    on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / ROUNDS }
+  latency.merge(commands_per_round_trip: commands.to_f / ROUNDS,
+                on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / ROUNDS)
 end
 
 # Round trips/s with `in_flight` requests outstanding, kept by threads.

@@ -120,6 +120,20 @@ module Bench
 
   def median(values) = percentile(values.sort, 0.5)
 
+  # Times `rounds` sequential round trips of `sender` to group "responder":
+  # [{ p50_us:, p99_us: }, seconds they took in all].
+  def sequential_latencies(sender, rounds)
+    started = now
+    latencies = Array.new(rounds) do
+      t = now
+      sender.send_to_group(content: 1, to: "responder")
+      now - t
+    end
+    elapsed = now - started
+    latencies.sort!
+    [{ p50_us: percentile(latencies, 0.5) * 1e6, p99_us: percentile(latencies, 0.99) * 1e6 }, elapsed]
+  end
+
   def spawn_ruby(script, *args, env: {})
     lib = File.expand_path("../lib", __dir__)
     IO.popen(env, [RbConfig.ruby, "-I", lib, File.join(__dir__, script), *args.map(&:to_s)], "r+")
