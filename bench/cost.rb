@@ -17,29 +17,6 @@ seconds = Float(ARGV.fetch(2, "5"))
 abort "usage: bench/cost.rb [threads|async] [IN_FLIGHT] [SECONDS]" unless %w[threads async].include?(mode)
 stream = "cost_#{Process.pid}"
 
-# Keeps `in_flight` requests outstanding until `stop_at`; returns how many were answered.
-def keep_busy(sender, mode, in_flight, stop_at)
-  if mode == "threads"
-    Array.new(in_flight) do
-      Thread.new do
-        n = 0
-        n += 1 while Bench.now < stop_at && sender.send_to_group(content: 1, to: "responder")
-        n
-      end
-    end.sum(&:value)
-  else
-    window = Array.new(in_flight) { sender.send_to_group_async(content: 1, to: "responder") }
-    done = 0
-    while Bench.now < stop_at
-      window.shift.value
-      done += 1
-      window << sender.send_to_group_async(content: 1, to: "responder")
-    end
-    window.each(&:value)
-    done
-  end
-end
-
 Bench.with_redis do |url, port|
   probe = Bench::Probe.new(port)
   redis_pid = Integer(probe.call("INFO", "server")[/process_id:(\d+)/, 1])
@@ -50,11 +27,11 @@ Bench.with_redis do |url, port|
   200.times { sender.send_to_group(content: 1, to: "responder") } # warm up
 
   pids = { sender: Process.pid, responder: responder.pid, redis: redis_pid }
-  cpu_before = pids.transform_values { |pid| Bench.cpu_seconds(pid) }
-  commands_before = probe.per_command
-  started = Bench.now
-  done = keep_busy(sender, mode, in_flight, started + seconds)
-  elapsed = Bench.now - started
+  cpu_before = commands_before = nil
+  done, elapsed = Bench.keep_in_flight(sender, mode, in_flight, seconds) do
+    cpu_before = pids.transform_values { |pid| Bench.cpu_seconds(pid) }
+    commands_before = probe.per_command
+  end
   cpu = pids.to_h { |name, pid| [name, (Bench.cpu_seconds(pid) - cpu_before[name]) / done * 1e6] }
   commands = probe.per_command.to_h { |name, calls| [name, (calls - commands_before.fetch(name, 0)).to_f / done] }
                   .reject { |name, per| per < 0.005 || %w[info client|list].include?(name) }

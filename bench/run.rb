@@ -79,41 +79,14 @@ def sequential(sender, probe)
                 on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / ROUNDS)
 end
 
-# Round trips/s with `in_flight` requests outstanding, kept by threads.
-def threaded(sender, probe, in_flight)
-  done = 0
-  lock = Mutex.new
-  stop_at = Bench.now + SECONDS_EACH
-  lane = probe.lane_requests(STREAM, "responder")
-  calls = probe.command_calls
-  started = Bench.now
-  in_flight.times.map do
-    Thread.new do
-      n = 0
-      n += 1 while Bench.now < stop_at && sender.send_to_group(content: 1, to: "responder")
-      lock.synchronize { done += n }
-    end
-  end.each(&:join)
-  elapsed = Bench.now - started
-  { round_trips_per_s: done / elapsed, commands_per_round_trip: (probe.command_calls - calls).to_f / done,
-    on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / done }
-end
-
-# Round trips/s with `in_flight` requests outstanding, kept by one thread with the async API.
-def async(sender, probe, in_flight)
-  window = Array.new(in_flight) { sender.send_to_group_async(content: 1, to: "responder") }
-  done = 0
-  lane = probe.lane_requests(STREAM, "responder")
-  calls = probe.command_calls
-  started = Bench.now
-  stop_at = started + SECONDS_EACH
-  while Bench.now < stop_at
-    window.shift.value
-    done += 1
-    window << sender.send_to_group_async(content: 1, to: "responder")
+# Round trips/s with `in_flight` requests outstanding, kept by threads or
+# by one thread with the async API (Bench.keep_in_flight).
+def in_flight(sender, probe, kind, in_flight)
+  lane = calls = nil
+  done, elapsed = Bench.keep_in_flight(sender, kind, in_flight, SECONDS_EACH) do
+    lane = probe.lane_requests(STREAM, "responder")
+    calls = probe.command_calls
   end
-  elapsed = Bench.now - started
-  window.each(&:value)
   { round_trips_per_s: done / elapsed, commands_per_round_trip: (probe.command_calls - calls).to_f / done,
     on_lane: (probe.lane_requests(STREAM, "responder") - lane).to_f / done }
 end
@@ -183,7 +156,7 @@ Bench.with_redis do |url, port|
       floor_runs << Floor.run(port, probe, "in-flight", n, SECONDS_EACH)
       kinds.each do |kind|
         Bench.progress("run #{run + 1}/#{RUNS}: #{n} in flight (#{kind}, #{SECONDS_EACH}s)...")
-        runs[kind] << (kind == "threads" ? threaded(sender, probe, n) : async(sender, probe, n))
+        runs[kind] << in_flight(sender, probe, kind, n)
       end
     end
     results[:floor][:in_flight][n.to_s] = medians(floor_runs)

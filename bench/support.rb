@@ -134,6 +134,38 @@ module Bench
     [{ p50_us: percentile(latencies, 0.5) * 1e6, p99_us: percentile(latencies, 0.99) * 1e6 }, elapsed]
   end
 
+  # Keeps `in_flight` requests to group "responder" outstanding for
+  # `seconds`: from as many threads ("threads"), or from this one with
+  # send_to_group_async ("async", its window filled first). Yields as the
+  # measured time starts (for the counters to read then); returns
+  # [round trips answered, seconds measured].
+  def keep_in_flight(sender, kind, in_flight, seconds)
+    window = Array.new(in_flight) { sender.send_to_group_async(content: 1, to: "responder") } if kind == "async"
+    yield
+    started = now
+    stop_at = started + seconds
+    done = if window
+             answered = 0
+             while now < stop_at
+               window.shift.value
+               answered += 1
+               window << sender.send_to_group_async(content: 1, to: "responder")
+             end
+             answered
+           else
+             Array.new(in_flight) do
+               Thread.new do
+                 n = 0
+                 n += 1 while now < stop_at && sender.send_to_group(content: 1, to: "responder")
+                 n
+               end
+             end.sum(&:value)
+           end
+    elapsed = now - started
+    window&.each(&:value)
+    [done, elapsed]
+  end
+
   def spawn_ruby(script, *args, env: {})
     lib = File.expand_path("../lib", __dir__)
     IO.popen(env, [RbConfig.ruby, "-I", lib, File.join(__dir__, script), *args.map(&:to_s)], "r+")
