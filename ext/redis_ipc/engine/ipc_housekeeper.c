@@ -112,7 +112,7 @@ double ripc_housekeeper_tick(ripc_stream *s)
     ripc_error err;
     if (atomic_load(&s->stopping)) return ripc_now() + 3600;
     /* Acknowledgements of answered requests that no write took along. */
-    if (ripc_outbox_acks_waiting(&s->outbox)) ripc_outbox_flush_acks(&s->outbox);
+    ripc_outbox_flush_acks(&s->outbox);
     double now = ripc_now();
     if (now >= due->ledger) {
         ripc_ledger_sweep(&s->ledger, now);

@@ -632,11 +632,6 @@ void ripc_outbox_flush_acks(ripc_outbox *o)
     if (acks_waiting(o) && combine(o, ROUNDS_PER_CALLER, 1, NULL) == LEFT_WORK) wake_writer(o, 1);
 }
 
-int ripc_outbox_acks_waiting(ripc_outbox *o)
-{
-    return acks_waiting(o);
-}
-
 void ripc_outbox_flush(ripc_outbox *o)
 {
     flush_own(o, NULL);

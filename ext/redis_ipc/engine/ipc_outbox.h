@@ -53,10 +53,9 @@ int ripc_outbox_answer(ripc_outbox *o, const ripc_entry *request, int fulfilled,
                        int mode, ripc_error *err);
 /* Writes what is queued (see RIPC_WRITE_QUEUE). */
 void ripc_outbox_flush(ripc_outbox *o);
-/* The acknowledgements of answered requests that no write took along (the
- * service thread, nudged by the writer of their replies); none when another
- * thread is writing, which takes them. */
-int ripc_outbox_acks_waiting(ripc_outbox *o);
+/* Writes the acknowledgements of answered requests that no write took
+ * along, if any wait (the service thread, nudged by the writer of their
+ * replies); none when another thread is writing, which takes them. */
 void ripc_outbox_flush_acks(ripc_outbox *o);
 /* The same after this thread queued a reply and was told to flush:
  * RIPC_COMMAND (err set) when that reply was written here and refused. */
