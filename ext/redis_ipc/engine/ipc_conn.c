@@ -347,6 +347,15 @@ redisReply *ripc_conn_run_bounded(redisContext *c, int argc, const char **argv, 
     return ripc_conn_run_bounded_after(c, 0, NULL, argc, argv, lens, max_bytes, err);
 }
 
+/* Frees the replies gathered so far (a failed round trip gives none back). */
+static void free_replies(redisReply **replies, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (replies[i]) freeReplyObject(replies[i]);
+        replies[i] = NULL;
+    }
+}
+
 redisReply *ripc_conn_run_bounded_after(redisContext *c, int queued, redisReply **queued_replies, int argc,
                                         const char **argv, const size_t *lens, size_t max_bytes, ripc_error *err)
 {
@@ -370,10 +379,7 @@ redisReply *ripc_conn_run_bounded_after(redisContext *c, int queued, redisReply 
         if (received > max_bytes) {
             c->err = REDIS_ERR_OTHER; /* never read from c again */
             snprintf(c->errstr, sizeof(c->errstr), "reply over %zu bytes abandoned", max_bytes);
-            for (int i = 0; i < queued; i++) {
-                if (queued_replies[i]) freeReplyObject(queued_replies[i]);
-                queued_replies[i] = NULL;
-            }
+            free_replies(queued_replies, queued);
             ripc_error_set(err, RIPC_PROTOCOL, "a reply of Redis was over %zu bytes: abandoned", max_bytes);
             return NULL;
         }
@@ -382,10 +388,7 @@ redisReply *ripc_conn_run_bounded_after(redisContext *c, int queued, redisReply 
         received += c->reader->len - before;
     }
 broken:
-    for (int i = 0; i < queued; i++) {
-        if (queued_replies[i]) freeReplyObject(queued_replies[i]);
-        queued_replies[i] = NULL;
-    }
+    free_replies(queued_replies, queued);
     ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->err ? c->errstr : "no reply");
     return NULL;
 }
@@ -404,10 +407,7 @@ int ripc_conn_pipeline(redisContext *c, int n, const int *argcs, const char ***a
     }
     return 0;
 broken:
-    for (int i = 0; i < n; i++) {
-        if (replies[i]) freeReplyObject(replies[i]);
-        replies[i] = NULL;
-    }
+    free_replies(replies, n);
     ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->err ? c->errstr : "no reply");
     return -1;
 }
