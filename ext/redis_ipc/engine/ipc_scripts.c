@@ -6,14 +6,19 @@
 #include "ipc_conn.h"
 #include "ipc_util.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
+/* The SHA1 is written once by the first thread whose SCRIPT LOAD succeeds
+ * and read by all; a flag rather than a mutex, so that a fork() cannot
+ * leave the child a lock held by a thread it does not have. */
+enum { SHA_UNSET, SHA_WRITING, SHA_SET };
+
 typedef struct script {
     const char *text;
-    pthread_mutex_t mutex;
-    char sha[41]; /* "" until loaded once */
+    atomic_int state; /* SHA_*: sha may be read once SHA_SET */
+    char sha[41];
 } script;
 
 /* XREADGROUP with an id never blocks and only reads this consumer's
@@ -43,7 +48,7 @@ static script history_page = {
     "  page[#page + 1] = e\n"
     "end\n"
     "return { { KEYS[1], page } }\n",
-    PTHREAD_MUTEX_INITIALIZER, ""
+    SHA_UNSET, ""
 };
 
 /* SCRIPT LOAD: NULL once sha is set; else the error reply (refused: the
@@ -57,10 +62,13 @@ static redisReply *load(redisContext *c, script *sc, char *sha, ripc_error *err)
     }
     if (r->type == REDIS_REPLY_ERROR) return r;
     if (r->type == REDIS_REPLY_STRING && r->len == 40) {
-        memcpy(sha, r->str, 41);
-        pthread_mutex_lock(&sc->mutex);
-        memcpy(sc->sha, sha, 41);
-        pthread_mutex_unlock(&sc->mutex);
+        memcpy(sha, r->str, 40);
+        sha[40] = '\0';
+        int unset = SHA_UNSET;
+        if (atomic_compare_exchange_strong(&sc->state, &unset, SHA_WRITING)) {
+            memcpy(sc->sha, sha, sizeof(sc->sha));
+            atomic_store(&sc->state, SHA_SET);
+        }
     } else {
         ripc_error_set(err, RIPC_PROTOCOL, "unexpected reply of Redis to SCRIPT LOAD");
     }
@@ -72,10 +80,8 @@ static redisReply *load(redisContext *c, script *sc, char *sha, ripc_error *err)
 static redisReply *run(redisContext *c, script *sc, int argc, const char **argv, size_t *lens, size_t max_bytes,
                        ripc_error *err)
 {
-    char sha[41];
-    pthread_mutex_lock(&sc->mutex);
-    memcpy(sha, sc->sha, sizeof(sha));
-    pthread_mutex_unlock(&sc->mutex);
+    char sha[41] = "";
+    if (atomic_load(&sc->state) == SHA_SET) memcpy(sha, sc->sha, sizeof(sha));
     for (int attempt = 0; attempt < 2; attempt++) {
         if (!sha[0]) {
             redisReply *refused = load(c, sc, sha, err);
