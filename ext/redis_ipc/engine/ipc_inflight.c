@@ -31,43 +31,18 @@ void ripc_inflight_init(ripc_inflight *f, size_t capacity)
     f->reserved = 0;
     f->capacity = capacity > 0 ? capacity : 1;
     f->closed = 0;
-    ripc_map_init(&f->acked);
-    f->acked_ring = ripc_xcalloc(RIPC_ACKED_IDS, sizeof(*f->acked_ring));
-    f->acked_next = 0;
+    ripc_recent_ids_init(&f->acked, RIPC_ACKED_IDS, RIPC_ACKED_ID_MAX);
     ripc_map_init(&f->forgotten);
     f->forgotten_overflow = 0;
-    ripc_map_init(&f->again);
-    f->again_ring = NULL;
-    f->again_next = 0;
-}
-
-/* Mutex held. */
-static void remember_acked(ripc_inflight *f, const char *redis_id)
-{
-    char *slot = f->acked_ring[f->acked_next];
-    if (slot[0]) ripc_map_remove(&f->acked, slot, NULL);
-    snprintf(slot, RIPC_ACKED_ID_MAX, "%s", redis_id);
-    if (ripc_map_put(&f->acked, slot, NULL) != 0) slot[0] = '\0';
-    f->acked_next = (f->acked_next + 1) % RIPC_ACKED_IDS;
-}
-
-/* Mutex held. */
-static void clear_acked(ripc_inflight *f)
-{
-    ripc_map_destroy(&f->acked);
-    ripc_map_init(&f->acked);
-    memset(f->acked_ring, 0, RIPC_ACKED_IDS * sizeof(*f->acked_ring));
-    f->acked_next = 0;
+    ripc_recent_ids_init(&f->again, RIPC_AGAIN_IDS, RIPC_AGAIN_ID_MAX);
 }
 
 void ripc_inflight_destroy(ripc_inflight *f)
 {
     ripc_map_destroy(&f->ids);
-    ripc_map_destroy(&f->acked);
+    ripc_recent_ids_destroy(&f->acked);
     ripc_map_destroy(&f->forgotten);
-    free(f->acked_ring);
-    ripc_map_destroy(&f->again);
-    free(f->again_ring);
+    ripc_recent_ids_destroy(&f->again);
     pthread_cond_destroy(&f->room);
     pthread_mutex_destroy(&f->mutex);
 }
@@ -78,15 +53,11 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity)
     f->capacity = capacity > 0 ? capacity : 1;
     ripc_map_destroy(&f->ids);
     ripc_map_init(&f->ids);
-    clear_acked(f);
+    ripc_recent_ids_clear(&f->acked);
     ripc_map_destroy(&f->forgotten);
     ripc_map_init(&f->forgotten);
     f->forgotten_overflow = 0;
-    ripc_map_destroy(&f->again);
-    ripc_map_init(&f->again);
-    free(f->again_ring);
-    f->again_ring = NULL;
-    f->again_next = 0;
+    ripc_recent_ids_clear(&f->again);
     f->taken = 0;
     f->reserved = 0;
     f->closed = 0;
@@ -96,7 +67,7 @@ void ripc_inflight_reset(ripc_inflight *f, size_t capacity)
 void ripc_inflight_forget_acked(ripc_inflight *f)
 {
     pthread_mutex_lock(&f->mutex);
-    clear_acked(f);
+    ripc_recent_ids_clear(&f->acked);
     pthread_mutex_unlock(&f->mutex);
 }
 
@@ -113,7 +84,7 @@ int ripc_inflight_take(ripc_inflight *f, const char *redis_id, int bounded)
     int found, rc;
     pthread_mutex_lock(&f->mutex);
     ripc_map_get(&f->ids, redis_id, &found);
-    if (!found) ripc_map_get(&f->acked, redis_id, &found);
+    if (!found) found = ripc_recent_ids_has(&f->acked, redis_id);
     int forgotten = 0;
     if (!found) ripc_map_get(&f->forgotten, redis_id, &forgotten);
     if (found) rc = RIPC_TAKE_ALREADY;
@@ -182,7 +153,7 @@ static int leave(ripc_inflight *f, const char *redis_id, int acked)
     if (found) {
         ripc_map_remove(&f->ids, redis_id, NULL);
         if (state != ANSWERED) release_one(f);
-        if (acked && strlen(redis_id) < RIPC_ACKED_ID_MAX) remember_acked(f, redis_id);
+        if (acked) ripc_recent_ids_add(&f->acked, redis_id);
         if (!acked && f->forgotten.size < RIPC_ACKED_IDS) ripc_map_put(&f->forgotten, redis_id, NULL);
         else if (!acked) f->forgotten_overflow = 1;
     }
@@ -195,19 +166,9 @@ int ripc_inflight_remove(ripc_inflight *f, const char *redis_id) { return leave(
 
 int ripc_inflight_again(ripc_inflight *f, const char *request_id)
 {
-    if (!request_id || !*request_id || strlen(request_id) >= RIPC_AGAIN_ID_MAX) return 0;
+    if (!request_id || !*request_id) return 0;
     pthread_mutex_lock(&f->mutex);
-    /* Allocated on first use: only streams on a server that fails over ask. */
-    if (!f->again_ring) f->again_ring = ripc_xcalloc(RIPC_AGAIN_IDS, sizeof(*f->again_ring));
-    int seen = 0;
-    ripc_map_get(&f->again, request_id, &seen);
-    if (!seen) {
-        char *slot = f->again_ring[f->again_next];
-        if (slot[0]) ripc_map_remove(&f->again, slot, NULL);
-        snprintf(slot, RIPC_AGAIN_ID_MAX, "%s", request_id);
-        ripc_map_put(&f->again, slot, NULL);
-        f->again_next = (f->again_next + 1) % RIPC_AGAIN_IDS;
-    }
+    int seen = ripc_recent_ids_add(&f->again, request_id);
     pthread_mutex_unlock(&f->mutex);
     return seen;
 }
@@ -218,7 +179,7 @@ int ripc_inflight_state(ripc_inflight *f, const char *redis_id)
     pthread_mutex_lock(&f->mutex);
     void *state = ripc_map_get(&f->ids, redis_id, &found);
     if (!found) {
-        ripc_map_get(&f->acked, redis_id, &found);
+        found = ripc_recent_ids_has(&f->acked, redis_id);
         state = ANSWERED;
     }
     int forgotten = 0;

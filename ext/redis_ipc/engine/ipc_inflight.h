@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include "ipc_map.h"
+#include "ipc_recent_ids.h"
 
 enum { RIPC_ACKED_IDS = 1024, RIPC_ACKED_ID_MAX = 48 };
 /* Request ids remembered by ripc_inflight_again, and their longest. */
@@ -26,9 +27,7 @@ typedef struct ripc_inflight {
     /* Ids acknowledged lately. A re-read of history (a dispatcher catching
      * up, the inbox sweep) can return an entry whose XACK was on its way:
      * read before the XACK, routed after it. It must not be taken again. */
-    ripc_map acked;
-    char (*acked_ring)[RIPC_ACKED_ID_MAX];
-    int acked_next;
+    ripc_recent_ids acked;
     /* Ids handled whose reply was given up or refused: they stay pending
      * in Redis, and the reclaim hands them out again, flagged redelivered
      * (they ran). At most RIPC_ACKED_IDS; past that, forgotten_overflow
@@ -38,9 +37,7 @@ typedef struct ripc_inflight {
     /* Request ids (the entry's id field, not its Redis id) taken lately,
      * once ripc_inflight_again is called (servers that fail over): a copy
      * written again under the same id is a new entry. */
-    ripc_map again;
-    char (*again_ring)[RIPC_AGAIN_ID_MAX]; /* NULL until first used */
-    int again_next;
+    ripc_recent_ids again;
 } ripc_inflight;
 
 enum { RIPC_INFLIGHT_NONE, RIPC_INFLIGHT_TAKEN, RIPC_INFLIGHT_ANSWERED, RIPC_INFLIGHT_FORGOTTEN };

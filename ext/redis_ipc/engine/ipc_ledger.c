@@ -12,9 +12,7 @@ void ripc_ledger_init(ripc_ledger *l)
 {
     pthread_mutex_init(&l->mutex, NULL);
     ripc_map_init(&l->slots);
-    ripc_map_init(&l->recent);
-    l->recent_ring = ripc_xcalloc(RIPC_RECENT_IDS, sizeof(*l->recent_ring));
-    l->recent_next = 0;
+    ripc_recent_ids_init(&l->recent, RIPC_RECENT_IDS, RIPC_REQUEST_ID_LEN + 1);
     l->closed = 0;
     l->spare_count = 0;
     l->lent_bells = 0;
@@ -24,8 +22,7 @@ void ripc_ledger_destroy(ripc_ledger *l)
 {
     /* Slots belong to their senders, who release them; only the index goes. */
     ripc_map_destroy(&l->slots);
-    ripc_map_destroy(&l->recent);
-    free(l->recent_ring);
+    ripc_recent_ids_destroy(&l->recent);
     while (l->spare_count > 0) ripc_notifier_close(&l->spare_bells[--l->spare_count]);
     pthread_mutex_destroy(&l->mutex);
 }
@@ -85,16 +82,6 @@ void ripc_ledger_refuse_id(ripc_ledger *l, const char *id, const char *message)
     pthread_mutex_unlock(&l->mutex);
 }
 
-static void remember(ripc_ledger *l, const char *id)
-{
-    char *slot = l->recent_ring[l->recent_next];
-    if (slot[0]) ripc_map_remove(&l->recent, slot, NULL);
-    strncpy(slot, id, RIPC_REQUEST_ID_LEN);
-    slot[RIPC_REQUEST_ID_LEN] = '\0';
-    if (ripc_map_put(&l->recent, slot, NULL) != 0) slot[0] = '\0';
-    l->recent_next = (l->recent_next + 1) % RIPC_RECENT_IDS;
-}
-
 int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply)
 {
     const char *id = reply->fields[RIPC_FIELD_ID].ptr ? reply->fields[RIPC_FIELD_ID].ptr : "";
@@ -106,15 +93,14 @@ int ripc_ledger_deliver(ripc_ledger *l, ripc_entry *reply)
         result = RIPC_WRONG_GROUP;
     } else if (found && r->state == SLOT_WAITING) {
         settle(r, SLOT_REPLIED, RIPC_OK, reply);
-        remember(l, id);
+        ripc_recent_ids_add(&l->recent, id);
         result = RIPC_DELIVERED;
     } else if (found && r->state != SLOT_FAILED) {
         result = RIPC_DUPLICATE;
     } else if (found) {
         result = RIPC_UNKNOWN; /* it came after the sender gave up */
     } else {
-        ripc_map_get(&l->recent, id, &found);
-        result = found ? RIPC_DUPLICATE : RIPC_UNKNOWN;
+        result = ripc_recent_ids_has(&l->recent, id) ? RIPC_DUPLICATE : RIPC_UNKNOWN;
     }
     pthread_mutex_unlock(&l->mutex);
     return result;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include "ipc_map.h"
 #include "ipc_notifier.h"
+#include "ipc_recent_ids.h"
 #include "redis_ipc.h"
 
 enum { RIPC_REQUEST_ID_LEN = 21 };
@@ -26,9 +27,7 @@ typedef struct ripc_ledger {
     int closed;
     /* Ids answered lately, so a second reply (at-least-once delivery) is
      * ignored quietly instead of reported as unknown. */
-    ripc_map recent;
-    char (*recent_ring)[RIPC_REQUEST_ID_LEN + 1]; /* RIPC_RECENT_IDS slots */
-    int recent_next;
+    ripc_recent_ids recent;
     /* Doorbells given back by waiters, reused so a wait costs no open/close. */
     ripc_notifier spare_bells[RIPC_SPARE_BELLS];
     int spare_count;
