@@ -35,7 +35,7 @@ static void set_conn(ripc_dispatcher *d, redisContext *c)
     /* Acknowledgements held for a connection that is gone are dropped: the
      * entries stay pending, and the reconnect's catch-up reads them again. */
     if (!c)
-        for (int lane = 0; lane < RIPC_LANES; lane++) ripc_batch_free(&d->held[lane]);
+        for (int lane = 0; lane < RIPC_LANES; lane++) ripc_ack_batch_free(&d->held[lane]);
     ripc_conn_swap(&d->mutex, &d->conn, c);
 }
 
@@ -45,7 +45,7 @@ static int queue_held(ripc_dispatcher *d, const char *names[2 * RIPC_LANES])
 {
     int queued = 0;
     for (int lane = 0; lane < RIPC_LANES; lane++) {
-        int n = d->held[lane].count ? ripc_batch_append(d->stream, d->conn, &d->held[lane], 0, names + queued) : 0;
+        int n = d->held[lane].count ? ripc_ack_batch_append(d->stream, d->conn, &d->held[lane], 0, names + queued) : 0;
         if (n < 0) return -1;
         queued += n;
     }
@@ -57,7 +57,7 @@ static void send_held(ripc_dispatcher *d)
 {
     const char *names[2 * RIPC_LANES];
     int queued = d->conn && !d->conn->err ? queue_held(d, names) : -1;
-    if (queued > 0) ripc_batch_read(d->stream, d->conn, queued, names);
+    if (queued > 0) ripc_ack_batch_read(d->stream, d->conn, queued, names);
 }
 
 /* Opens a connection and (re)joins the group; NULL while Redis is away. */
@@ -378,7 +378,7 @@ int ripc_dispatchers_start(ripc_stream *s, ripc_error *err)
         d->count = 1 + (int)ripc_inflight_room(&s->inflight);
         d->cap = READ_COUNT;
         d->name = s->dispatcher_names[i];
-        for (int lane = 0; lane < RIPC_LANES; lane++) ripc_batch_init(&d->held[lane], lane);
+        for (int lane = 0; lane < RIPC_LANES; lane++) ripc_ack_batch_init(&d->held[lane], lane);
         pthread_mutex_init(&d->mutex, NULL);
     }
     /* The first reads from the start (its connection opened here, so that

@@ -28,7 +28,7 @@ typedef struct ripc_dispatcher {
     size_t largest;         /* bytes of the largest entry read lately */
     unsigned long epoch;    /* the server's failovers seen by its last connection (ripc_conn_epoch) */
     int running;            /* its thread runs (dispatchers_mutex): the first always, others under load */
-    ripc_batch held[RIPC_LANES]; /* the last read's XACK and XDEL, sent with the next read */
+    ripc_ack_batch held[RIPC_LANES]; /* the last read's XACK and XDEL, sent with the next read */
 } ripc_dispatcher;
 
 int ripc_dispatchers_start(struct ripc_stream *s, ripc_error *err);

@@ -14,6 +14,7 @@
  * their own. The shared stream's XACK also carries the lazy
  * acknowledgements waiting (ipc_lazy_acks.c). */
 #include "ipc_outbox.h"
+#include "ipc_ack_batch.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
 #include "ipc_reports.h"
@@ -248,38 +249,21 @@ static void refuse_reply(ripc_stream *s, ripc_outbox_cmd *c, const char *server_
                         id_len, id, server_message, s->options.reclaim_idle);
 }
 
-/* Queues, per lane, XACK <lane> <group> ids... (the lazy acknowledgements
- * too on the shared stream) and XDEL <lane> ids... for the requests that
- * the replies of acks[0..n) answered. Returns how many commands it queued,
- * -1 when c failed; *lazy gets what it took from the lazy acknowledgements. */
-static int append_acks(redisContext *c, ripc_stream *s, ripc_outbox_cmd **acks, size_t n, char ***lazy, size_t *lazy_count)
+/* Queues, per lane, XACK and XDEL of the requests that the replies of
+ * acks[0..n) answered (ipc_ack_batch.c). Returns how many commands it
+ * queued (their names in names[]), -1 when c failed. */
+static int append_acks(redisContext *c, ripc_stream *s, ripc_outbox_cmd **acks, size_t n, const char *names[2 * RIPC_LANES])
 {
-    *lazy = NULL;
-    *lazy_count = 0;
-    int shared = 0;
-    for (size_t i = 0; i < n; i++) shared |= acks[i]->answered_lane == RIPC_LANE_SHARED;
-    if (shared) *lazy = ripc_lazy_acks_take(&s->lazy_acks, lazy_count);
-    const char **argv = ripc_xmalloc((3 + n + *lazy_count) * sizeof(*argv));
-    size_t *lens = ripc_xmalloc((3 + n + *lazy_count) * sizeof(*lens));
     int commands = 0;
-    for (int lane = 0; lane < RIPC_LANES && commands >= 0; lane++) {
-        size_t count = 0;
+    for (int lane = 0; lane < RIPC_LANES; lane++) {
+        ripc_ack_batch b;
+        ripc_ack_batch_init(&b, lane);
         for (size_t i = 0; i < n; i++)
-            if (acks[i]->answered_lane == lane) argv[3 + count++] = acks[i]->answered_redis_id;
-        if (!count) continue;
-        size_t extra = lane == RIPC_LANE_SHARED ? *lazy_count : 0;
-        for (size_t i = 0; i < extra; i++) argv[3 + count + i] = (*lazy)[i];
-        argv[0] = "XACK"; argv[1] = s->lanes[lane]; argv[2] = s->group;
-        for (size_t i = 0; i < 3 + count + extra; i++) lens[i] = strlen(argv[i]);
-        int ok = redisAppendCommandArgv(c, (int)(3 + count + extra), argv, lens) == REDIS_OK;
-        /* XDEL <lane> ids...: the same ids, one slot further on. */
-        argv[1] = "XDEL"; lens[1] = 4;
-        argv[2] = s->lanes[lane]; lens[2] = strlen(argv[2]);
-        ok = ok && redisAppendCommandArgv(c, (int)(count + 2), argv + 1, lens + 1) == REDIS_OK;
-        commands = ok ? commands + 2 : -1;
+            if (acks[i]->answered_lane == lane) ripc_ack_batch_add(&b, acks[i]->answered_redis_id);
+        int queued = b.count ? ripc_ack_batch_append(s, c, &b, 0, names + commands) : 0;
+        if (queued < 0) return -1;
+        commands += queued;
     }
-    free(argv);
-    free(lens);
     return commands;
 }
 
@@ -288,15 +272,10 @@ static int append_acks(redisContext *c, ripc_stream *s, ripc_outbox_cmd **acks, 
  * acknowledges it later instead of running it again (ipc_liveness.c).
  * Refused (NOPERM after an ACL change...), they stay pending, are reclaimed
  * and answered again, a duplicate their senders ignore. */
-static int read_acks(redisContext *c, ripc_stream *s, ripc_outbox_cmd **acks, size_t n, int commands)
+static int read_acks(redisContext *c, ripc_stream *s, ripc_outbox_cmd **acks, size_t n, int commands,
+                     const char *const names[2 * RIPC_LANES])
 {
-    for (int k = 0; k < commands; k++) {
-        void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK) return 0;
-        int xack = k % 2 == 0;
-        ripc_stream_note_reply(s, xack ? "XACK" : "XDEL", xack ? "XACK of answered requests" : "XDEL of answered requests", reply);
-        freeReplyObject(reply);
-    }
+    if (ripc_ack_batch_read(s, c, commands, names) != RIPC_OK) return 0;
     for (size_t i = 0; i < n; i++) {
         char buf[RIPC_LANE_SLOT_MAX];
         ripc_inflight_acked(&s->inflight, answered_slot(acks[i], buf, sizeof(buf)));
@@ -444,19 +423,17 @@ static void flush_batch(ripc_outbox *o, ripc_outbox_cmd *batch, own_reply *mine)
     redisContext *c = NULL;
     if (ripc_pool_checkout(&s->pool, 0, &c, &err) != RIPC_OK) c = NULL;
     size_t read = 0;
-    char **lazy = NULL;
-    size_t lazy_count = 0;
+    const char *ack_names[2 * RIPC_LANES];
     int ack_commands = 0;
     if (c && append_xadds(c, cmds, n) == 0) {
-        ack_commands = n_acks ? append_acks(c, s, acks, n_acks, &lazy, &lazy_count) : 0;
+        ack_commands = n_acks ? append_acks(c, s, acks, n_acks, ack_names) : 0;
         read = ack_commands < 0 ? 0 : read_replies(c, n, replies);
         /* Not acknowledged (the connection failed): the reclaim does it later. */
-        if (read == n && ack_commands > 0 && !read_acks(c, s, acks, n_acks, ack_commands)) {
+        if (read == n && ack_commands > 0 && !read_acks(c, s, acks, n_acks, ack_commands, ack_names)) {
             ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
             ripc_stream_outage(s, &err);
         }
     }
-    ripc_lazy_acks_free(lazy, lazy_count);
     for (size_t i = 0; i < n_acks; i++) free_cmd(acks[i]);
     free(acks);
     if (c && read < n) ripc_error_set(&err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);

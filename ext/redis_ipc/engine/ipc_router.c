@@ -6,6 +6,7 @@
  * found there is reported and removed. On a signed stream, what is
  * addressed to us is checked first (ipc_signing.c). */
 #include "ipc_router.h"
+#include "ipc_ack_batch.h"
 #include "ipc_conn.h"
 #include "ipc_entry.h"
 #include "ipc_failover_marks.h"
@@ -21,98 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void ripc_batch_init(ripc_batch *b, int lane)
-{
-    memset(b, 0, sizeof(*b));
-    b->lane = lane;
-}
-
-void ripc_batch_free(ripc_batch *b)
-{
-    for (size_t i = 0; i < b->count; i++) free(b->ids[i]);
-    free(b->ids);
-    ripc_batch_init(b, b->lane);
-}
-
-/* Adds an id the batch then owns. */
-static void batch_take(ripc_batch *b, char *redis_id)
-{
-    if (b->count == b->capacity) {
-        b->capacity = b->capacity ? b->capacity * 2 : 64;
-        b->ids = realloc(b->ids, b->capacity * sizeof(*b->ids));
-        if (!b->ids) abort();
-    }
-    b->ids[b->count++] = redis_id;
-}
-
-static void batch_add(ripc_batch *b, const char *redis_id)
-{
-    batch_take(b, ripc_strdup(redis_id));
-}
-
-int ripc_batch_append(ripc_stream *s, redisContext *c, ripc_batch *b, int take_lazy, const char *names[2])
-{
-    size_t lazy_count = 0;
-    char **lazy = NULL;
-    const char *key = s->lanes[b->lane];
-    if (b->lane == RIPC_LANE_SHARED &&
-        (take_lazy || b->count || ripc_lazy_acks_count(&s->lazy_acks) >= RIPC_LAZY_ACKS_MAX))
-        lazy = ripc_lazy_acks_take(&s->lazy_acks, &lazy_count);
-    size_t acks = b->count + lazy_count;
-    size_t n = acks + b->count + 6;
-    const char **argv = ripc_xmalloc(n * sizeof(*argv));
-    size_t *lens = ripc_xmalloc(n * sizeof(*lens));
-    int cmds = 0, ok = 1;
-    if (acks) {
-        size_t at = 0;
-        argv[at] = "XACK"; lens[at++] = 4;
-        argv[at] = key; lens[at++] = strlen(key);
-        argv[at] = s->group; lens[at++] = strlen(s->group);
-        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
-        for (size_t i = 0; i < lazy_count; i++) { argv[at] = lazy[i]; lens[at++] = strlen(lazy[i]); }
-        ok = redisAppendCommandArgv(c, (int)at, argv, lens) == REDIS_OK;
-        names[cmds++] = "XACK";
-    }
-    if (b->count && ok) {
-        size_t at = 0;
-        argv[at] = "XDEL"; lens[at++] = 4;
-        argv[at] = key; lens[at++] = strlen(key);
-        for (size_t i = 0; i < b->count; i++) { argv[at] = b->ids[i]; lens[at++] = strlen(b->ids[i]); }
-        ok = redisAppendCommandArgv(c, (int)at, argv, lens) == REDIS_OK;
-        names[cmds++] = "XDEL";
-    }
-    free(argv);
-    free(lens);
-    ripc_lazy_acks_free(lazy, lazy_count);
-    ripc_batch_free(b);
-    return ok ? cmds : -1;
-}
-
-int ripc_batch_read(ripc_stream *s, redisContext *c, int commands, const char *const names[2])
-{
-    for (int i = 0; i < commands; i++) {
-        void *reply = NULL;
-        if (redisGetReply(c, &reply) != REDIS_OK) return RIPC_CONNECTION;
-        /* Refused, the entries stay pending: reclaimed and routed again later. */
-        ripc_stream_note_reply(s, names[i], names[i], reply);
-        freeReplyObject(reply);
-    }
-    return RIPC_OK;
-}
-
-/* Sends the batch's XACK and XDEL in one round trip. The lazy
- * acknowledgements waiting (ipc_lazy_acks.c, entries of the shared stream)
- * ride along with an XACK this batch sends there anyway, or go now when too
- * many wait or take_lazy says so. */
-static int ripc_batch_flush(ripc_stream *s, redisContext *c, ripc_batch *b, int take_lazy, ripc_error *err)
-{
-    const char *names[2];
-    int commands = ripc_batch_append(s, c, b, take_lazy, names);
-    int rc = commands < 0 ? RIPC_CONNECTION : ripc_batch_read(s, c, commands, names);
-    if (rc != RIPC_OK) ripc_error_set(err, RIPC_CONNECTION, "redis connection failed: %s", c->errstr);
-    return rc;
-}
 
 /* An entry for another group: its XACK can wait for company. */
 static void ack_lazily(ripc_stream *s, const char *redis_id)
@@ -152,14 +61,14 @@ static char *consumer_for(ripc_stream *s, redisContext *c, const char *iid)
 
 /* A reply for another instance of our group: move it to that instance's
  * consumer and ring it (ipc_waker.c), or drop it when there is none. */
-static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_batch *b)
+static void hand_over(ripc_stream *s, redisContext *c, ripc_entry *e, ripc_ack_batch *b)
 {
     const char *iid = ripc_entry_field(e, RIPC_FIELD_INSTANCE_ID);
     char *consumer = consumer_for(s, c, iid);
     int claimed = consumer && claim_to(s, c, consumer, e->redis_id);
     free(consumer);
     if (claimed) ripc_waker_ring(s, c, iid); /* an instance of this engine sweeps at once */
-    else batch_add(b, e->redis_id);
+    else ripc_ack_batch_add(b, e->redis_id);
 }
 
 /* Writes the JSON string "<text><escaped group>" into a new buffer
@@ -220,7 +129,7 @@ static int refuse_oversized(ripc_stream *s, ripc_entry *e, size_t len)
 /* Returns 0 for a request already handed out (re-read from the inbox or
  * reclaimed while its handler runs) or parked for lack of room (counted in
  * routed), 1 for anything else. */
-static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redelivered, ripc_batch *b, ripc_routed *routed)
+static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redelivered, ripc_ack_batch *b, ripc_routed *routed)
 {
     const ripc_bytes *dest = &e->fields[RIPC_FIELD_DESTINATION_GROUP];
     int for_us = dest->ptr && strcmp(dest->ptr, s->group) == 0;
@@ -247,7 +156,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
     if (e->problem) {
         if (strcmp(e->problem, "the entry was deleted from the stream") == 0) {
             if (b->lane == RIPC_LANE_SHARED) ack_lazily(s, e->redis_id);
-            else batch_add(b, e->redis_id);
+            else ripc_ack_batch_add(b, e->redis_id);
             ripc_entry_free(e);
             return 1;
         }
@@ -260,7 +169,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
             else
                 ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY, "malformed entry %s on %s %s of stream %s: %s",
                                  e->redis_id, ripc_lane_name(b->lane), s->lanes[b->lane], s->stream, e->problem);
-            batch_add(b, e->redis_id);
+            ripc_ack_batch_add(b, e->redis_id);
         } else {
             ack_lazily(s, e->redis_id);
         }
@@ -296,7 +205,7 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
         return 1;
     }
     /* Queued for acknowledgement before the ledger may take the entry. */
-    batch_add(b, e->redis_id);
+    ripc_ack_batch_add(b, e->redis_id);
     int delivered = ripc_ledger_deliver(&s->ledger, e);
     if (delivered == RIPC_WRONG_GROUP)
         ripc_stream_emit(s, RIPC_EVENT_MALFORMED_ENTRY,
@@ -311,12 +220,12 @@ static int route_one(ripc_stream *s, redisContext *c, ripc_entry *e, int redeliv
 }
 
 /* A signed stream's entry that fails its check: reported and removed, never handled. */
-static void refuse_unverified(ripc_stream *s, ripc_entry *e, const char *why, ripc_batch *b)
+static void refuse_unverified(ripc_stream *s, ripc_entry *e, const char *why, ripc_ack_batch *b)
 {
     ripc_stream_emit(s, RIPC_EVENT_SIGNATURE, "entry %s on stream %s (id %s, from group %s) is refused: %s",
                      e->redis_id, s->stream, ripc_entry_field(e, RIPC_FIELD_ID),
                      ripc_entry_field(e, RIPC_FIELD_SOURCE_GROUP), why);
-    batch_add(b, e->redis_id);
+    ripc_ack_batch_add(b, e->redis_id);
     ripc_entry_free(e);
 }
 
@@ -326,7 +235,7 @@ static void refuse_unverified(ripc_stream *s, ripc_entry *e, const char *why, ri
  * entries it took; those it could not check (no clock, markers refused)
  * stay pending, read again later. */
 static size_t route_signed(ripc_stream *s, redisContext *c, ripc_entry **read, size_t n, int redelivered,
-                           ripc_batch *b, ripc_routed *routed, ripc_error *err)
+                           ripc_ack_batch *b, ripc_routed *routed, ripc_error *err)
 {
     size_t taken = 0, count = 0;
     long long now = ripc_server_clock_ms(&s->liveness.clock, c, RIPC_SERVER_CLOCK_MAX_AGE, err);
@@ -378,14 +287,16 @@ static size_t route_signed(ripc_stream *s, redisContext *c, ripc_entry **read, s
 }
 
 size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, int lane, const redisReply *entries, int redelivered,
-                          ripc_routed *routed, ripc_batch *held, ripc_error *err)
+                          ripc_routed *routed, ripc_ack_batch *held, ripc_error *err)
 {
     size_t taken = 0, count = 0;
     if (!entries || entries->type != REDIS_REPLY_ARRAY) return 0;
     int signed_stream = ripc_signing_on(&s->signing);
     ripc_entry **read = signed_stream ? ripc_xmalloc((entries->elements ? entries->elements : 1) * sizeof(*read)) : NULL;
-    ripc_batch batch;
-    ripc_batch_init(&batch, lane);
+    /* With held, the XACK and XDEL go with the caller's next command. */
+    ripc_ack_batch batch;
+    ripc_ack_batch_init(&batch, lane);
+    ripc_ack_batch *b = held ? &held[lane] : &batch;
     for (size_t i = 0; i < entries->elements; i++) {
         const redisReply *element = entries->element[i];
         /* On the shared stream, much of what a group reads is meant for
@@ -398,26 +309,19 @@ size_t ripc_route_and_ack(ripc_stream *s, redisContext *c, int lane, const redis
         }
         ripc_entry *e = ripc_entry_from_reply(element, signed_stream);
         if (e && read) read[count++] = e;
-        else if (e) taken += (size_t)route_one(s, c, e, redelivered, &batch, routed);
+        else if (e) taken += (size_t)route_one(s, c, e, redelivered, b, routed);
     }
-    if (read) taken += route_signed(s, c, read, count, redelivered, &batch, routed, err);
+    if (read) taken += route_signed(s, c, read, count, redelivered, b, routed, err);
     free(read);
-    if (held) {
-        /* Sent by the caller with its next command: the ids move there. */
-        for (size_t i = 0; i < batch.count; i++) batch_take(&held[lane], batch.ids[i]);
-        batch.count = 0;
-        ripc_batch_free(&batch);
-    } else {
-        ripc_batch_flush(s, c, &batch, 0, err);
-    }
+    if (!held) ripc_ack_batch_flush(s, c, &batch, 0, err);
     return taken;
 }
 
 void ripc_send_lazy_acks(ripc_stream *s, redisContext *c, ripc_error *err)
 {
-    ripc_batch batch;
-    ripc_batch_init(&batch, RIPC_LANE_SHARED);
-    ripc_batch_flush(s, c, &batch, 1, err);
+    ripc_ack_batch batch;
+    ripc_ack_batch_init(&batch, RIPC_LANE_SHARED);
+    ripc_ack_batch_flush(s, c, &batch, 1, err);
 }
 
 /* An XREADGROUP reply: [[key, entries], ...], one pair per stream that had entries. */

@@ -7,26 +7,11 @@
 #include <stddef.h>
 #include <hiredis/hiredis.h>
 #include "redis_ipc.h"
+#include "ipc_ack_batch.h"
 #include "ipc_lanes.h"
 
 struct ripc_stream;
 
-/* The entries of one lane a read is done with: each is acknowledged and
- * deleted, all together, by the router at the end of the read, or by the
- * caller with its next command (a dispatcher, with its next read). */
-typedef struct ripc_batch {
-    int lane;   /* the lane they were read from */
-    char **ids; /* copies */
-    size_t count, capacity;
-} ripc_batch;
-void ripc_batch_init(ripc_batch *b, int lane);
-void ripc_batch_free(ripc_batch *b);
-/* Queues the batch's XACK (the lazy acknowledgements waiting too, on the
- * shared stream, when take_lazy or it sends one anyway) and XDEL on c,
- * names[] getting their names, and empties it. Returns how many commands
- * it queued (0 to 2), -1 when c failed. ripc_batch_read reads their replies. */
-int ripc_batch_append(struct ripc_stream *s, redisContext *c, ripc_batch *b, int take_lazy, const char *names[2]);
-int ripc_batch_read(struct ripc_stream *s, redisContext *c, int commands, const char *const names[2]);
 
 /* What routing found among the entries it was given. */
 typedef struct ripc_routed {
@@ -43,7 +28,7 @@ typedef struct ripc_routed {
  * left pending in Redis because the instance holds as many as it may),
  * and adds to *routed when not NULL. */
 size_t ripc_route_and_ack(struct ripc_stream *s, redisContext *c, int lane, const redisReply *entries, int redelivered,
-                          ripc_routed *routed, ripc_batch *held, ripc_error *err);
+                          ripc_routed *routed, ripc_ack_batch *held, ripc_error *err);
 /* Routes what waits on one of this instance's consumers on lane, its history
  * (entries delivered to it and never acknowledged: requests parked for
  * lack of room, entries sent to a connection that was cut, what a takeover
