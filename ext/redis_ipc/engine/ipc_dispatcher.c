@@ -60,8 +60,8 @@ static void send_held(ripc_dispatcher *d)
     if (queued > 0) ripc_ack_batch_read(d->stream, d->conn, queued, names);
 }
 
-/* Opens a connection and (re)joins the group; NULL while Redis is away. */
-/* Opens a dispatcher connection and learns its CLIENT ID (see interrupt). */
+/* Opens a dispatcher connection and learns its CLIENT ID (see interrupt);
+ * NULL while Redis is away. */
 static redisContext *open_conn(ripc_dispatcher *d, ripc_error *err)
 {
     redisContext *c = ripc_server_connect(d->stream->server, d->stream->options.block_timeout, err);
