@@ -14,13 +14,15 @@
 
 #include "cli.h"
 #include "cli_numbers.h"
+#include "ipc_keys.h"
 #include "ipc_metrics.h"
 #include "redis_ipc.h"
 
 static const char *const USAGE_STATS =
-    "usage: redis-ipc stats --stream S [--json | --prometheus] [--watch [--interval SEC]] [CONNECTION]\n"
+    "usage: redis-ipc stats --stream S [--json | --prometheus] [--watch [--interval SEC]] [--dead-after SEC] [CONNECTION]\n"
     "  Prints the stream's length, its groups with their pending counts,\n"
-    "  instances (alive or not), their metrics (counters, in flight, queued,\n"
+    "  instances (alive: a heartbeat within --dead-after seconds, default 1.3,\n"
+    "  the engine's takeover.dead_after), their metrics (counters, in flight, queued,\n"
     "  busy, round-trip and handler latency p50/p90/p99 over the last minute,\n"
     "  errors) and consumers. --prometheus: the metrics in the Prometheus text\n"
     "  format. --watch: again every --interval seconds (default 1), counters\n"
@@ -28,7 +30,7 @@ static const char *const USAGE_STATS =
     "  reached or refuses (wrong password...).\n";
 
 /* Bounds: a stream with more is shown in part, never read whole. */
-enum { MAX_GROUPS = 256, MAX_INSTANCES = 512, ALIVE_MS = 5000 };
+enum { MAX_GROUPS = 256, MAX_INSTANCES = 512 };
 
 typedef struct instance {
     char group[128], id[64];
@@ -47,6 +49,7 @@ typedef struct frame {
 typedef struct stats_mode {
     int json, prometheus, watch;
     double interval;
+    double dead_after; /* seconds without a heartbeat after which an instance is shown dead */
 } stats_mode;
 
 static volatile sig_atomic_t stop_requested;
@@ -90,7 +93,9 @@ static unsigned long long error_total(const ripc_metrics *m)
 /* The figures an instance published, if it did (and in this version). */
 static void read_metrics(redisContext *c, const char *stream, instance *in)
 {
-    redisReply *r = redisCommand(c, "GET %s:%s:%s:metrics", stream, in->group, in->id);
+    char *key = ripc_key_metrics(stream, in->group, in->id);
+    redisReply *r = redisCommand(c, "GET %s", key);
+    free(key);
     in->has_metrics = r && r->type == REDIS_REPLY_STRING && ripc_metrics_decode(r->str, &in->m) == 0;
     if (r) freeReplyObject(r);
 }
@@ -204,7 +209,9 @@ static int collect_and_print(redisContext *c, const cli_options *o, const stats_
         const redisReply *g = groups->element[i];
         const char *name = cli_field_str(g, "name");
         redisReply *consumers = redisCommand(c, "XINFO CONSUMERS %s %s", o->stream, name);
-        redisReply *instances = redisCommand(c, "ZRANGE %s:%s:instances 0 -1 WITHSCORES", o->stream, name);
+        char *instances_key = ripc_key_instances(o->stream, name);
+        redisReply *instances = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", instances_key);
+        free(instances_key);
         if (cli_redis_failed(c, consumers, "XINFO CONSUMERS") || cli_redis_failed(c, instances, "ZRANGE")) {
             status = EXIT_CONNECTION;
         } else {
@@ -223,7 +230,7 @@ static int collect_and_print(redisContext *c, const cli_options *o, const stats_
                 snprintf(in->id, sizeof(in->id), "%s", instances->element[k]->str);
                 long long beat = atoll(instances->element[k + 1]->str);
                 in->beat_ago = beat > 0 ? (double)(now_ms - beat) / 1000.0 : -1.0;
-                in->alive = beat > 0 && now_ms - beat < ALIVE_MS;
+                in->alive = beat > 0 && now_ms - beat < (long long)(mode->dead_after * 1000);
                 read_metrics(c, o->stream, in);
                 find_base(in, prev);
                 if (mode->json) {
@@ -282,13 +289,21 @@ static void sleep_seconds(double seconds)
 
 int cmd_stats(int argc, char **argv)
 {
-    stats_mode mode = { 0, 0, 0, 1.0 };
-    const char *interval = NULL;
+    /* Alive means what it means to the engine's takeovers: by default, a
+     * heartbeat within the engine's default dead_after. */
+    ripc_options defaults;
+    ripc_options_init(&defaults);
+    stats_mode mode = { 0, 0, 0, 1.0, defaults.dead_after };
+    const char *interval = NULL, *dead_after = NULL;
     mode.watch = cli_take_option(&argc, argv, "--watch", 0, NULL) > 0;
     mode.prometheus = cli_take_option(&argc, argv, "--prometheus", 0, NULL) > 0;
     int has_interval = cli_take_option(&argc, argv, "--interval", 1, &interval);
     if (has_interval < 0) { fprintf(stderr, "redis-ipc: --interval needs a value\n"); return EXIT_USAGE; }
     if (has_interval && cli_option_seconds("--interval", interval, 3600, &mode.interval) != 0) return EXIT_USAGE;
+    int has_dead_after = cli_take_option(&argc, argv, "--dead-after", 1, &dead_after);
+    if (has_dead_after < 0) { fprintf(stderr, "redis-ipc: --dead-after needs a value\n"); return EXIT_USAGE; }
+    if (has_dead_after && cli_option_seconds("--dead-after", dead_after, RIPC_MAX_INTERVAL, &mode.dead_after) != 0)
+        return EXIT_USAGE;
     cli_options o = { 0 };
     int first = parse(argc, argv, &o, USAGE_STATS);
     if (first < 0) return EXIT_USAGE;

@@ -59,6 +59,26 @@ RSpec.describe "redis-ipc stats and peek", timeout: 90 do
     expect(out).to match(/^  #{c_instance}\s+yes\s+\S+s\s+0\s+4\s+4\s+0\s+0\s+0\s/)
   end
 
+  # Alive means what it means to the engine's takeovers (dead_after), so
+  # the tool never calls alive an instance its peers are taking over.
+  it "shows an instance alive while its last heartbeat is within --dead-after (default: the engine's 1.3 s)" do
+    raw_redis.xadd(stream_name, { "x" => "1" })
+    raw_redis.xgroup(:create, stream_name, "quiet", "$")
+    seconds, micros = raw_redis.time
+    now_ms = seconds * 1000 + micros / 1000
+    raw_redis.zadd("#{stream_name}:quiet:instances", [[now_ms - 3000, "silent3s"], [now_ms, "beating"]])
+    alive = lambda do |*options|
+      out, err, status = run_cli("stats", "--stream", stream_name, "--json", *options)
+      expect(status.exitstatus).to eq(0), err
+      JSON.parse(out)["groups"].first["instances"].to_h { |i| [i["id"], i["alive"]] }
+    end
+    expect(alive.call).to eq("silent3s" => false, "beating" => true)
+    expect(alive.call("--dead-after", "5")).to eq("silent3s" => true, "beating" => true)
+    _, err, status = run_cli("stats", "--stream", stream_name, "--dead-after", "soon")
+    expect(status.exitstatus).to eq(64) # EX_USAGE
+    expect(err).to include("--dead-after")
+  end
+
   it "prints the Prometheus text format with --prometheus" do
     echo = connected_stream(stream_name, "echo")
     client = connected_stream(stream_name, "client")
