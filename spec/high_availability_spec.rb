@@ -217,4 +217,30 @@ RSpec.describe "High availability" do
       report_runs(handled_by(responders))
     end
   end
+
+  context "with Redis Cluster over TLS (the cluster bus and replication too)" do
+    before(:all) { @setup = ClusterSetup.new(tls: $tls_certificates).start }
+    after(:all) { @setup&.stop }
+
+    # TLS ports only: CLUSTER SLOTS and MOVED name them, and the engine's
+    # connections to whichever node owns the slot are TLS. Under valgrind
+    # the plain cluster and the Sentinel-over-TLS failover cover these paths.
+    it "follows CLUSTER FAILOVER and a killed primary over TLS, losing nothing", valgrind: false do
+      stream = "{#{unique("ha")}}"
+      slot = @setup.slot_of(stream)
+      responders = start_responders(@setup.redis_options, stream)
+      sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
+      sender.connect(redis_options: @setup.redis_options)
+      expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
+      args = ["--cluster", "127.0.0.1:#{@setup.data_port(@setup.nodes.first)}", "--tls", "--cacert", $tls_certificates.ca_file]
+      out, err, status = run_cli("send", "--stream", stream, "--group", "cli", "--to", "workers", *args, '"hi"', env: PLAIN)
+      expect([err, status.exitstatus]).to eq(["", 0])
+      expect(JSON.parse(out)["echo"]).to eq("hi")
+
+      report_sends("CLUSTER FAILOVER over TLS", traffic(sender, threads: 2, after: 1.0) { @setup.failover!(slot) })
+      report_sends("owning primary killed, over TLS", traffic(sender, threads: 2, after: 1.0) { @setup.kill_primary!(slot) })
+      sender.disconnect
+      report_runs(handled_by(responders))
+    end
+  end
 end

@@ -151,27 +151,38 @@ class SentinelSetup
 end
 
 # Six cluster nodes, three primaries with a replica each (node timeout 1 s).
+# With `tls:` (TLSCertificates) the nodes listen on TLS only, and the
+# cluster bus and replication talk TLS too (`tls-cluster`): CLUSTER SLOTS
+# and MOVED then name the TLS ports.
 class ClusterSetup
   include TopologyWaits
   attr_reader :nodes
 
+  def initialize(tls: nil)
+    @tls = tls
+  end
+
   def start
     @nodes = 6.times.map do
-      RedisServer.new(tls: nil, args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                       "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
-                                       *SYNC_AT_ONCE]).start
+      RedisServer.new(tls: @tls, args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                        "--cluster-node-timeout", "1000", "--cluster-replica-validity-factor", "0",
+                                        *SYNC_AT_ONCE, *tls_only]).start
     end
-    out = IO.popen(["redis-cli", "--cluster", "create", *@nodes.map { |n| "127.0.0.1:#{n.port}" }, "--cluster-replicas", "1",
-                    "--cluster-yes", err: [:child, :out]], &:read)
+    tls_cli = @tls ? ["--tls", "--cacert", @tls.ca_file] : []
+    out = IO.popen(["redis-cli", *tls_cli, "--cluster", "create", *@nodes.map { |n| "127.0.0.1:#{data_port(n)}" },
+                    "--cluster-replicas", "1", "--cluster-yes", err: [:child, :out]], &:read)
     raise "cluster create failed: #{out}" unless $?.success?
 
     wait_for("the cluster to be ok") { @nodes.all? { |n| call(n, "CLUSTER", "INFO").include?("cluster_state:ok") } }
     self
   end
 
-  def seeds = @nodes.map { |n| "redis://127.0.0.1:#{n.port}" }
+  # The port clients use: the TLS one on a TLS cluster (the plain port is closed there).
+  def data_port(node) = @tls ? node.tls_port : node.port
 
-  def redis_options = { nodes: seeds }
+  def seeds = @nodes.map { |n| "#{@tls ? "rediss" : "redis"}://127.0.0.1:#{data_port(n)}" }
+
+  def redis_options = @tls ? { nodes: seeds, ssl_params: { ca_file: @tls.ca_file } } : { nodes: seeds }
 
   def slot_of(key) = call(@nodes.first, "CLUSTER", "KEYSLOT", key)
 
@@ -180,12 +191,12 @@ class ClusterSetup
   def owner(slot, asker = alive.first)
     range = call(asker, "CLUSTER", "SLOTS").find { |r| slot.between?(r[0], r[1]) }
     port = range&.dig(2, 1)
-    @nodes.find { |n| n.port == port } if port
+    @nodes.find { |n| data_port(n) == port } if port
   end
 
   def replica_of(primary)
     id = node_id(primary)
-    alive.find { |n| call(n, "ROLE").then { |role| role[0] == "slave" && role[2] == primary.port } } ||
+    alive.find { |n| call(n, "ROLE").then { |role| role[0] == "slave" && role[2] == data_port(primary) } } ||
       raise("no replica of #{id}")
   end
 
@@ -225,7 +236,7 @@ class ClusterSetup
       keys = call(source, "CLUSTER", "GETKEYSINSLOT", slot, 10)
       break if keys.empty?
 
-      call(source, "MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+      call(source, "MIGRATE", "127.0.0.1", data_port(target), "", 0, 5000, "KEYS", *keys)
       yield if block_given?
     end
     alive.select { |n| call(n, "ROLE")[0] == "master" }.each { |n| call(n, "CLUSTER", "SETSLOT", slot, "NODE", node_id(target)) }
@@ -236,10 +247,15 @@ class ClusterSetup
     (@nodes || []).each(&:stop)
   end
 
+  # Through the node's unix socket, which every node keeps, TLS or not.
   def call(node, *args)
-    r = RedisClient.new(host: "127.0.0.1", port: node.port, timeout: 5)
+    r = RedisClient.new(path: node.socket, timeout: 5)
     r.call(*args)
   ensure
     r&.close
   end
+
+  private
+
+  def tls_only = @tls ? ["--port", "0", "--tls-cluster", "yes", "--tls-replication", "yes"] : []
 end
