@@ -105,6 +105,37 @@ RSpec.describe "concurrency and interrupts", timeout: 120 do
     end
   end
 
+  # The binding wakes at most 2 threads for their replies at once (ledger's
+  # wake limit: Ruby runs one thread at a time); the others wait their turn
+  # and each thread that comes back wakes the next. Replies that arrive
+  # while Ruby is busy in C (a long sort holds the GVL: no thread switch)
+  # all queue; threads killed then, woken or waiting their turn, must hold
+  # up none of the others. Not under valgrind (timing: the sort).
+  it "wakes threads whose replies came while Ruby was busy in turn, and one killed meanwhile holds up none", valgrind: false do
+    responder = start_fixture("responder.rb", stream_name, "workers", "0.2")
+    parent = connected_stream(stream_name, "parent")
+    expect(parent.send_to_group(to: "workers", content: "warm").content[:echo]).to eq("warm")
+    numbers = Array.new(8_000_000) { |i| ((i * 7_919) % 8_000_009).to_f }
+    threads = 12.times.map do |i|
+      Thread.new { parent.send_to_group(to: "workers", content: i, timeout: 20).content[:echo] }
+                .tap { |t| t.report_on_exception = false }
+    end
+    eventually { parent.stats[:reply_waiters] == 12 } # all sent, each waiting on its doorbell
+    numbers.sort # pure C, about 2 s: the replies (3 every 0.2 s) arrive meanwhile
+    killed = threads.values_at(0, 3, 6, 9, 11).each(&:kill)
+    killed.each(&:join)
+    (threads - killed).each { |t| expect(t.join(10)).to be(t), "a thread still waits after its turn should have come" }
+    expect((threads - killed).map(&:value)).to eq([1, 2, 4, 5, 7, 8, 10])
+    eventually { parent.stats.values_at(:ledger_size, :reply_waiters) == [0, 0] }
+    expect(parent.send_to_group(to: "workers", content: "after").content[:echo]).to eq("after")
+  ensure
+    if responder
+      responder.close_write
+      responder.read
+      responder.close
+    end
+  end
+
   it "stops consumer threads waiting for requests on Thread#kill" do
     s = connected_stream(stream_name, "g")
     expect(s.send_to_group(content: "start one", to: "g").content).to eq("start one") # consumers start on demand

@@ -16,6 +16,9 @@ void ripc_ledger_init(ripc_ledger *l)
     l->closed = 0;
     l->spare_count = 0;
     l->lent_bells = 0;
+    l->wake_limit = 0;
+    l->awake = 0;
+    l->wake_head = l->wake_tail = NULL;
 }
 
 void ripc_ledger_destroy(ripc_ledger *l)
@@ -50,6 +53,46 @@ ripc_request *ripc_ledger_open(ripc_ledger *l, double deadline, const char *to)
     return r;
 }
 
+/* Wakes r's watcher, or queues it when the wake limit is reached. Mutex held. */
+static void wake(ripc_ledger *l, ripc_request *r)
+{
+    if (l->wake_limit && l->awake >= l->wake_limit) {
+        r->wake_next = NULL;
+        if (l->wake_tail) l->wake_tail->wake_next = r;
+        else l->wake_head = r;
+        l->wake_tail = r;
+        r->wake_queued = 1;
+        return;
+    }
+    ripc_notifier_ring(&r->bell);
+    if (l->wake_limit) {
+        r->woken = 1;
+        l->awake++;
+    }
+}
+
+/* r's watcher stops watching (its outcome taken, or it gave up): it leaves
+ * the wake queue, or, if it was woken, the next queued watcher is. Mutex held. */
+static void wake_done(ripc_ledger *l, ripc_request *r)
+{
+    if (r->wake_queued) {
+        ripc_request **p = &l->wake_head, *prev = NULL;
+        while (*p != r) prev = *p, p = &(*p)->wake_next;
+        *p = r->wake_next;
+        if (l->wake_tail == r) l->wake_tail = prev;
+        r->wake_queued = 0;
+    }
+    if (!r->woken) return;
+    r->woken = 0;
+    l->awake--;
+    ripc_request *next = l->wake_head;
+    if (!next) return;
+    l->wake_head = next->wake_next;
+    if (!l->wake_head) l->wake_tail = NULL;
+    next->wake_queued = 0;
+    wake(l, next);
+}
+
 /* Gives a waiting slot its outcome and wakes its watcher, if it has one.
  * Called with the mutex held. */
 static void settle(ripc_request *r, int state, int code, ripc_entry *reply)
@@ -58,7 +101,7 @@ static void settle(ripc_request *r, int state, int code, ripc_entry *reply)
     r->error_code = code;
     r->reply = reply;
     ripc_metrics_outcome(r->ledger->metrics, code, reply, r->opened_at);
-    if (r->bell.read_fd >= 0) ripc_notifier_ring(&r->bell);
+    if (r->bell.read_fd >= 0) wake(r->ledger, r);
 }
 
 void ripc_ledger_fail_id(ripc_ledger *l, const char *id, int code)
@@ -186,6 +229,7 @@ int ripc_ledger_watch(ripc_request *r, int *code)
 static void unwatch_locked(ripc_request *r)
 {
     if (r->bell.read_fd < 0) return;
+    wake_done(r->ledger, r);
     take_back_bell(r->ledger, &r->bell);
     r->ledger->lent_bells--;
 }

@@ -3,7 +3,14 @@
  * Doorbells (descriptors) belong to waiters, not to requests: a thread that
  * waits borrows one from the ledger's pool and attaches it to the request it
  * waits for, so a process needs as many descriptors as threads waiting at
- * the same moment, however many requests are in flight. */
+ * the same moment, however many requests are in flight.
+ *
+ * With a wake limit, at most that many watchers are woken and not yet back
+ * from their wait; an outcome that comes while that many are awake waits
+ * its turn in the wake queue, and each watcher that stops watching wakes the
+ * next. For threads that run one at a time (Ruby's GVL): a herd woken at
+ * once only queues for the lock, each thread woken twice, by its doorbell
+ * and then by the lock. */
 #ifndef RIPC_LEDGER_H
 #define RIPC_LEDGER_H
 
@@ -33,6 +40,9 @@ typedef struct ripc_ledger {
     int spare_count;
     int lent_bells; /* doorbells attached to slots now: one per watcher */
     void (*free_written)(void *written); /* see ripc_ledger_keep_written */
+    int wake_limit;        /* 0: none (ripc_options.reply_wake_limit) */
+    int awake;             /* watchers woken and not yet back from the wait */
+    struct ripc_request *wake_head, *wake_tail; /* watched slots with an outcome, waiting for their turn */
     struct ripc_metrics_recorder *metrics; /* told each slot's outcome (ipc_metrics.h) */
 } ripc_ledger;
 
@@ -50,6 +60,9 @@ struct ripc_request {
     /* The doorbell of the thread watching this slot (read_fd < 0: nobody
      * watches); rung when the slot gets its outcome. */
     ripc_notifier bell;
+    struct ripc_request *wake_next; /* in the wake queue */
+    int wake_queued;        /* in the wake queue */
+    int woken;              /* its watcher was woken and counts in awake */
     /* On a server that may fail over: the request as written (the
      * outbox's), and the epoch of the connection that wrote it, kept while
      * it waits so that it can be written again after a failover. */

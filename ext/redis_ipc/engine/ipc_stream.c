@@ -107,7 +107,8 @@ static int check_options(const ripc_options *o, ripc_error *err)
         !check_seconds("heartbeat_interval", o->heartbeat_interval, RIPC_MAX_HEARTBEAT, 0, err) ||
         !check_seconds("dead_after", o->dead_after, RIPC_MAX_INTERVAL, 0, err) ||
         !check_seconds("retention", o->retention, RIPC_MAX_RETENTION, 1, err) ||
-        !check_count("max_content_bytes", (long long)o->max_content_bytes, 1, RIPC_MAX_CONTENT_BYTES, err))
+        !check_count("max_content_bytes", (long long)o->max_content_bytes, 1, RIPC_MAX_CONTENT_BYTES, err) ||
+        !check_count("reply_wake_limit", o->reply_wake_limit, 0, RIPC_MAX_REPLY_WAKE_LIMIT, err))
         return 0;
     if (o->dead_after <= o->heartbeat_interval) {
         ripc_error_set(err, RIPC_ARGUMENT, "dead_after (%g) must be longer than heartbeat_interval (%g)",
@@ -155,6 +156,7 @@ ripc_stream *ripc_stream_new(const char *stream, const char *group, const ripc_o
     ripc_outbox_init(&s->outbox, s);
     ripc_lazy_acks_init(&s->lazy_acks);
     ripc_ledger_init(&s->ledger);
+    s->ledger.wake_limit = o->reply_wake_limit;
     ripc_routes_init(&s->routes);
     ripc_metrics_init(&s->metrics);
     s->ledger.metrics = &s->metrics;

@@ -134,6 +134,10 @@ typedef struct ripc_options {
     double dead_after;      /* an instance silent this long is dead and taken over; default 1.3 */
     size_t max_content_bytes; /* a larger request is rejected, any other larger entry is malformed; default 4 MiB */
     double retention;       /* entries older than this that no group holds pending are trimmed; 0: never; default 600 */
+    int reply_wake_limit;   /* threads woken for their replies and not yet back from the wait, at most:
+                               the others are woken as those come back; 0: no limit (default). A host
+                               whose threads take turns on one lock (Ruby's GVL) sets 2, one running and
+                               one ready: threads woken beyond that only queue for the lock */
     /* Signed streams (README "Signed streams"): with keys, every entry this
      * instance writes carries an HMAC-SHA256 made with signing_keys[0] over
      * its fields and a timestamp, and every entry it reads must carry one
@@ -167,6 +171,7 @@ RIPC_API void ripc_options_init(ripc_options *o);
 #define RIPC_MAX_RETENTION 2592000.0    /* retention: 30 days */
 #define RIPC_MAX_CONTENT_BYTES (512u * 1024 * 1024)
 #define RIPC_MAX_SIGNING_KEYS 8
+#define RIPC_MAX_REPLY_WAKE_LIMIT 1024
 #define RIPC_MAX_SIGNING_KEY_BYTES 1024
 #define RIPC_MAX_SIGNING_AGE 86400.0    /* signing_max_age */
 
