@@ -21,10 +21,10 @@
 static const char *const USAGE_STATS =
     "usage: redis-ipc stats --stream S [--json | --prometheus] [--watch [--interval SEC]] [--dead-after SEC] [CONNECTION]\n"
     "  Prints the stream's length, its groups with their pending counts,\n"
-    "  instances (alive: a heartbeat within --dead-after seconds, default 1.3,\n"
-    "  the engine's takeover.dead_after), their metrics (counters, in flight, queued,\n"
-    "  busy, round-trip and handler latency p50/p90/p99 over the last minute,\n"
-    "  errors) and consumers. --prometheus: the metrics in the Prometheus text\n"
+    "  instances (alive: a heartbeat within --dead-after seconds, default\n"
+    "  1.3, the engine's takeover.dead_after), their metrics (counters, in\n"
+    "  flight, queued, busy, round-trip and handler latency p50/p90/p99 over\n"
+    "  the last minute, errors) and consumers. --prometheus: the metrics in the Prometheus text\n"
     "  format. --watch: again every --interval seconds (default 1), counters\n"
     "  as rates per second, until SIGINT/SIGTERM. Exit 3 when Redis cannot be\n"
     "  reached or refuses (wrong password...).\n";
@@ -230,7 +230,8 @@ static int collect_and_print(redisContext *c, const cli_options *o, const stats_
                 snprintf(in->id, sizeof(in->id), "%s", instances->element[k]->str);
                 long long beat = atoll(instances->element[k + 1]->str);
                 in->beat_ago = beat > 0 ? (double)(now_ms - beat) / 1000.0 : -1.0;
-                in->alive = beat > 0 && now_ms - beat < (long long)(mode->dead_after * 1000);
+                /* As the engine judges: dead once silent longer than dead_after. */
+                in->alive = beat > 0 && now_ms - beat <= (long long)(mode->dead_after * 1000);
                 read_metrics(c, o->stream, in);
                 find_base(in, prev);
                 if (mode->json) {

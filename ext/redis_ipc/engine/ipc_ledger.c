@@ -217,7 +217,8 @@ int ripc_ledger_watch(ripc_request *r, int *code)
     } else {
         fd = r->bell.read_fd;
         l->lent_bells++;
-        /* The outcome may have come before anyone listened. */
+        /* The outcome may have come before anyone listened: the watcher
+         * is running, so this ring is outside the wake limit. */
         if (r->state != SLOT_WAITING) ripc_notifier_ring(&r->bell);
     }
     pthread_mutex_unlock(&l->mutex);

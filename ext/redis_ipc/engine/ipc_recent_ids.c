@@ -42,7 +42,8 @@ int ripc_recent_ids_has(const ripc_recent_ids *r, const char *id)
 int ripc_recent_ids_add(ripc_recent_ids *r, const char *id)
 {
     size_t len = strlen(id);
-    if (len >= r->width) return 0;
+    /* An empty slot is an empty string: "" would never leave. */
+    if (len == 0 || len >= r->width) return 0;
     if (ripc_recent_ids_has(r, id)) return 1;
     if (!r->ring) r->ring = ripc_xcalloc(r->capacity, r->width);
     char *slot = r->ring + r->next * r->width;

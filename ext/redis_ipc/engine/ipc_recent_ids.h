@@ -13,7 +13,7 @@ typedef struct ripc_recent_ids {
     size_t capacity, width, next;
 } ripc_recent_ids;
 
-/* Ids of width bytes or more are never remembered. */
+/* Ids of width bytes or more, and "", are never remembered. */
 void ripc_recent_ids_init(ripc_recent_ids *r, size_t capacity, size_t width);
 void ripc_recent_ids_destroy(ripc_recent_ids *r);
 /* Forgets every id (the ring is kept). */

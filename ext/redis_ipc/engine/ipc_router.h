@@ -12,7 +12,6 @@
 
 struct ripc_stream;
 
-
 /* What routing found among the entries it was given. */
 typedef struct ripc_routed {
     size_t requests; /* requests for this group among the entries (taken, parked or handed out before) */

@@ -134,10 +134,6 @@ typedef struct ripc_options {
     double dead_after;      /* an instance silent this long is dead and taken over; default 1.3 */
     size_t max_content_bytes; /* a larger request is rejected, any other larger entry is malformed; default 4 MiB */
     double retention;       /* entries older than this that no group holds pending are trimmed; 0: never; default 600 */
-    int reply_wake_limit;   /* threads woken for their replies and not yet back from the wait, at most:
-                               the others are woken as those come back; 0: no limit (default). A host
-                               whose threads take turns on one lock (Ruby's GVL) sets 2, one running and
-                               one ready: threads woken beyond that only queue for the lock */
     /* Signed streams (README "Signed streams"): with keys, every entry this
      * instance writes carries an HMAC-SHA256 made with signing_keys[0] over
      * its fields and a timestamp, and every entry it reads must carry one
@@ -150,6 +146,13 @@ typedef struct ripc_options {
     const size_t *signing_key_lens;  /* their lengths; NULL: each is NUL-terminated */
     int signing_key_count;           /* 0 to RIPC_MAX_SIGNING_KEYS */
     double signing_max_age;          /* seconds; default 30 */
+    /* Threads woken for their replies and not yet back from the wait, at
+     * most: the others are woken as those come back; 0: no limit (default).
+     * A host whose threads take turns on one lock (Ruby's GVL) sets 2, one
+     * running and one ready: threads woken beyond that only queue for the lock.
+     * With a limit, a watcher must unwatch as soon as its wait ends: until
+     * then it holds one of the turns. */
+    int reply_wake_limit;
 } ripc_options;
 
 /* Fills o with the defaults above. */
