@@ -55,6 +55,15 @@ RSpec.describe "High availability" do
     end
   end
 
+  # The two responders and a connected sender, one round trip through them checked.
+  def start_pair(redis_options, stream)
+    responders = start_responders(redis_options, stream)
+    sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
+    sender.connect(redis_options: redis_options)
+    expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
+    [responders, sender]
+  end
+
   # Stops the responders and reads what each handled: {content => [redelivered flags...]}.
   def handled_by(responders)
     runs = Hash.new { |h, k| h[k] = [] }
@@ -102,10 +111,7 @@ RSpec.describe "High availability" do
   # A round trip through the sentinels, then SENTINEL FAILOVER under traffic.
   def through_sentinel_failover(setup, what, **traffic_options)
     stream = unique("ha")
-    responders = start_responders(setup.redis_options, stream)
-    sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
-    sender.connect(redis_options: setup.redis_options)
-    expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
+    responders, sender = start_pair(setup.redis_options, stream)
     before = setup.primary_port
     results = traffic(sender, **traffic_options) { setup.failover! }
     expect(setup.primary_port).not_to eq(before)
@@ -197,10 +203,7 @@ RSpec.describe "High availability" do
        valgrind: false do
       stream = "{#{unique("ha")}}"
       slot = @setup.slot_of(stream)
-      responders = start_responders(@setup.redis_options, stream)
-      sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
-      sender.connect(redis_options: @setup.redis_options)
-      expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
+      responders, sender = start_pair(@setup.redis_options, stream)
       owner = @setup.owner(slot)
       expect(@setup.call(owner, "EXISTS", stream)).to eq(1)
       # Wake-ups on the slot's shard channels, never broadcast to the whole cluster.
@@ -228,10 +231,7 @@ RSpec.describe "High availability" do
     it "follows CLUSTER FAILOVER and a killed primary over TLS, losing nothing", valgrind: false do
       stream = "{#{unique("ha")}}"
       slot = @setup.slot_of(stream)
-      responders = start_responders(@setup.redis_options, stream)
-      sender = RedisIPC::Stream.new(stream, "senders").on_request { |e| fulfill_request(e, content: e.content) }
-      sender.connect(redis_options: @setup.redis_options)
-      expect(sender.send_to_group(to: "workers", content: "hello").content[:echo]).to eq("hello")
+      responders, sender = start_pair(@setup.redis_options, stream)
       args = ["--cluster", "127.0.0.1:#{@setup.data_port(@setup.nodes.first)}", "--tls", "--cacert", $tls_certificates.ca_file]
       out, err, status = run_cli("send", "--stream", stream, "--group", "cli", "--to", "workers", *args, '"hi"', env: PLAIN)
       expect([err, status.exitstatus]).to eq(["", 0])
